@@ -1,0 +1,457 @@
+"""The estimator base shared by every sknets network.
+
+``BaseNetwork`` turns flat constructor parameters into a skorch
+``TensorNet`` (see ``_net.py``), runs it, and exposes the fitted state in
+scikit-learn style. Subclasses say only what differs: how targets are
+encoded, which module and loss to build, and which validation score to keep.
+"""
+
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from skorch.callbacks import EarlyStopping, EpochTimer, LRScheduler, PrintLog, ProgressBar
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _params
+from ._net import FixedValidation, TensorData, TensorNet, to_tensor
+from ._params import Interval, LayerWidths, Options
+from .modules import ACTIVATIONS, l1_penalty, linear_layers
+from .schedules import SCHEDULES, EpochSchedule
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+# torch implementations with a fused single-kernel step on CPU and CUDA.
+_FUSED = {"sgd", "momentum", "nesterov", "adagrad", "adam", "adamw"}
+
+# Constraints shared by every network estimator; subclasses extend the dict.
+NETWORK_CONSTRAINTS = {
+    "hidden_layers": [LayerWidths()],
+    "activation": [Options(*ACTIVATIONS)],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "batch_norm": [Options(True, False)],
+    "l1": [Interval(Real, 0, None)],
+    "l2": [Interval(Real, 0, None)],
+    "optimizer": [Options(*OPTIMIZERS)],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "momentum": [Interval(Real, 0, 1, closed="left")],
+    "batch_size": [Interval(Integral, 1, None)],
+    "max_epochs": [Interval(Integral, 1, None)],
+    "lr_schedule": [Options(*SCHEDULES)],
+    "lr_decay": [Interval(Real, 0, None)],
+    "lr_min": [Interval(Real, 0, None)],
+    "lr_step_size": [Interval(Integral, 1, None)],
+    "lr_gamma": [Interval(Real, 0, 1, closed="right")],
+    "lr_patience": [Interval(Integral, 0, None)],
+    "early_stopping": [Options(True, False)],
+    "patience": [Interval(Integral, 1, None), Options(None)],
+    "tol": [Interval(Real, 0, None)],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "random_state": [Interval(Integral, 0, 2**32 - 1), Options(None),
+                     _params.InstanceOf(np.random.RandomState)],
+    "device": [Options("cpu", "cuda", "auto"), _params.InstanceOf(str, name="a torch device string")],
+    "n_threads": [Interval(Integral, 1, None), Options(None)],
+    "verbose": [Interval(Integral, 0, None), Options(True, False)],
+}
+
+# The parameters' documentation, shared by every estimator's docstring.
+NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
+        Width of each hidden layer; ``()`` trains a network with no hidden
+        layer (a linear model).
+    activation : {"relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", \
+"identity"}, default="relu"
+        Non-linearity after each hidden layer.
+    dropout : float in [0, 1), default=0.0
+        Dropout rate after each hidden layer (training only).
+    batch_norm : bool, default=False
+        Batch normalisation of each hidden layer's pre-activations
+        (layer order ``Linear -> BatchNorm1d -> activation -> Dropout``).
+    l1 : float, default=0.0
+        L1 penalty strength. The training objective of a mini-batch is
+        ``data_loss + l1 * sum(|W|) + l2 / 2 * sum(W ** 2)``, where the sums
+        run over the weight matrices of all linear layers; biases and
+        batch-norm parameters are not penalised. ``history_["train_loss"]``
+        reports ``data_loss`` alone.
+    l2 : float, default=0.0
+        L2 penalty strength, as above: its gradient is ``l2 * W``, which is
+        torch's ``weight_decay=l2`` applied to the weight matrices only.
+    optimizer : {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", \
+"adam", "adamw"}, default="adam"
+        "sgd" is vanilla mini-batch gradient descent, "momentum" and
+        "nesterov" are ``torch.optim.SGD`` with ``momentum`` (Nesterov's
+        variant for the latter), the others are the torch optimizers of the
+        same name with torch's defaults ("adamw" also applies torch's default
+        decoupled weight decay, 0.01, to the weight matrices). Fused
+        implementations are used where torch has them.
+    lr : float, default=1e-3
+        Initial learning rate η0.
+    momentum : float in [0, 1), default=0.9
+        Momentum of "momentum" and "nesterov"; ignored by other optimizers.
+    batch_size : int, default=200
+        Mini-batch size (capped at the number of training samples). The
+        training set is reshuffled every epoch.
+    max_epochs : int, default=200
+        Number of passes over the training data (the most, when stopping
+        early).
+    lr_schedule : {"constant", "linear", "exponential", "step", "cosine", \
+"plateau"}, default="constant"
+        Learning rate η_t of epoch ``t`` (``t = 0`` first), set once per
+        epoch: "constant" η0; "linear" ``max(η0 - lr_decay * t, lr_min)``;
+        "exponential" ``max(η0 * exp(-lr_decay * t), lr_min)``; "step"
+        ``max(η0 * lr_gamma ** (t // lr_step_size), lr_min)``; "cosine"
+        ``lr_min + (η0 - lr_min) * (1 + cos(pi * t / max_epochs)) / 2``;
+        "plateau" multiplies the rate by ``lr_gamma`` when the validation
+        loss (training loss without a validation set) has not improved for
+        ``lr_patience`` epochs, down to ``lr_min``.
+    lr_decay : float, default=0.0
+        Slope ``k`` of "linear", rate ``λ`` of "exponential".
+    lr_min : float, default=0.0
+        Floor of every decaying schedule.
+    lr_step_size : int, default=10
+        Epochs between the steps of "step".
+    lr_gamma : float in (0, 1], default=0.1
+        Factor of "step" and "plateau".
+    lr_patience : int, default=5
+        Epochs without improvement before "plateau" lowers the rate.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for
+        classifiers) unless ``validation_data`` is given to ``fit``, and stop
+        when the validation loss has not improved by more than ``tol`` for
+        ``patience`` epochs. Whenever there is a validation set, the weights
+        of the epoch with the lowest validation loss (``best_epoch_``) are
+        restored at the end of training.
+    patience : int or None, default=10
+        Epochs without improvement before stopping. Without a validation
+        set, training stops when the training loss has not improved by more
+        than ``tol`` for ``patience`` epochs (as scikit-learn's
+        ``n_iter_no_change``); ``None`` always trains ``max_epochs`` epochs.
+    tol : float, default=1e-4
+        Smallest loss decrease that counts as an improvement.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the training data held out when ``early_stopping=True``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, batch order, dropout and the validation
+        split. The same int gives identical ``history_`` and predictions on
+        the same machine.
+    device : {"cpu", "cuda", "auto"} or str, default="cpu"
+        Torch device; "auto" takes CUDA when available. The data is moved to
+        the device once per fit.
+    n_threads : int or None, default=None
+        Torch intra-op threads during ``fit`` and ``predict``; ``None`` keeps
+        torch's setting.
+    verbose : int, default=0
+        0 is silent, 1 prints one line per epoch, 2 adds a progress bar
+        within each epoch."""
+
+
+def _resolve_device(device):
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but torch finds no CUDA device; "
+            "use device='cpu' or device='auto'."
+        )
+    return device
+
+
+class _ThreadLimit:
+    """Context manager setting torch's intra-op threads, then restoring them."""
+
+    def __init__(self, n_threads):
+        self.n_threads = n_threads
+
+    def __enter__(self):
+        self.previous = torch.get_num_threads()
+        if self.n_threads is not None:
+            torch.set_num_threads(self.n_threads)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.previous)
+
+
+class BaseNetwork(BaseEstimator):
+    """Shared fit/predict machinery; not for direct use."""
+
+    _parameter_constraints = NETWORK_CONSTRAINTS
+
+    # --- hooks for subclasses -------------------------------------------------
+
+    def _encode_targets(self, y, reset):
+        """Targets as the array the loss expects; set label state if reset."""
+        raise NotImplementedError
+
+    def _n_outputs(self):
+        raise NotImplementedError
+
+    def _build_module(self, n_features):
+        raise NotImplementedError
+
+    def _criterion(self):
+        raise NotImplementedError
+
+    def _target_dtype(self):
+        raise NotImplementedError
+
+    def _valid_metrics(self, y_valid):
+        """``metrics(y_pred, y_true) -> {name: batch sum}`` for the net."""
+        return None
+
+    def _split_stratify(self, y):
+        return None
+
+    def _sample_weight(self, y, sample_weight):
+        return sample_weight
+
+    # --- fitting ---------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None, validation_data=None):
+        """Train the network from scratch (or further, with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss: a mini-batch's data loss is
+            ``sum(w_i * loss_i) / sum(w_i)``.
+        validation_data : tuple (X_val, y_val), default=None
+            Validation set monitored every epoch, used instead of carving
+            ``validation_fraction`` out of ``X``.
+
+        Returns
+        -------
+        self
+        """
+        incremental = getattr(self, "warm_start", False) and hasattr(self, "net_")
+        return self._fit(X, y, sample_weight, validation_data, incremental,
+                         epochs=self.max_epochs)
+
+    def _fit(self, X, y, sample_weight, validation_data, incremental, epochs):
+        _params.validate_params(self)
+        X, y = validate_data(self, X, y, reset=not incremental, dtype=np.float32,
+                             **self._validate_kwargs())
+        if len(X) == 0:
+            raise ValueError("X is empty: fitting needs at least one sample.")
+        targets = self._encode_targets(y, reset=not incremental)
+        weights = self._sample_weight(y, sample_weight)
+        device = _resolve_device(self.device)
+        with _ThreadLimit(self.n_threads), torch.random.fork_rng(devices=[]):
+            if not incremental:
+                self._seed = check_random_state(self.random_state).randint(2**31 - 1)
+            torch.manual_seed(self._seed + (len(self.net_.history) if incremental else 0))
+            rng = np.random.RandomState(self._seed)
+            valid = self._validation_set(X, targets, weights, validation_data, rng, device)
+            if valid is not None and valid[1] is not None:
+                X, targets, weights = valid[1]
+            train = TensorData(to_tensor(X, device),
+                               to_tensor(targets, device, self._target_dtype()),
+                               None if weights is None else to_tensor(weights, device))
+            valid = None if valid is None else valid[0]
+            if not incremental:
+                self.net_ = self._build_net(X.shape[1], device, valid)
+            net = self.net_
+            net.train_split = FixedValidation(valid)
+            net.metrics = None if valid is None else self._valid_metrics(valid.y)
+            net.batch_size = min(self.batch_size, len(X))
+            net.verbose = self.verbose
+            start = time.perf_counter()
+            try:
+                net.partial_fit(train, None, epochs=epochs)
+            finally:
+                net.train_split = None
+                net.metrics = None
+            self.fit_seconds_ = time.perf_counter() - start
+        self._after_fit()
+        return self
+
+    def _validate_kwargs(self):
+        return {}
+
+    def _validation_set(self, X, targets, weights, validation_data, rng, device):
+        """(valid TensorData or None, (X, targets, weights) to train on or None)."""
+        if validation_data is not None:
+            X_val, y_val = validation_data
+            X_val, y_val = validate_data(self, X_val, y_val, reset=False,
+                                         dtype=np.float32, **self._validate_kwargs())
+            y_val = self._encode_targets(y_val, reset=False)
+            data = TensorData(to_tensor(X_val, device),
+                              to_tensor(y_val, device, self._target_dtype()))
+            return data, None
+        if not self.early_stopping:
+            return None
+        from sklearn.model_selection import train_test_split
+
+        index = np.arange(len(X))
+        try:
+            train_idx, valid_idx = train_test_split(
+                index, test_size=self.validation_fraction, random_state=rng,
+                stratify=self._split_stratify(targets))
+        except ValueError as exc:
+            raise ValueError(
+                f"Cannot hold out validation_fraction={self.validation_fraction} of "
+                f"{len(X)} samples for early stopping ({exc}). Pass validation_data, "
+                "raise validation_fraction, or set early_stopping=False."
+            ) from exc
+        train_idx.sort()
+        data = TensorData(to_tensor(X[valid_idx], device),
+                          to_tensor(targets[valid_idx], device, self._target_dtype()))
+        sub = None if weights is None else weights[train_idx]
+        return data, (X[train_idx], targets[train_idx], sub)
+
+    def _build_net(self, n_features, device, valid):
+        module = self._build_module(n_features)
+        has_valid = valid is not None
+        penalty, groups = self._penalty(module)
+        opt_cls, opt_kwargs = self._optimizer()
+        callbacks = [("epoch_timer", EpochTimer()), ("lr", self._lr_callback(has_valid))]
+        callbacks += self._stopping_callbacks(has_valid)
+        if self.verbose:
+            callbacks.append(("print_log", PrintLog(keys_ignored=["train_batch_count",
+                                                                  "valid_batch_count"])))
+        if self.verbose and self.verbose >= 2:
+            callbacks.insert(0, ("progress", ProgressBar()))
+        generator = torch.Generator().manual_seed(self._seed)
+        net = TensorNet(
+            module=module,
+            criterion=self._criterion(),
+            optimizer=opt_cls,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            callbacks=callbacks,
+            device=device,
+            train_split=None,
+            penalty=penalty,
+            generator=generator,
+            verbose=self.verbose,
+            **{f"optimizer__{k}": v for k, v in opt_kwargs.items()},
+            **({"optimizer__param_groups": groups} if groups else {}),
+        )
+        return net.initialize()
+
+    def _optimizer(self):
+        name = self.optimizer
+        kwargs = {}
+        cls = {
+            "sgd": torch.optim.SGD, "momentum": torch.optim.SGD,
+            "nesterov": torch.optim.SGD, "adagrad": torch.optim.Adagrad,
+            "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
+            "adamw": torch.optim.AdamW,
+        }[name]
+        if name in ("momentum", "nesterov"):
+            kwargs["momentum"] = self.momentum
+            kwargs["nesterov"] = name == "nesterov"
+        if name == "adamw":
+            kwargs["weight_decay"] = 0.0  # set on the weight group only
+        if name in _FUSED:
+            kwargs["fused"] = True
+        return cls, kwargs
+
+    def _penalty(self, module):
+        """(penalty added to the loss or None, optimizer param groups)."""
+        names = {id(layer.weight) for layer in linear_layers(module)}
+        weight_names = [n for n, p in module.named_parameters() if id(p) in names]
+        groups = []
+        in_loss_l2 = self.l2 if self.optimizer == "adamw" else 0.0
+        if self.optimizer == "adamw":
+            groups = [(n, {"weight_decay": 0.01}) for n in weight_names]
+        elif self.l2 > 0:
+            # d/dW (l2 / 2 * ||W||^2) = l2 * W: exactly torch's coupled weight decay.
+            groups = [(n, {"weight_decay": self.l2}) for n in weight_names]
+        if self.l1 == 0 and in_loss_l2 == 0:
+            return None, groups
+        return _Penalty(self.l1, in_loss_l2), groups
+
+    def _lr_callback(self, has_valid):
+        if self.lr_schedule == "plateau":
+            return LRScheduler(
+                policy="ReduceLROnPlateau", monitor="valid_loss" if has_valid else "train_loss",
+                factor=self.lr_gamma, patience=self.lr_patience, min_lr=self.lr_min,
+                event_name="lr")
+        schedule = EpochSchedule(self.lr_schedule, self.lr, self.lr_decay, self.lr_min,
+                                 self.lr_step_size, self.lr_gamma, self.max_epochs)
+        return LRScheduler(policy="LambdaLR", lr_lambda=schedule, event_name="lr")
+
+    def _stopping_callbacks(self, has_valid):
+        silent = {"sink": _silent}
+        if has_valid:
+            patience = self.patience if (self.early_stopping and self.patience) else None
+            return [("best_weights", EarlyStopping(
+                monitor="valid_loss", patience=patience or 2**31 - 1, threshold=self.tol,
+                threshold_mode="abs", load_best=True, **silent))]
+        if self.patience is None:
+            return []
+        return [("early_stopping", EarlyStopping(
+            monitor="train_loss", patience=self.patience, threshold=self.tol,
+            threshold_mode="abs", **silent))]
+
+    def _after_fit(self):
+        net = self.net_
+        rows = [row for row in net.history if "train_loss" in row]
+        if not rows:
+            raise ValueError("Training stopped before the first epoch ended.")
+        del net.history[len(rows):]
+        columns = {"epoch": "epoch", "train_loss": "train_loss", "valid_loss": "valid_loss",
+                   **{f"valid_{m}": f"valid_{m}" for m in self._score_names()},
+                   "lr": "lr", "dur": "seconds"}
+        frame = pd.DataFrame([{new: row.get(old, np.nan) for old, new in columns.items()}
+                              for row in rows])
+        frame["epoch"] = frame["epoch"].astype(int)
+        self.history_ = frame
+        monitored = "valid_loss" if frame["valid_loss"].notna().any() else "train_loss"
+        self.best_epoch_ = int(frame["epoch"].iloc[int(frame[monitored].to_numpy().argmin())])
+        self.n_epochs_ = len(frame)
+        self.module_ = net.module_
+        for _, callback in net.callbacks_:
+            if isinstance(callback, EarlyStopping):
+                callback.best_model_weights_ = None  # keep pickles small
+
+    def _score_names(self):
+        return ()
+
+    # --- prediction --------------------------------------------------------------
+
+    def _forward(self, X):
+        """Module outputs for ``X`` as a float32 numpy array (eval mode, no grad)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        with _ThreadLimit(self.n_threads):
+            out = self.net_.forward_all(to_tensor(X, self.net_.device))
+        return out
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_") and hasattr(self, "history_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+class _Penalty:
+    """``l1 * sum|W| + l2 / 2 * sum W^2`` over linear weights (picklable)."""
+
+    def __init__(self, l1, l2):
+        self.l1, self.l2 = l1, l2
+
+    def __call__(self, module):
+        total = 0.0
+        if self.l1:
+            total = total + self.l1 * l1_penalty(module)
+        if self.l2:
+            total = total + self.l2 / 2 * sum((layer.weight ** 2).sum()
+                                              for layer in linear_layers(module))
+        return total
+
+
+def _silent(*args, **kwargs):
+    """Sink for skorch messages that sknets reports itself."""
+
+
+def _warn_once(message):
+    warnings.warn(message, UserWarning, stacklevel=3)

@@ -1,0 +1,416 @@
+"""Multi-layer perceptrons for classification and regression."""
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight
+
+from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
+from ._params import InstanceOf, Options, as_widths
+from .modules import MLP
+
+
+class _SupervisedNetwork(BaseNetwork):
+    """What the classifier and the regressor share beyond ``BaseNetwork``."""
+
+    _parameter_constraints = {**NETWORK_CONSTRAINTS, "warm_start": [Options(True, False)]}
+
+    def _build_module(self, n_features):
+        return MLP(n_features, as_widths(self.hidden_layers), self._n_outputs(),
+                   self.activation, self.dropout, self.batch_norm)
+
+    def _sample_weight(self, y, sample_weight):
+        if sample_weight is None:
+            return None
+        weights = _check_sample_weight(sample_weight, np.empty(len(y)), dtype=np.float32)
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError("sample_weight must be finite and non-negative.")
+        if weights.sum() <= 0:
+            raise ValueError("sample_weight sums to zero: at least one sample must count.")
+        # Equal weights scale the loss of every batch alike and cancel in the
+        # weighted mean; dropping them keeps the unweighted (faster) path.
+        return None if np.all(weights == weights[0]) else weights
+
+    def partial_fit(self, X, y, sample_weight=None, **kwargs):
+        """Train for one epoch on ``(X, y)``, continuing from the current weights.
+
+        The first call builds the network (for a classifier, pass every label
+        that will ever occur as ``classes``).
+
+        Returns
+        -------
+        self
+        """
+        incremental = hasattr(self, "net_")
+        self._partial_kwargs = kwargs
+        try:
+            return self._fit(X, y, sample_weight, None, incremental, epochs=1)
+        finally:
+            del self._partial_kwargs
+
+
+class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
+    __doc__ = f"""Multi-layer perceptron classifier trained with PyTorch through skorch.
+
+    A stack of fully connected hidden layers and a linear output layer of one
+    unit per class, trained on the softmax cross-entropy. Labels may be of
+    any type (strings, bools, non-contiguous ints); inputs are converted once
+    to float32.
+
+    Parameters
+    ----------
+    {NETWORK_PARAMETERS_DOC}
+    class_weight : None, "balanced" or dict, default=None
+        Weights of the classes in the loss, multiplied into ``sample_weight``;
+        "balanced" uses ``n_samples / (n_classes * count(class))``.
+    warm_start : bool, default=False
+        If True, ``fit`` continues from the weights and optimizer state of
+        the previous ``fit`` instead of starting anew.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in ``fit``, sorted.
+    n_features_in_ : int
+        Number of input features.
+    feature_names_in_ : ndarray of str
+        Column names, when ``X`` was a DataFrame with string column names.
+    history_ : pandas.DataFrame
+        One row per epoch: ``epoch`` (from 1), ``train_loss``, ``valid_loss``
+        and ``valid_accuracy`` (NaN without a validation set), ``lr`` and
+        ``seconds``.
+    best_epoch_ : int
+        Epoch of the lowest validation loss (training loss without a
+        validation set); with a validation set, the returned weights are
+        those of this epoch.
+    n_epochs_ : int
+        Epochs trained (in total, with ``warm_start``).
+    fit_seconds_ : float
+        Wall-clock seconds of the last ``fit``.
+    module_ : torch.nn.Module
+        The trained network (outputs are logits).
+    net_ : sknets._net.TensorNet
+        The skorch net that trained it.
+
+    See Also
+    --------
+    MLPRegressor : The same network for regression.
+    sklearn.neural_network.MLPClassifier : scikit-learn's NumPy implementation.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sknets import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layers=(64,), max_epochs=20, random_state=0)
+    >>> clf.fit(X / 16, y).score(X / 16, y) > 0.95
+    True
+    >>> clf.predict_proba(X[:2] / 16).shape
+    (2, 10)
+    """
+
+    _parameter_constraints = {
+        **_SupervisedNetwork._parameter_constraints,
+        "class_weight": [Options(None, "balanced"), InstanceOf(dict)],
+    }
+
+    def __init__(self, hidden_layers=(100,), *, activation="relu", dropout=0.0,
+                 batch_norm=False, l1=0.0, l2=0.0, optimizer="adam", lr=1e-3,
+                 momentum=0.9, batch_size=200, max_epochs=200, lr_schedule="constant",
+                 lr_decay=0.0, lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
+                 early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
+                 class_weight=None, warm_start=False, random_state=None, device="cpu",
+                 n_threads=None, verbose=0):
+        self.hidden_layers = hidden_layers
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.l1 = l1
+        self.l2 = l2
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.lr_min = lr_min
+        self.lr_step_size = lr_step_size
+        self.lr_gamma = lr_gamma
+        self.lr_patience = lr_patience
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.validation_fraction = validation_fraction
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    def _encode_targets(self, y, reset):
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        check_classification_targets(y)
+        if reset:
+            classes = getattr(self, "_partial_kwargs", {}).get("classes")
+            self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"y has only one class ({self.classes_[0]!r}); a classifier needs "
+                    "samples of at least two classes."
+                )
+        unseen = ~np.isin(y, self.classes_)
+        if unseen.any():
+            raise ValueError(
+                f"y contains labels not seen at fit: {np.unique(y[unseen]).tolist()}; "
+                f"known classes are {self.classes_.tolist()}. Pass every label as "
+                "`classes` to the first partial_fit call."
+            )
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _n_outputs(self):
+        return len(self.classes_)
+
+    def _criterion(self):
+        return torch.nn.CrossEntropyLoss(reduction="none")
+
+    def _target_dtype(self):
+        return torch.int64
+
+    def _split_stratify(self, targets):
+        counts = np.bincount(targets)
+        return targets if counts[counts > 0].min() >= 2 else None
+
+    def _sample_weight(self, y, sample_weight):
+        weights = super()._sample_weight(y, sample_weight)
+        if self.class_weight is None:
+            return weights
+        encoded = self._encode_targets(y, reset=False)
+        class_weight = self.class_weight
+        if isinstance(class_weight, dict):
+            missing = set(class_weight) - set(self.classes_.tolist())
+            if missing:
+                raise ValueError(f"class_weight names labels not in y: {sorted(missing, key=str)}")
+            class_weight = {i: class_weight.get(c, 1.0) for i, c in enumerate(self.classes_)}
+        per_sample = compute_sample_weight(class_weight, encoded).astype(np.float32)
+        return per_sample if weights is None else per_sample * weights
+
+    def _valid_metrics(self, y_valid):
+        return _accuracy_sum
+
+    def _score_names(self):
+        return ("accuracy",)
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the network's outputs).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns ordered as ``classes_``.
+        """
+        return torch.softmax(self._forward(X), dim=1).cpu().numpy()
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, computed stably."""
+        return torch.log_softmax(self._forward(X), dim=1).cpu().numpy()
+
+    def predict(self, X):
+        """Most probable class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        best = self._forward(X).argmax(dim=1).cpu().numpy()
+        return self.classes_[best]
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train one epoch on ``(X, y)`` from the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like, default=None
+            All labels, required on the first call if ``y`` lacks some.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        return super().partial_fit(X, y, sample_weight=sample_weight, classes=classes)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+def _accuracy_sum(y_pred, y_true):
+    return {"accuracy": (y_pred.argmax(dim=1) == y_true).sum()}
+
+
+class _R2Sum:
+    """Per-batch shares of R² (uniform average over outputs).
+
+    With ``N`` validation samples, ``K`` outputs and total sum of squares
+    ``S_k``, a batch contributes ``n_b - N / K * sum_ik r_ik^2 / S_k``; the net
+    divides the sum over batches by ``N``, which gives
+    ``1 - mean_k(SSE_k / S_k)``, scikit-learn's ``r2_score``.
+    """
+
+    def __init__(self, y_valid):
+        y = y_valid.reshape(len(y_valid), -1)
+        self.n = len(y)
+        self.total = ((y - y.mean(0)) ** 2).sum(0).clamp_min(torch.finfo(y.dtype).tiny)
+
+    def __call__(self, y_pred, y_true):
+        residual = (y_pred.reshape(len(y_pred), -1) - y_true.reshape(len(y_true), -1)) ** 2
+        share = (residual.sum(0) / self.total).sum() * self.n / residual.shape[1]
+        return {"r2": len(y_pred) - share}
+
+
+class MLPRegressor(RegressorMixin, _SupervisedNetwork):
+    __doc__ = f"""Multi-layer perceptron regressor trained with PyTorch through skorch.
+
+    Fully connected hidden layers and a linear output layer trained on the
+    mean squared error; ``y`` may have several columns (multi-output).
+
+    Parameters
+    ----------
+    {NETWORK_PARAMETERS_DOC}
+    warm_start : bool, default=False
+        If True, ``fit`` continues from the weights and optimizer state of
+        the previous ``fit`` instead of starting anew.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+    n_outputs_ : int
+        Number of target columns.
+    history_ : pandas.DataFrame
+        One row per epoch: ``epoch``, ``train_loss`` (MSE), ``valid_loss``,
+        ``valid_r2``, ``lr``, ``seconds``.
+    best_epoch_, n_epochs_, fit_seconds_, module_, net_
+        As in :class:`MLPClassifier`.
+
+    See Also
+    --------
+    MLPClassifier : The same network for classification.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknets import MLPRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, size=(500, 2))
+    >>> y = X[:, 0] ** 2 + X[:, 1]
+    >>> reg = MLPRegressor(hidden_layers=(32,), lr=1e-2, max_epochs=100, random_state=0)
+    >>> reg.fit(X, y).score(X, y) > 0.9
+    True
+    """
+
+    def __init__(self, hidden_layers=(100,), *, activation="relu", dropout=0.0,
+                 batch_norm=False, l1=0.0, l2=0.0, optimizer="adam", lr=1e-3,
+                 momentum=0.9, batch_size=200, max_epochs=200, lr_schedule="constant",
+                 lr_decay=0.0, lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
+                 early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
+                 warm_start=False, random_state=None, device="cpu", n_threads=None,
+                 verbose=0):
+        self.hidden_layers = hidden_layers
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.l1 = l1
+        self.l2 = l2
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.lr_min = lr_min
+        self.lr_step_size = lr_step_size
+        self.lr_gamma = lr_gamma
+        self.lr_patience = lr_patience
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    def _validate_kwargs(self):
+        return {"multi_output": True, "y_numeric": True}
+
+    def _encode_targets(self, y, reset):
+        y = np.asarray(y, dtype=np.float32)
+        if reset:
+            self._y_1d = y.ndim == 1
+            self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+        y = y.reshape(len(y), -1)
+        if y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y.shape[1]} outputs, but {type(self).__name__} was fitted with "
+                f"{self.n_outputs_}."
+            )
+        return y
+
+    def _n_outputs(self):
+        return self.n_outputs_
+
+    def _criterion(self):
+        return torch.nn.MSELoss(reduction="none")
+
+    def _target_dtype(self):
+        return torch.float32
+
+    def _valid_metrics(self, y_valid):
+        return _R2Sum(y_valid)
+
+    def _score_names(self):
+        return ("r2",)
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            float32; 1-D when ``y`` was 1-D at fit.
+        """
+        out = self._forward(X).cpu().numpy()
+        return out[:, 0] if self._y_1d else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
