@@ -40,6 +40,7 @@ NETWORK_CONSTRAINTS = {
     "lr": [Interval(Real, 0, None, closed="neither")],
     "momentum": [Interval(Real, 0, 1, closed="left")],
     "batch_size": [Interval(Integral, 1, None)],
+    "shuffle": [Options(True, False)],
     "max_epochs": [Interval(Integral, 1, None)],
     "lr_schedule": [Options(*SCHEDULES)],
     "lr_decay": [Interval(Real, 0, None)],
@@ -92,8 +93,10 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
     momentum : float in [0, 1), default=0.9
         Momentum of "momentum" and "nesterov"; ignored by other optimizers.
     batch_size : int, default=200
-        Mini-batch size (capped at the number of training samples). The
-        training set is reshuffled every epoch.
+        Mini-batch size (capped at the number of training samples).
+    shuffle : bool, default=True
+        Reshuffle the training set every epoch; False keeps the data order
+        (reproducible batch composition, for comparisons).
     max_epochs : int, default=200
         Number of passes over the training data (the most, when stopping
         early).
@@ -261,13 +264,28 @@ class BaseNetwork(BaseEstimator):
             net.verbose = self.verbose
             start = time.perf_counter()
             try:
-                net.partial_fit(train, None, epochs=epochs)
+                if epochs:
+                    net.partial_fit(train, None, epochs=epochs)
             finally:
                 net.train_split = None
                 net.metrics = None
             self.fit_seconds_ = time.perf_counter() - start
         self._after_fit()
         return self
+
+    def initialize(self, X, y=None):
+        """Build the network for data shaped like ``(X, y)`` without training.
+
+        The weights are those ``fit`` would start from with the same
+        ``random_state``. With ``warm_start=True`` a following ``fit``
+        trains on from them (with a fresh optimizer state), which lets
+        another implementation start from identical weights.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, None, None, incremental=False, epochs=0)
 
     def _validate_kwargs(self):
         return {}
@@ -328,6 +346,7 @@ class BaseNetwork(BaseEstimator):
             train_split=None,
             penalty=penalty,
             generator=generator,
+            shuffle=self.shuffle,
             verbose=self.verbose,
             **{f"optimizer__{k}": v for k, v in opt_kwargs.items()},
             **({"optimizer__param_groups": groups} if groups else {}),
@@ -393,18 +412,17 @@ class BaseNetwork(BaseEstimator):
     def _after_fit(self):
         net = self.net_
         rows = [row for row in net.history if "train_loss" in row]
-        if not rows:
-            raise ValueError("Training stopped before the first epoch ended.")
         del net.history[len(rows):]
         columns = {"epoch": "epoch", "train_loss": "train_loss", "valid_loss": "valid_loss",
                    **{f"valid_{m}": f"valid_{m}" for m in self._score_names()},
                    "lr": "lr", "dur": "seconds"}
         frame = pd.DataFrame([{new: row.get(old, np.nan) for old, new in columns.items()}
-                              for row in rows])
+                              for row in rows], columns=list(columns.values()))
         frame["epoch"] = frame["epoch"].astype(int)
         self.history_ = frame
         monitored = "valid_loss" if frame["valid_loss"].notna().any() else "train_loss"
-        self.best_epoch_ = int(frame["epoch"].iloc[int(frame[monitored].to_numpy().argmin())])
+        self.best_epoch_ = (int(frame["epoch"].iloc[int(frame[monitored].to_numpy().argmin())])
+                            if len(frame) else 0)
         self.n_epochs_ = len(frame)
         self.module_ = net.module_
         for _, callback in net.callbacks_:

@@ -99,13 +99,17 @@ class TensorNet(NeuralNet):
         as ``valid_<name>``.
     generator : torch.Generator
         Source of the batch order.
+    shuffle : bool
+        Whether to reshuffle the training data every epoch.
     """
 
-    def __init__(self, *args, penalty=None, metrics=None, generator=None, **kwargs):
+    def __init__(self, *args, penalty=None, metrics=None, generator=None, shuffle=True,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.penalty = penalty
         self.metrics = metrics
         self.generator = generator
+        self.shuffle = shuffle
 
     def get_default_callbacks(self):
         # Epoch-level losses are recorded by run_single_epoch, not averaged
@@ -114,7 +118,7 @@ class TensorNet(NeuralNet):
 
     def get_iterator(self, dataset, training=False):
         if training:
-            return BatchIterator(dataset, self.batch_size, shuffle=True,
+            return BatchIterator(dataset, self.batch_size, shuffle=self.shuffle,
                                  generator=self.generator)
         return BatchIterator(dataset, EVAL_BATCH_SIZE)
 

@@ -118,7 +118,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
 
     def __init__(self, hidden_layers=(100,), *, activation="relu", dropout=0.0,
                  batch_norm=False, l1=0.0, l2=0.0, optimizer="adam", lr=1e-3,
-                 momentum=0.9, batch_size=200, max_epochs=200, lr_schedule="constant",
+                 momentum=0.9, batch_size=200, shuffle=True, max_epochs=200, lr_schedule="constant",
                  lr_decay=0.0, lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  class_weight=None, warm_start=False, random_state=None, device="cpu",
@@ -133,6 +133,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         self.lr = lr
         self.momentum = momentum
         self.batch_size = batch_size
+        self.shuffle = shuffle
         self.max_epochs = max_epochs
         self.lr_schedule = lr_schedule
         self.lr_decay = lr_decay
@@ -218,11 +219,11 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         proba : ndarray of shape (n_samples, n_classes)
             Columns ordered as ``classes_``.
         """
-        return torch.softmax(self._forward(X), dim=1).cpu().numpy()
+        return torch.softmax(self._forward(X), dim=1).cpu().numpy().astype(np.float64)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed stably."""
-        return torch.log_softmax(self._forward(X), dim=1).cpu().numpy()
+        return torch.log_softmax(self._forward(X), dim=1).cpu().numpy().astype(np.float64)
 
     def predict(self, X):
         """Most probable class of each sample.
@@ -329,7 +330,7 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
 
     def __init__(self, hidden_layers=(100,), *, activation="relu", dropout=0.0,
                  batch_norm=False, l1=0.0, l2=0.0, optimizer="adam", lr=1e-3,
-                 momentum=0.9, batch_size=200, max_epochs=200, lr_schedule="constant",
+                 momentum=0.9, batch_size=200, shuffle=True, max_epochs=200, lr_schedule="constant",
                  lr_decay=0.0, lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  warm_start=False, random_state=None, device="cpu", n_threads=None,
@@ -344,6 +345,7 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         self.lr = lr
         self.momentum = momentum
         self.batch_size = batch_size
+        self.shuffle = shuffle
         self.max_epochs = max_epochs
         self.lr_schedule = lr_schedule
         self.lr_decay = lr_decay
@@ -402,9 +404,9 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            float32; 1-D when ``y`` was 1-D at fit.
+            1-D when ``y`` was 1-D at fit.
         """
-        out = self._forward(X).cpu().numpy()
+        out = self._forward(X).cpu().numpy().astype(np.float64)
         return out[:, 0] if self._y_1d else out
 
     def __sklearn_tags__(self):
