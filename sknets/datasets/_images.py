@@ -88,7 +88,7 @@ def load_image_folder(path, size=(28, 28), grayscale=True, extensions=IMAGE_EXTE
     ...     (root / label).mkdir()
     ...     Image.new("L", (32, 32), shade).save(root / label / "0.png")
     >>> X, y = load_image_folder(root, size=(28, 28))
-    >>> X.shape, list(y)
+    >>> X.shape, y.tolist()
     ((2, 784), ['dark', 'light'])
     """
     root = Path(path)
