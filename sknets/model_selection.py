@@ -27,9 +27,9 @@ def train_val_test_split(
 
     Two calls of :func:`sklearn.model_selection.train_test_split`: the first
     sets the test set aside, the second splits the rest into training and
-    validation sets. The default sizes give MNIST's 60,000 / 10,000 ratio
-    between training and test data, with a validation set as large as the
-    test set.
+    validation sets. The default sizes split as MNIST's 70,000 images are
+    often used: 50,000 for training, 10,000 for validation, 10,000 for
+    testing.
 
     Parameters
     ----------

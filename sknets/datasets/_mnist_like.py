@@ -27,6 +27,20 @@ K49_CHARS = tuple(
     "はひふへほ" "まみむめも" "やゆよ" "らりるれろ" "わゐゑを" "ん" "ゝ"
 )
 
+# (images, labels) file names of each subset, as the publishers name them.
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def _npz_files(prefix):
+    return {
+        subset: (f"{prefix}-{subset}-imgs.npz", f"{prefix}-{subset}-labels.npz")
+        for subset in ("train", "test")
+    }
+
+
 _KUZUSHIJI_SOURCE = """\
 Source: Center for Open Data in the Humanities (CODH), {url}
 License: CC BY-SA 4.0. "KMNIST Dataset" (created by CODH), adapted from
@@ -39,10 +53,7 @@ DATASETS = {
         "title": "MNIST handwritten digits",
         "folder": "mnist",
         "url": "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "files": {
-            "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-            "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-        },
+        "files": IDX_FILES,
         "md5": {
             "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
             "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
@@ -61,10 +72,7 @@ Source: {url}""",
         "title": "Fashion-MNIST clothing images",
         "folder": "fashion-mnist",
         "url": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        "files": {
-            "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-            "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-        },
+        "files": IDX_FILES,
         "md5": {
             "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
             "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
@@ -86,10 +94,7 @@ License: MIT. Source: {url}""",
         "title": "Kuzushiji-MNIST (cursive Japanese hiragana)",
         "folder": "kmnist",
         "url": "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
-        "files": {
-            "train": ("kmnist-train-imgs.npz", "kmnist-train-labels.npz"),
-            "test": ("kmnist-test-imgs.npz", "kmnist-test-labels.npz"),
-        },
+        "files": _npz_files("kmnist"),
         "md5": {
             "kmnist-train-imgs.npz": "a183fbc01ed9a345513b145673d3d0bb",
             "kmnist-train-labels.npz": "b0e1d240e8afec72b50437fc3bc5908a",
@@ -109,10 +114,7 @@ training and 1,000 test images per class.
         "title": "Kuzushiji-49 (cursive Japanese hiragana, 49 classes)",
         "folder": "k49",
         "url": "http://codh.rois.ac.jp/kmnist/dataset/k49/",
-        "files": {
-            "train": ("k49-train-imgs.npz", "k49-train-labels.npz"),
-            "test": ("k49-test-imgs.npz", "k49-test-labels.npz"),
-        },
+        "files": _npz_files("k49"),
         "md5": {
             "k49-train-imgs.npz": "7ac088b20481cf51dcd01ceaab89d821",
             "k49-train-labels.npz": "44a8e1b893f81e63ff38d73cad420f7a",
@@ -213,7 +215,8 @@ def _fill_doc(name):
     }
 
     def decorate(fetcher):
-        fetcher.__doc__ = fetcher.__doc__.replace("    {shared}", shared)
+        if fetcher.__doc__:  # None under python -OO
+            fetcher.__doc__ = fetcher.__doc__.replace("    {shared}", shared)
         return fetcher
 
     return decorate
