@@ -45,7 +45,7 @@ def test_reproducible_with_random_state(imbalanced, stratify):
     first = train_val_test_split(X, y, random_state=42, **kwargs)
     second = train_val_test_split(X, y, random_state=42, **kwargs)
     other = train_val_test_split(X, y, random_state=43, **kwargs)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], other[0])
 

@@ -91,8 +91,12 @@ def _stream_to(url, tmp_file, description):
         expected = int(length) if length is not None else None
         received = 0
         with tqdm(
-            total=expected, unit="B", unit_scale=True, desc=description,
-            leave=False, disable=None,
+            total=expected,
+            unit="B",
+            unit_scale=True,
+            desc=description,
+            leave=False,
+            disable=None,
         ) as progress:
             while chunk := response.read(_CHUNK_SIZE):
                 tmp_file.write(chunk)

@@ -14,7 +14,8 @@ def _class_folders(root):
 
 def _image_files(folder, extensions):
     return sorted(
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in extensions
     )
 
@@ -93,9 +94,13 @@ def load_image_folder(path, size=(28, 28), grayscale=True, extensions=IMAGE_EXTE
     """
     root = Path(path)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder: pass the folder holding one subfolder per class.")
+        raise FileNotFoundError(
+            f"{root} is not a folder: pass the folder holding one subfolder per class."
+        )
     if size is not None and (len(size) != 2 or min(size) < 1):
-        raise ValueError(f"size must be (height, width) with positive values or None, got {size!r}.")
+        raise ValueError(
+            f"size must be (height, width) with positive values or None, got {size!r}."
+        )
     extensions = tuple(e.lower() for e in extensions)
     files, labels = [], []
     for folder in _class_folders(root):

@@ -19,12 +19,11 @@ from ._readers import read_array
 IMAGE_SHAPE = (28, 28)
 SUBSETS = ("train", "test", "all")
 
-# The class maps below are, byte for byte, the publisher's kmnist_classmap.csv
-# and k49_classmap.csv (md5 in the table), so no download is needed for them.
+# Written as "index,codepoint,char" CSV, these are byte for byte the publisher's
+# kmnist_classmap.csv and k49_classmap.csv (md5 in the table; see the tests).
 KMNIST_CHARS = ("お", "き", "す", "つ", "な", "は", "ま", "や", "れ", "を")
 K49_CHARS = tuple(
-    "あいうえお" "かきくけこ" "さしすせそ" "たちつてと" "なにぬねの"
-    "はひふへほ" "まみむめも" "やゆよ" "らりるれろ" "わゐゑを" "ん" "ゝ"
+    "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわゐゑをんゝ"
 )
 
 # (images, labels) file names of each subset, as the publishers name them.
@@ -80,8 +79,16 @@ Source: {url}""",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
         "target_names": (
-            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
         ),
         "classmap": None,
         "descr": """\
@@ -108,7 +115,8 @@ License: MIT. Source: {url}""",
 Cursive (kuzushiji) hiragana from classical Japanese books, one character
 for each of the 10 rows of the hiragana table: 28x28 grey images, 6,000
 training and 1,000 test images per class.
-""" + _KUZUSHIJI_SOURCE,
+"""
+        + _KUZUSHIJI_SOURCE,
     },
     "k49": {
         "title": "Kuzushiji-49 (cursive Japanese hiragana, 49 classes)",
@@ -130,7 +138,8 @@ Cursive (kuzushiji) hiragana from classical Japanese books: the 48 hiragana
 images, 232,365 training and 38,547 test images. The classes are strongly
 IMBALANCED: train with class_weight="balanced" and evaluate with
 balanced_accuracy_score, as the publishers recommend.
-""" + _KUZUSHIJI_SOURCE,
+"""
+        + _KUZUSHIJI_SOURCE,
     },
 }
 
@@ -244,8 +253,11 @@ def _ensure_files(name, folder, file_names, *, download_if_missing, base_url, n_
     url = resolve_base_url(base_url, spec["folder"], spec["url"])
     for file_name in missing:
         download_file(
-            url + file_name, folder / file_name, spec["md5"][file_name],
-            n_retries=n_retries, delay=delay,
+            url + file_name,
+            folder / file_name,
+            spec["md5"][file_name],
+            n_retries=n_retries,
+            delay=delay,
         )
 
 
@@ -297,8 +309,16 @@ def _target_names(spec, folder):
 
 
 def fetch_mnist_like(
-    name, *, subset, data_home, download_if_missing, return_X_y, as_frame,
-    base_url, n_retries, delay,
+    name,
+    *,
+    subset,
+    data_home,
+    download_if_missing,
+    return_X_y,
+    as_frame,
+    base_url,
+    n_retries,
+    delay,
 ):
     """Load one of the data sets of ``DATASETS``; see :func:`fetch_mnist`."""
     _check_params(subset, n_retries, delay)
@@ -306,9 +326,13 @@ def fetch_mnist_like(
     folder = get_data_home(data_home) / spec["folder"]
     subsets = ("train", "test") if subset == "all" else (subset,)
     _ensure_files(
-        name, folder, [f for s in subsets for f in spec["files"][s]],
-        download_if_missing=download_if_missing, base_url=base_url,
-        n_retries=n_retries, delay=delay,
+        name,
+        folder,
+        [f for s in subsets for f in spec["files"][s]],
+        download_if_missing=download_if_missing,
+        base_url=base_url,
+        n_retries=n_retries,
+        delay=delay,
     )
     n_classes = len(spec["target_names"])
     pairs = [_read_pair(folder, *spec["files"][s], n_classes) for s in subsets]
@@ -340,8 +364,15 @@ def fetch_mnist_like(
 
 @_fill_doc("mnist")
 def fetch_mnist(
-    *, subset="train", data_home=None, download_if_missing=True, return_X_y=False,
-    as_frame=False, base_url=None, n_retries=3, delay=1.0,
+    *,
+    subset="train",
+    data_home=None,
+    download_if_missing=True,
+    return_X_y=False,
+    as_frame=False,
+    base_url=None,
+    n_retries=3,
+    delay=1.0,
 ):
     """Load the MNIST handwritten digits (classification, 10 classes).
 
@@ -375,8 +406,15 @@ def fetch_mnist(
 
 @_fill_doc("fashion_mnist")
 def fetch_fashion_mnist(
-    *, subset="train", data_home=None, download_if_missing=True, return_X_y=False,
-    as_frame=False, base_url=None, n_retries=3, delay=1.0,
+    *,
+    subset="train",
+    data_home=None,
+    download_if_missing=True,
+    return_X_y=False,
+    as_frame=False,
+    base_url=None,
+    n_retries=3,
+    delay=1.0,
 ):
     """Load Fashion-MNIST, Zalando's clothing images (classification, 10 classes).
 
@@ -408,8 +446,15 @@ def fetch_fashion_mnist(
 
 @_fill_doc("kmnist")
 def fetch_kmnist(
-    *, subset="train", data_home=None, download_if_missing=True, return_X_y=False,
-    as_frame=False, base_url=None, n_retries=3, delay=1.0,
+    *,
+    subset="train",
+    data_home=None,
+    download_if_missing=True,
+    return_X_y=False,
+    as_frame=False,
+    base_url=None,
+    n_retries=3,
+    delay=1.0,
 ):
     """Load Kuzushiji-MNIST, cursive Japanese hiragana (classification, 10 classes).
 
@@ -443,8 +488,15 @@ def fetch_kmnist(
 
 @_fill_doc("k49")
 def fetch_kuzushiji49(
-    *, subset="train", data_home=None, download_if_missing=True, return_X_y=False,
-    as_frame=False, base_url=None, n_retries=3, delay=1.0,
+    *,
+    subset="train",
+    data_home=None,
+    download_if_missing=True,
+    return_X_y=False,
+    as_frame=False,
+    base_url=None,
+    n_retries=3,
+    delay=1.0,
 ):
     """Load Kuzushiji-49, cursive Japanese hiragana (classification, 49 classes).
 
