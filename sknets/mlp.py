@@ -178,7 +178,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         return len(self.classes_)
 
     def _criterion(self):
-        return torch.nn.CrossEntropyLoss(reduction="none")
+        return torch.nn.CrossEntropyLoss()
 
     def _target_dtype(self):
         return torch.int64
@@ -383,7 +383,7 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         return self.n_outputs_
 
     def _criterion(self):
-        return torch.nn.MSELoss(reduction="none")
+        return torch.nn.MSELoss()
 
     def _target_dtype(self):
         return torch.float32
