@@ -9,13 +9,17 @@ callbacks and history, and changes only what happens per batch:
 * the data is one tensor on the device; a batch is one ``index_select``
   (or a view when not shuffling);
 * the epoch's loss is summed on the device and read once per epoch;
-* callbacks are notified per batch only if one of them listens per batch.
+* callbacks are notified per batch only if one of them listens per batch;
+* plain MLPs train through ``FusedStep`` (forward and hand-derived backward,
+  no autograd graph); everything else through autograd.
 """
 
 import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+
+from ._fused import FusedStep
 
 EVAL_BATCH_SIZE = 65_536
 
@@ -146,8 +150,20 @@ class TensorNet(NeuralNet):
             criterion.reduction = "mean"
         return (per_sample * weight).sum() / weight.sum()
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        finally:
+            self._fused_step = None
+
     def train_step(self, batch, **fit_params):
         Xi, yi = batch
+        fused = getattr(self, "_fused_step", None)
+        if fused is not None:
+            loss = fused(Xi, *yi)
+            self.optimizer_.step()
+            return {"loss": loss, "y_pred": None}
         y_pred = self.module_(Xi)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         total = loss if self.penalty is None else loss + self.penalty(self.module_)
