@@ -399,10 +399,19 @@ class BaseNetwork(BaseEstimator):
     def _stopping_callbacks(self, has_valid):
         silent = {"sink": _silent}
         if has_valid:
-            patience = self.patience if (self.early_stopping and self.patience) else None
-            return [("best_weights", EarlyStopping(
-                monitor="valid_loss", patience=patience or 2**31 - 1, threshold=self.tol,
+            # Two trackers: the weights kept are those of the lowest validation
+            # loss (threshold 0), while stopping counts only improvements by
+            # more than tol. One EarlyStopping with threshold=tol would restore
+            # an earlier epoch than best_epoch_ after an improvement below tol.
+            callbacks = [("best_weights", EarlyStopping(
+                monitor="valid_loss", patience=2**31 - 1, threshold=0.0,
                 threshold_mode="abs", load_best=True, **silent))]
+            if self.early_stopping and self.patience:
+                # After best_weights, so the epoch that stops is recorded first.
+                callbacks.append(("early_stopping", EarlyStopping(
+                    monitor="valid_loss", patience=self.patience, threshold=self.tol,
+                    threshold_mode="abs", **silent)))
+            return callbacks
         if self.patience is None:
             return []
         return [("early_stopping", EarlyStopping(
