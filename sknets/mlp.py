@@ -104,7 +104,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
     >>> from sklearn.datasets import load_digits
     >>> from sknets import MLPClassifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = MLPClassifier(hidden_layers=(64,), max_epochs=20, random_state=0)
+    >>> clf = MLPClassifier(hidden_layers=(64,), lr=1e-2, max_epochs=20, random_state=0)
     >>> clf.fit(X / 16, y).score(X / 16, y) > 0.95
     True
     >>> clf.predict_proba(X[:2] / 16).shape
