@@ -302,20 +302,8 @@ class BaseNetwork(BaseEstimator):
             return data, None
         if not self.early_stopping:
             return None
-        from sklearn.model_selection import train_test_split
-
-        index = np.arange(len(X))
-        try:
-            train_idx, valid_idx = train_test_split(
-                index, test_size=self.validation_fraction, random_state=rng,
-                stratify=self._split_stratify(targets))
-        except ValueError as exc:
-            raise ValueError(
-                f"Cannot hold out validation_fraction={self.validation_fraction} of "
-                f"{len(X)} samples for early stopping ({exc}). Pass validation_data, "
-                "raise validation_fraction, or set early_stopping=False."
-            ) from exc
-        train_idx.sort()
+        train_idx, valid_idx = holdout_indices(len(X), self.validation_fraction, rng,
+                                               self._split_stratify(targets))
         data = TensorData(to_tensor(X[valid_idx], device),
                           to_tensor(targets[valid_idx], device, self._target_dtype()))
         sub = None if weights is None else weights[train_idx]
@@ -474,6 +462,42 @@ class _Penalty:
             total = total + self.l2 / 2 * sum((layer.weight ** 2).sum()
                                               for layer in linear_layers(module))
         return total
+
+
+def holdout_indices(n_samples, validation_fraction, rng, stratify=None):
+    """Indices ``(train, valid)`` of the validation set held out for early stopping.
+
+    ``train`` is sorted, so the training samples keep their order.
+
+    Parameters
+    ----------
+    n_samples : int
+    validation_fraction : float in (0, 1)
+    rng : numpy.random.RandomState
+    stratify : array-like of shape (n_samples,) or None
+        Class of each sample, for a stratified split.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknets._base import holdout_indices
+    >>> train, valid = holdout_indices(10, 0.2, np.random.RandomState(0))
+    >>> len(train), len(valid), list(train) == sorted(train)
+    (8, 2, True)
+    """
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, valid = train_test_split(np.arange(n_samples), test_size=validation_fraction,
+                                        random_state=rng, stratify=stratify)
+    except ValueError as exc:
+        raise ValueError(
+            f"Cannot hold out validation_fraction={validation_fraction} of "
+            f"{n_samples} samples for early stopping ({exc}). Pass validation_data, "
+            "raise validation_fraction, or set early_stopping=False."
+        ) from exc
+    train.sort()
+    return train, valid
 
 
 def _silent(*args, **kwargs):

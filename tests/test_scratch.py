@@ -1,7 +1,7 @@
 """The NumPy oracle: its gradients, and the torch estimators' agreement with it."""
 
-import gzip
-import struct
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,18 +12,18 @@ from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-from sknets import MLPClassifier, MLPRegressor
+from sknets import MLPClassifier, MLPRegressor, scratch
 from sknets.scratch import (
     Adam,
     Momentum,
     NumpyMLPClassifier,
     NumpyMLPRegressor,
     forward,
+    glorot_init,
     learning_rate,
     loss_and_gradients,
     softmax_cross_entropy,
     squared_error,
-    uniform_init,
 )
 from sknets.scratch.backprop import ACTIVATIONS
 
@@ -78,7 +78,7 @@ def test_gradients_match_finite_differences(activation, l2, loss):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(7, 5))
     Y = np.eye(3)[rng.randint(3, size=7)] if loss == "cross_entropy" else rng.normal(size=(7, 3))
-    layers = uniform_init([5, 6, 4, 3], rng)
+    layers = [(W, rng.normal(scale=0.1, size=b.shape)) for W, b in glorot_init([5, 6, 4, 3], rng)]
 
     def objective():  # the documented objective, written independently
         data_loss, _ = loss_and_gradients(X, Y, layers, activation, l2, loss)
@@ -214,25 +214,8 @@ def test_regressor_agrees_with_torch():
 # --- real data ---------------------------------------------------------------
 
 
-def _read_idx(path):
-    """An IDX file (the MNIST publishers' format) as a uint8 array.
-
-    A local helper until ``sknets.datasets`` reaches this branch.
-    """
-    with gzip.open(path, "rb") as file:
-        raw = file.read()
-    n_dims = raw[3]
-    shape = struct.unpack(f">{n_dims}I", raw[4:4 + 4 * n_dims])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * n_dims).reshape(shape)
-
-
-def test_mnist_accuracy_matches_torch(real_data_home):
-    folder = real_data_home / "mnist"
-    X = _read_idx(folder / "train-images-idx3-ubyte.gz")[:10_000].reshape(-1, 784) / 255
-    y = _read_idx(folder / "train-labels-idx1-ubyte.gz")[:10_000]
-    X_test = _read_idx(folder / "t10k-images-idx3-ubyte.gz").reshape(-1, 784) / 255
-    y_test = _read_idx(folder / "t10k-labels-idx1-ubyte.gz")
-    X, X_test = X.astype(np.float32), X_test.astype(np.float32)
+def test_mnist_accuracy_matches_torch(mnist_small):
+    X, y, X_test, y_test = mnist_small
     params = dict(hidden_layers=(100,), lr=1e-3, batch_size=200, max_epochs=5, patience=None,
                   shuffle=False, random_state=0)
     torch_net, numpy_net = _twins(params, X, y)
@@ -376,3 +359,27 @@ CHECKED = [
 @parametrize_with_checks(CHECKED)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# --- the docs page ------------------------------------------------------------
+
+DOCS_PAGE = Path(__file__).parent.parent / "docs" / "backpropagation.md"
+
+
+def test_docs_page_quotes_the_code_and_its_examples_run():
+    source = "".join(path.read_text() for path in Path(scratch.__file__).parent.glob("*.py"))
+    blocks = re.findall(r"```python\n(.*?)```", DOCS_PAGE.read_text(), re.S)
+    quoted = [block for block in blocks if block.startswith(("def ", "for "))]
+    assert len(quoted) >= 4
+    for block in quoted:  # excerpts of the code, line for line
+        missing = [line for line in block.splitlines() if line.strip() not in source]
+        assert not missing, f"docs/backpropagation.md quotes lines not in the code: {missing}"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            for block in blocks:
+                if block not in quoted:
+                    exec(compile(block, str(DOCS_PAGE), "exec"), {})
+    finally:
+        torch.set_num_threads(threads)

@@ -34,15 +34,15 @@ from .training import (
     GradientDescent,
     Momentum,
     Patience,
+    glorot_init,
     learning_rate,
     make_optimizer,
     minibatches,
-    uniform_init,
 )
 
 __all__ = [
     "Adam", "GradientDescent", "Momentum", "NumpyMLPClassifier", "NumpyMLPRegressor",
-    "Patience", "backward", "forward", "l2_penalty", "learning_rate", "log_softmax",
-    "loss_and_gradients", "make_optimizer", "minibatches", "softmax_cross_entropy",
-    "squared_error", "uniform_init",
+    "Patience", "backward", "forward", "glorot_init", "l2_penalty", "learning_rate",
+    "log_softmax", "loss_and_gradients", "make_optimizer", "minibatches",
+    "softmax_cross_entropy", "squared_error",
 ]

@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import _params
-from .._base import NETWORK_CONSTRAINTS
+from .._base import NETWORK_CONSTRAINTS, holdout_indices
 from .._params import Options, as_widths
 from .._targets import encode_labels, encode_outputs, stratify_labels
 from .backprop import ACTIVATIONS, LOSSES, forward, log_softmax, loss_and_gradients
@@ -19,10 +18,10 @@ from .training import (
     OPTIMIZERS,
     SCHEDULES,
     Patience,
+    glorot_init,
     learning_rate,
     make_optimizer,
     minibatches,
-    uniform_init,
 )
 
 # --- Reading init_weights ----------------------------------------------------
@@ -146,13 +145,13 @@ _PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
     validation_fraction : float in (0, 1), default=0.1
         Share of the data held out when ``early_stopping=True``.
     init_weights : None, list of (W, b), torch module or sknets estimator, default=None
-        Starting weights. None draws them as torch's ``nn.Linear`` does
-        (:func:`uniform_init`) from ``random_state``. A list gives ``W`` of
-        shape (n_out, n_in) and ``b`` for each layer. A torch module (made
-        of ``Linear`` layers and the same activation) or an sknets estimator
-        that has been fitted or built with ``initialize(X, y)`` lends its
-        weights, which are copied. The shapes must match ``hidden_layers``
-        and the data.
+        Starting weights. None draws them from ``random_state`` as the
+        torch estimators do: Glorot-uniform weights and zero biases
+        (:func:`glorot_init`). A list gives ``W`` of shape (n_out, n_in) and
+        ``b`` for each layer. A torch module (made of ``Linear`` layers and
+        the same activation) or an sknets estimator that has been fitted or
+        built with ``initialize(X, y)`` lends its weights, which are copied.
+        The shapes must match ``hidden_layers`` and the data.
     dtype : floating dtype, default=np.float64
         Precision of the data, weights and arithmetic.
     random_state : int, RandomState instance or None, default=None
@@ -268,21 +267,13 @@ class _NumpyNetwork(BaseEstimator):
             return X, Y, (X_val, self._encode_targets(y_val, reset=False)[0])
         if not self.early_stopping:
             return X, Y, None
-        try:
-            train, valid = train_test_split(np.arange(len(X)), test_size=self.validation_fraction,
-                                            random_state=rng, stratify=strata)
-        except ValueError as exc:
-            raise ValueError(
-                f"Cannot hold out validation_fraction={self.validation_fraction} of "
-                f"{len(X)} samples for early stopping ({exc}). Pass validation_data, "
-                "raise validation_fraction, or set early_stopping=False.") from exc
-        train.sort()  # the training samples keep their order (shuffle=False batches)
+        train, valid = holdout_indices(len(X), self.validation_fraction, rng, strata)
         return X[train], Y[train], (X[valid], Y[valid])
 
     def _initial_layers(self, n_features, n_outputs, rng, dtype):
         widths = [n_features, *as_widths(self.hidden_layers), n_outputs]
         if self.init_weights is None:
-            return uniform_init(widths, rng, dtype)
+            return glorot_init(widths, rng, dtype)
         layers = [(np.array(W, dtype=dtype), np.array(b, dtype=dtype))
                   for W, b in _starting_layers(self.init_weights, self.activation)]
         expected = [((n_out, n_in), (n_out,)) for n_in, n_out in zip(widths[:-1], widths[1:])]

@@ -210,8 +210,13 @@ def minibatches(n_samples, batch_size, rng=None):
 # --- Starting weights --------------------------------------------------------
 
 
-def uniform_init(widths, rng, dtype=np.float64):
-    """Layers with ``W`` and ``b`` drawn from ``U(-1/√n_in, 1/√n_in)``, as ``nn.Linear``.
+def glorot_init(widths, rng, dtype=np.float64):
+    """Layers with Glorot-uniform weights and zero biases, as the torch estimators start.
+
+    ``W`` of a layer with ``n_in`` inputs and ``n_out`` outputs is drawn from
+    ``U(-r, r)`` with ``r = sqrt(6 / (n_in + n_out))``, which keeps the
+    variance of activations and gradients about the same from layer to
+    layer (Glorot & Bengio, 2010).
 
     Parameters
     ----------
@@ -223,14 +228,14 @@ def uniform_init(widths, rng, dtype=np.float64):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import uniform_init
-    >>> [W.shape for W, b in uniform_init([784, 100, 10], np.random.RandomState(0))]
-    [(100, 784), (10, 100)]
+    >>> from sknets.scratch import glorot_init
+    >>> layers = glorot_init([784, 100, 10], np.random.RandomState(0))
+    >>> [W.shape for W, b in layers], float(abs(layers[0][0]).max()) <= (6 / 884) ** 0.5
+    ([(100, 784), (10, 100)], True)
     """
     layers = []
     for n_in, n_out in zip(widths[:-1], widths[1:]):
-        bound = 1 / math.sqrt(n_in)
+        bound = math.sqrt(6 / (n_in + n_out))
         W = rng.uniform(-bound, bound, size=(n_out, n_in)).astype(dtype)
-        b = rng.uniform(-bound, bound, size=n_out).astype(dtype)
-        layers.append((W, b))
+        layers.append((W, np.zeros(n_out, dtype=dtype)))
     return layers
