@@ -253,7 +253,7 @@ class _NumpyNetwork(BaseEstimator):
         columns = ["epoch", "train_loss", "valid_loss", f"valid_{self._score_name}", "lr",
                    "seconds"]
         self.history_ = pd.DataFrame(rows, columns=columns)
-        monitored = self.history_["valid_loss" if valid else "train_loss"].to_numpy()
+        monitored = self.history_["train_loss" if valid is None else "valid_loss"].to_numpy()
         self.best_epoch_ = int(np.argmin(monitored)) + 1
         self.n_epochs_ = len(rows)
         return self
@@ -290,10 +290,10 @@ class _NumpyNetwork(BaseEstimator):
         params = [array for layer in layers for array in layer]  # updated in place
         optimizer = make_optimizer(self.optimizer, self.momentum)
         batch_size = min(self.batch_size, len(X))
-        if valid is None:
-            patience = Patience(self.patience, self.tol)
-        else:
-            patience = Patience(self.patience if self.early_stopping else None, self.tol)
+        # With a validation set only early_stopping=True stops training; the
+        # best weights are kept either way.
+        stops = valid is None or self.early_stopping
+        patience = Patience(self.patience if stops else None, self.tol)
         best_valid_loss, best_layers = np.inf, None
         rows = []
         for epoch in range(self.max_epochs):
