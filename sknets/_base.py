@@ -313,20 +313,8 @@ class BaseNetwork(BaseEstimator):
             return data, None
         if not self.early_stopping:
             return None
-        from sklearn.model_selection import train_test_split
-
-        index = np.arange(len(X))
-        try:
-            train_idx, valid_idx = train_test_split(
-                index, test_size=self.validation_fraction, random_state=rng,
-                stratify=self._split_stratify(targets))
-        except ValueError as exc:
-            raise ValueError(
-                f"Cannot hold out validation_fraction={self.validation_fraction} of "
-                f"{len(X)} samples for early stopping ({exc}). Pass validation_data, "
-                "raise validation_fraction, or set early_stopping=False."
-            ) from exc
-        train_idx.sort()
+        train_idx, valid_idx = holdout_indices(len(X), self.validation_fraction, rng,
+                                               self._split_stratify(targets))
         data = TensorData(to_tensor(X[valid_idx], device),
                           to_tensor(targets[valid_idx], device, self._target_dtype()))
         sub = None if weights is None else weights[train_idx]
@@ -410,10 +398,19 @@ class BaseNetwork(BaseEstimator):
     def _stopping_callbacks(self, has_valid):
         silent = {"sink": _silent}
         if has_valid:
-            patience = self.patience if (self.early_stopping and self.patience) else None
-            return [("best_weights", EarlyStopping(
-                monitor="valid_loss", patience=patience or 2**31 - 1, threshold=self.tol,
+            # Two trackers: the weights kept are those of the lowest validation
+            # loss (threshold 0), while stopping counts only improvements by
+            # more than tol. One EarlyStopping with threshold=tol would restore
+            # an earlier epoch than best_epoch_ after an improvement below tol.
+            callbacks = [("best_weights", EarlyStopping(
+                monitor="valid_loss", patience=2**31 - 1, threshold=0.0,
                 threshold_mode="abs", load_best=True, **silent))]
+            if self.early_stopping and self.patience:
+                # After best_weights, so the epoch that stops is recorded first.
+                callbacks.append(("early_stopping", EarlyStopping(
+                    monitor="valid_loss", patience=self.patience, threshold=self.tol,
+                    threshold_mode="abs", **silent)))
+            return callbacks
         if self.patience is None:
             return []
         return [("early_stopping", EarlyStopping(
@@ -476,6 +473,42 @@ class _Penalty:
             total = total + self.l2 / 2 * sum((layer.weight ** 2).sum()
                                               for layer in linear_layers(module))
         return total
+
+
+def holdout_indices(n_samples, validation_fraction, rng, stratify=None):
+    """Indices ``(train, valid)`` of the validation set held out for early stopping.
+
+    ``train`` is sorted, so the training samples keep their order.
+
+    Parameters
+    ----------
+    n_samples : int
+    validation_fraction : float in (0, 1)
+    rng : numpy.random.RandomState
+    stratify : array-like of shape (n_samples,) or None
+        Class of each sample, for a stratified split.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknets._base import holdout_indices
+    >>> train, valid = holdout_indices(10, 0.2, np.random.RandomState(0))
+    >>> len(train), len(valid), list(train) == sorted(train)
+    (8, 2, True)
+    """
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, valid = train_test_split(np.arange(n_samples), test_size=validation_fraction,
+                                        random_state=rng, stratify=stratify)
+    except ValueError as exc:
+        raise ValueError(
+            f"Cannot hold out validation_fraction={validation_fraction} of "
+            f"{n_samples} samples for early stopping ({exc}). Pass validation_data, "
+            "raise validation_fraction, or set early_stopping=False."
+        ) from exc
+    train.sort()
+    return train, valid
 
 
 def _silent(*args, **kwargs):
