@@ -274,6 +274,7 @@ class BaseNetwork(BaseEstimator):
             net.batch_size = min(self.batch_size, len(X))
             net.verbose = self.verbose
             start = time.perf_counter()
+            first_epoch = len(net.history)
             try:
                 if epochs:
                     net.partial_fit(train, None, epochs=epochs)
@@ -281,7 +282,7 @@ class BaseNetwork(BaseEstimator):
                 net.train_split = None
                 net.metrics = None
             self.fit_seconds_ = time.perf_counter() - start
-        self._after_fit()
+        self._after_fit(first_epoch)
         return self
 
     def initialize(self, X, y=None):
@@ -417,7 +418,8 @@ class BaseNetwork(BaseEstimator):
             monitor="train_loss", patience=self.patience, threshold=self.tol,
             threshold_mode="abs", **silent))]
 
-    def _after_fit(self):
+    def _after_fit(self, first_epoch=0):
+        """Fitted attributes from the net's history; ``first_epoch`` starts this fit."""
         net = self.net_
         rows = [row for row in net.history if "train_loss" in row]
         del net.history[len(rows):]
@@ -428,9 +430,17 @@ class BaseNetwork(BaseEstimator):
                               for row in rows], columns=list(columns.values()))
         frame["epoch"] = frame["epoch"].astype(int)
         self.history_ = frame
-        monitored = "valid_loss" if frame["valid_loss"].notna().any() else "train_loss"
-        self.best_epoch_ = (int(frame["epoch"].iloc[int(frame[monitored].to_numpy().argmin())])
-                            if len(frame) else 0)
+        # Best over this fit's epochs: with warm_start, skorch tracks (and
+        # restores) the best weights per fit, so earlier fits do not count.
+        this_fit = frame.iloc[first_epoch:] if len(frame) > first_epoch else frame
+        monitored = "valid_loss" if this_fit["valid_loss"].notna().any() else "train_loss"
+        losses = this_fit[monitored].to_numpy()
+        if not len(losses):
+            self.best_epoch_ = 0
+        elif np.isnan(losses).all():
+            self.best_epoch_ = int(this_fit["epoch"].iloc[-1])
+        else:
+            self.best_epoch_ = int(this_fit["epoch"].iloc[int(np.nanargmin(losses))])
         self.n_epochs_ = len(frame)
         self.module_ = net.module_
         for _, callback in net.callbacks_:

@@ -83,8 +83,8 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         ``seconds``.
     best_epoch_ : int
         Epoch of the lowest validation loss (training loss without a
-        validation set); with a validation set, the returned weights are
-        those of this epoch.
+        validation set) among the epochs of the last ``fit``; with a
+        validation set, the returned weights are those of this epoch.
     n_epochs_ : int
         Epochs trained (in total, with ``warm_start``).
     fit_seconds_ : float
