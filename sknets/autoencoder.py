@@ -46,8 +46,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     code_activation : {{"identity", "relu", "sigmoid", "tanh", "leaky_relu", \
 "elu", "gelu"}}, default="identity"
         Non-linearity of the code layer. The default linear code
-        reconstructs best: a "relu" code leaves units stuck at 0 (see the
-        user guide, docs/autoencoder.md, for measurements on MNIST). "relu" is Keras's ``Dense(code_size, activation="relu")`` with
+        reconstructs best: a "relu" code leaves units stuck at 0 (MNIST,
+        ``hidden_layers=(128,)``, code 32: test MSE 0.0208 against 0.0092,
+        see docs/autoencoder.md). "relu" is Keras's ``Dense(code_size, activation="relu")`` with
         non-negative codes, "sigmoid" bounds them to (0, 1). With
         ``activation="identity"``, ``output_activation="identity"`` and
         ``loss="mse"`` the autoencoder is linear and its codes span PCA's
