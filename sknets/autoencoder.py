@@ -48,11 +48,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Non-linearity of the code layer. The default linear code
         reconstructs best: a "relu" code leaves units stuck at 0 (MNIST,
         ``hidden_layers=(128,)``, code 32: test MSE 0.0208 against 0.0092,
-        see docs/autoencoder.md). "relu" is Keras's ``Dense(code_size, activation="relu")`` with
-        non-negative codes, "sigmoid" bounds them to (0, 1). With
-        ``activation="identity"``, ``output_activation="identity"`` and
-        ``loss="mse"`` the autoencoder is linear and its codes span PCA's
-        subspace.
+        see docs/autoencoder.md). "relu" is Keras's ``Dense(code_size,
+        activation="relu")``, with non-negative codes; "sigmoid" bounds them
+        to (0, 1). With ``activation="identity"``,
+        ``output_activation="identity"`` and ``loss="mse"`` the autoencoder
+        is linear; at its optimum the codes span PCA's subspace.
     output_activation : {{"sigmoid", "relu", "identity"}}, default="identity"
         Activation of the reconstruction. "identity" reconstructs any real
         values (e.g. standardised data); "sigmoid" keeps them in (0, 1), the
