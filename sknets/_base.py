@@ -141,8 +141,8 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         Share of the training data held out when ``early_stopping=True``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, batch order, dropout (and any input
-        noise) and the validation split. The same int gives identical ``history_`` and predictions on
-        the same machine.
+        noise) and the validation split. The same int gives identical
+        ``history_`` and predictions on the same machine.
     device : {"cpu", "cuda", "auto"} or str, default="cpu"
         Torch device; "auto" takes CUDA when available. The data is moved to
         the device once per fit.

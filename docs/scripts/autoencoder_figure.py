@@ -20,12 +20,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
+import matplotlib.pyplot as plt
+from sklearn.decomposition import PCA
 
-from sknets import AutoencoderTransformer  # noqa: E402
-from sknets.datasets import fetch_mnist  # noqa: E402
+from sknets import AutoencoderTransformer
+from sknets.datasets import fetch_mnist
 
 FIGURE = Path(__file__).resolve().parent.parent / "figures" / "autoencoder_reconstructions.png"
 
