@@ -1,7 +1,8 @@
 """sknets: feed-forward networks and autoencoders with the scikit-learn API."""
 
+from .autoencoder import AutoencoderTransformer
 from .mlp import MLPClassifier, MLPRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "MLPRegressor", "__version__"]
+__all__ = ["AutoencoderTransformer", "MLPClassifier", "MLPRegressor", "__version__"]

@@ -59,8 +59,10 @@ NETWORK_CONSTRAINTS = {
     "verbose": [Interval(Integral, 0, None), Options(True, False)],
 }
 
-# The parameters' documentation, shared by every estimator's docstring.
-NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
+# The parameters' documentation, shared by every estimator's docstring:
+# the layers of a supervised network, then the training parameters that
+# every network (the autoencoder included) has in common.
+NETWORK_LAYERS_DOC = """hidden_layers : tuple of int, default=(100,)
         Width of each hidden layer; ``()`` trains a network with no hidden
         layer (a linear model).
     activation : {"relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", \
@@ -70,8 +72,9 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
         Dropout rate after each hidden layer (training only).
     batch_norm : bool, default=False
         Batch normalisation of each hidden layer's pre-activations
-        (layer order ``Linear -> BatchNorm1d -> activation -> Dropout``).
-    l1 : float, default=0.0
+        (layer order ``Linear -> BatchNorm1d -> activation -> Dropout``)."""
+
+NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         L1 penalty strength. The training objective of a mini-batch is
         ``data_loss + l1 * sum(|W|) + l2 / 2 * sum(W ** 2)``, where the sums
         run over the weight matrices of all linear layers; biases and
@@ -137,9 +140,9 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
     validation_fraction : float in (0, 1), default=0.1
         Share of the training data held out when ``early_stopping=True``.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, batch order, dropout and the validation
-        split. The same int gives identical ``history_`` and predictions on
-        the same machine.
+        Seeds weight initialisation, batch order, dropout (and any input
+        noise) and the validation split. The same int gives identical
+        ``history_`` and predictions on the same machine.
     device : {"cpu", "cuda", "auto"} or str, default="cpu"
         Torch device; "auto" takes CUDA when available. The data is moved to
         the device once per fit.
@@ -149,6 +152,8 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
     verbose : int, default=0
         0 is silent, 1 prints one line per epoch, 2 adds a progress bar
         within each epoch."""
+
+NETWORK_PARAMETERS_DOC = NETWORK_LAYERS_DOC + "\n    " + NETWORK_TRAINING_DOC
 
 
 def store_params(estimator, arguments):
@@ -194,6 +199,15 @@ class BaseNetwork(BaseEstimator):
     _parameter_constraints = NETWORK_CONSTRAINTS
 
     # --- hooks for subclasses -------------------------------------------------
+
+    def _check_data(self, X, y, reset):
+        """``(X, y)`` validated by scikit-learn, ``X`` as float32.
+
+        An autoencoder returns ``(X, X)``: its targets are its inputs, and
+        passing the very same array lets the engine hold one tensor for both.
+        """
+        return validate_data(self, X, y, reset=reset, dtype=np.float32,
+                             **self._validate_kwargs())
 
     def _encode_targets(self, y, reset):
         """Targets as the array the loss expects; set label state if reset."""
@@ -247,8 +261,7 @@ class BaseNetwork(BaseEstimator):
 
     def _fit(self, X, y, sample_weight, validation_data, incremental, epochs):
         _params.validate_params(self)
-        X, y = validate_data(self, X, y, reset=not incremental, dtype=np.float32,
-                             **self._validate_kwargs())
+        X, y = self._check_data(X, y, reset=not incremental)
         if len(X) == 0:
             raise ValueError("X is empty: fitting needs at least one sample.")
         targets = self._encode_targets(y, reset=not incremental)
@@ -262,8 +275,7 @@ class BaseNetwork(BaseEstimator):
             valid = self._validation_set(X, targets, weights, validation_data, rng, device)
             if valid is not None and valid[1] is not None:
                 X, targets, weights = valid[1]
-            train = TensorData(to_tensor(X, device),
-                               to_tensor(targets, device, self._target_dtype()),
+            train = TensorData(*self._tensors(X, targets, device),
                                None if weights is None else to_tensor(weights, device))
             valid = None if valid is None else valid[0]
             if not incremental:
@@ -305,21 +317,23 @@ class BaseNetwork(BaseEstimator):
     def _validation_set(self, X, targets, weights, validation_data, rng, device):
         """(valid TensorData or None, (X, targets, weights) to train on or None)."""
         if validation_data is not None:
-            X_val, y_val = validation_data
-            X_val, y_val = validate_data(self, X_val, y_val, reset=False,
-                                         dtype=np.float32, **self._validate_kwargs())
+            X_val, y_val = self._check_data(*validation_data, reset=False)
             y_val = self._encode_targets(y_val, reset=False)
-            data = TensorData(to_tensor(X_val, device),
-                              to_tensor(y_val, device, self._target_dtype()))
-            return data, None
+            return TensorData(*self._tensors(X_val, y_val, device)), None
         if not self.early_stopping:
             return None
         train_idx, valid_idx = holdout_indices(len(X), self.validation_fraction, rng,
                                                self._split_stratify(targets))
-        data = TensorData(to_tensor(X[valid_idx], device),
-                          to_tensor(targets[valid_idx], device, self._target_dtype()))
+        data = TensorData(*self._tensors(*_rows(X, targets, valid_idx), device))
         sub = None if weights is None else weights[train_idx]
-        return data, (X[train_idx], targets[train_idx], sub)
+        return data, (*_rows(X, targets, train_idx), sub)
+
+    def _tensors(self, X, targets, device):
+        """``X`` and the targets as device tensors; one tensor when they are one array."""
+        X_tensor = to_tensor(X, device)
+        if targets is X:
+            return X_tensor, X_tensor
+        return X_tensor, to_tensor(targets, device, self._target_dtype())
 
     def _build_net(self, n_features, device, valid):
         module = self._build_module(n_features)
@@ -453,12 +467,14 @@ class BaseNetwork(BaseEstimator):
     # --- prediction --------------------------------------------------------------
 
     def _forward(self, X):
-        """Module outputs for ``X`` as a float32 numpy array (eval mode, no grad)."""
+        """Module outputs for ``X`` as a float32 tensor (eval mode, no grad)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
+        return self._run(validate_data(self, X, reset=False, dtype=np.float32))
+
+    def _run(self, X, module=None):
+        """Outputs of ``module`` (default ``module_``) for the validated array ``X``."""
         with _ThreadLimit(self.n_threads):
-            out = self.net_.forward_all(to_tensor(X, self.net_.device))
-        return out
+            return self.net_.forward_all(to_tensor(X, self.net_.device), module)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_") and hasattr(self, "history_")
@@ -467,6 +483,12 @@ class BaseNetwork(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _rows(X, targets, index):
+    """Rows ``index`` of ``X`` and of the targets, taken once when they are one array."""
+    X_rows = X[index]
+    return X_rows, (X_rows if targets is X else targets[index])
 
 
 class _Penalty:

@@ -210,13 +210,14 @@ class TensorNet(NeuralNet):
         previous = [row[f"{prefix}_loss"] for row in self.history[:-1] if f"{prefix}_loss" in row]
         self.history.record(f"{prefix}_loss_best", not previous or loss < min(previous))
 
-    def forward_all(self, X, batch_size=EVAL_BATCH_SIZE):
-        """Outputs of the module in eval mode for a whole tensor, no grad."""
-        self.module_.eval()
+    def forward_all(self, X, module=None, batch_size=EVAL_BATCH_SIZE):
+        """Outputs of ``module`` (default ``module_``) in eval mode for a whole tensor, no grad."""
+        module = self.module_ if module is None else module
+        module.eval()
         with torch.inference_mode():
             if len(X) <= batch_size:
-                return self.module_(X)
-            return torch.cat([self.module_(X[i:i + batch_size])
+                return module(X)
+            return torch.cat([module(X[i:i + batch_size])
                               for i in range(0, len(X), batch_size)])
 
 
