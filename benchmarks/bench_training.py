@@ -161,17 +161,22 @@ def bench_predict(X_train, y_train, X_test, repeats):
 
 
 MEMORY_CHILD = """
-import resource, sys, numpy as np, torch
+import sys, numpy as np, torch
 from sknets import MLPClassifier
 from sknets.datasets import fetch_fashion_mnist
-kb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-base = kb()
+
+def peak_kb():  # VmHWM: peak RSS of this process image (ru_maxrss survives exec)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+
+base = peak_kb()
 data = fetch_fashion_mnist(subset="train", data_home=sys.argv[1])
 X, y = data.data, data.target
-loaded = kb()
+del data
+loaded = peak_kb()
 MLPClassifier(hidden_layers=(100,), batch_size=100, max_epochs=1, patience=None,
               random_state=0).fit(X, y)
-print(base, loaded, kb(), X.nbytes)
+print(base, loaded, peak_kb(), X.nbytes)
 """
 
 
