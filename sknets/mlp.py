@@ -9,6 +9,7 @@ from sklearn.utils.validation import _check_sample_weight
 
 from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
 from ._params import InstanceOf, Options, as_widths
+from ._validation import as_float32
 from .modules import MLP
 
 
@@ -156,15 +157,23 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()
-        check_classification_targets(y)
-        if reset:
-            classes = getattr(self, "_partial_kwargs", {}).get("classes")
-            self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    f"y has only one class ({self.classes_[0]!r}); a classifier needs "
-                    "samples of at least two classes."
-                )
+        classes = getattr(self, "_partial_kwargs", {}).get("classes") if reset else None
+        labels = y if classes is None else np.asarray(classes)
+        try:
+            check_classification_targets(y)
+            if reset:
+                self.classes_ = np.unique(labels)
+        except TypeError as exc:  # e.g. str and int labels cannot be sorted together
+            kinds = sorted({type(label).__name__ for label in (*y.ravel(), *labels.ravel())})
+            raise ValueError(
+                f"y mixes labels of types {kinds}, which cannot be sorted together; "
+                "use labels of one type (e.g. y.astype(str))."
+            ) from exc
+        if reset and len(self.classes_) < 2:
+            raise ValueError(
+                f"y has only one class ({self.classes_[0]!r}); a classifier needs "
+                "samples of at least two classes."
+            )
         unseen = ~np.isin(y, self.classes_)
         if unseen.any():
             raise ValueError(
@@ -367,7 +376,7 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         return {"multi_output": True, "y_numeric": True}
 
     def _encode_targets(self, y, reset):
-        y = np.asarray(y, dtype=np.float32)
+        y = as_float32(y, "y")
         if reset:
             self._y_1d = y.ndim == 1
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
