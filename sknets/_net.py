@@ -243,9 +243,9 @@ class TensorNet(NeuralNet):
             if not self._holds_best_weights():
                 raise
             self.divergence_ = error
-            # The optimizer's state (Adam's moments) is NaN now as well;
-            # a warm-started fit must not inherit it.
-            self.initialize_optimizer()
+            # The optimizer's state (Adam's moments, momentum) is NaN now as
+            # well; a warm-started fit must not inherit it.
+            self.optimizer_.state.clear()
         return self
 
     def _divergence(self, what, previous_losses):
