@@ -474,6 +474,10 @@ def _restore_history(estimator, history):
             if value is not None:
                 net.history.record(net_keys[column],
                                    value if column == "epoch" else float(value))
+    # What the first learning-rate scheduler would have set: a warm-started
+    # fit resumes its schedule at epoch len(history).
+    for group in net.optimizer_.param_groups:
+        group.setdefault("initial_lr", group["lr"])
     estimator._after_fit()
 
 
