@@ -252,9 +252,10 @@ class BaseNetwork(BaseEstimator):
             valid = self._validation_set(X, targets, weights, validation_data, rng, device)
             if valid is not None and valid[1] is not None:
                 X, targets, weights = valid[1]
-            if self.batch_norm and len(X) < 2:
+            if self.batch_norm and min(self.batch_size, len(X)) < 2:
                 raise ValueError(
-                    f"batch_norm=True needs at least 2 training samples; got {len(X)}.")
+                    "batch_norm=True needs mini-batches of at least 2 samples; got "
+                    f"batch_size={self.batch_size} and {len(X)} training samples.")
             train = TensorData(to_tensor(X, device),
                                to_tensor(targets, device, self._target_dtype()),
                                None if weights is None else to_tensor(weights, device))

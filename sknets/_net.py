@@ -261,11 +261,12 @@ class TensorNet(NeuralNet):
 
     def _check_finite_weights(self):
         # The loss of a batch is computed before its step, so the epoch loss
-        # cannot see weights broken by the very last step.
-        tensors = [t for t in self.module_.state_dict().values() if t.is_floating_point()]
-        if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+        # cannot see weights broken by the very last step; nor does it see
+        # batch-norm statistics that overflowed.
+        if not _all_finite(self.module_.state_dict()):
             losses = [row["train_loss"] for row in self.history if "train_loss" in row]
-            raise self._divergence("the weights are not finite after its last step", losses)
+            raise self._divergence("the weights or batch-norm statistics are not finite at "
+                                   "its end", losses)
 
     def _stopped_early(self):
         """Whether an ``EarlyStopping`` callback raised (its patience ran out)."""
@@ -274,7 +275,8 @@ class TensorNet(NeuralNet):
 
     def _holds_best_weights(self):
         return any(isinstance(cb, EarlyStopping) and cb.load_best
-                   and cb.best_model_weights_ is not None for _, cb in self.callbacks_)
+                   and cb.best_model_weights_ is not None and _all_finite(cb.best_model_weights_)
+                   for _, cb in self.callbacks_)
 
     def forward_all(self, X, batch_size=EVAL_BATCH_SIZE):
         """Outputs of the module in eval mode for a whole tensor, no grad.
@@ -290,6 +292,12 @@ class TensorNet(NeuralNet):
                                  for i in range(0, len(X), batch_size)])
         check_finite_outputs(out, X)
         return out
+
+
+def _all_finite(state_dict):
+    """Whether every floating tensor of ``state_dict`` is finite (one host sync)."""
+    tensors = [t for t in state_dict.values() if t.is_floating_point()]
+    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 def to_tensor(array, device, dtype=torch.float32):

@@ -228,7 +228,8 @@ def test_weights_broken_by_the_very_last_step_are_caught(extra_callbacks):
     X, y = _data(MLPRegressor)
     extra_callbacks.append(("poison", AfterBatch(2, 4, _poison)))
     reg = MLPRegressor(**dict(FAST, batch_size=15, max_epochs=2))
-    with pytest.raises(DivergenceError, match="epoch 2: the weights are not finite"):
+    with pytest.raises(DivergenceError, match="epoch 2: the weights or batch-norm "
+                                              "statistics are not finite at its end"):
         reg.fit(X, y)
 
 
@@ -337,15 +338,29 @@ def test_batch_norm_and_single_sample_batches(estimator_class):
     est = estimator_class(**dict(FAST, batch_norm=True, batch_size=16)).fit(X, y)
     assert est.n_epochs_ == 6
     one = estimator_class(**dict(FAST, batch_norm=True))
-    with pytest.raises(ValueError, match="batch_norm=True needs at least 2 training samples; "
-                                         "got 1"):
+    with pytest.raises(ValueError, match="batch_norm=True needs mini-batches of at least 2 "
+                                         "samples; got batch_size=200 and 1 training samples"):
         if is_classifier(one):
             one.partial_fit(X[:1], y[:1], classes=np.unique(y))
         else:
             one.fit(X[:1], y[:1])
+    with pytest.raises(ValueError, match="got batch_size=1 and 33 training samples"):
+        estimator_class(**dict(FAST, batch_norm=True, batch_size=1)).fit(X, y)
 
 
 def test_float64_beyond_float32_range_never_reaches_torch():
     with pytest.raises(ValueError, match=r"X has values up to 1e\+39 in magnitude"):
         to_tensor(np.array([[1.0, 1e39]]), "cpu")
     assert to_tensor(np.array([[1.0, 3e38]]), "cpu").dtype == torch.float32
+
+
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_overflowing_batch_norm_statistics_are_caught(early_stopping):
+    # Found by the property tests: the variance of 1e30 overflows float32, so
+    # running_var is inf from the first epoch on while the loss stays finite;
+    # no epoch has finite weights to restore.
+    X, y = np.array([[0.0], [1e30], [1e30]]), np.zeros(3)
+    reg = MLPRegressor(hidden_layers=(4,), batch_norm=True, batch_size=2, max_epochs=3,
+                       early_stopping=early_stopping, random_state=0)
+    with pytest.raises(DivergenceError, match="batch-norm statistics are not finite"):
+        reg.fit(X, y)
