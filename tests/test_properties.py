@@ -94,6 +94,16 @@ def _outputs(estimator, X):
     return (estimator.transform(X),)
 
 
+def _fit_outputs(estimator, X, y):
+    """Fit ``estimator``, then its outputs for ``X``."""
+    with warnings.catch_warnings():
+        # NumPy's and scikit-learn's conversions warn before refusing; sknets'
+        # own warnings (divergence with the best epoch restored) are allowed.
+        warnings.simplefilter("ignore")
+        estimator.fit(X, y)
+        return _outputs(estimator, X)
+
+
 def _assert_documented(error):
     origin = traceback.extract_tb(error.__traceback__)[-1].filename
     assert isinstance(error, ValueError), f"{type(error).__name__}: {error}"
@@ -105,17 +115,12 @@ def _assert_documented(error):
 @given(data=st.data())
 def test_fit_and_predict_give_finite_output_or_a_documented_error(estimator_class, data):
     estimator, X, y = data.draw(problems(estimator_class))
-    with warnings.catch_warnings():
-        # NumPy's and scikit-learn's conversions warn before refusing; sknets'
-        # own warnings (divergence with the best epoch restored) are allowed.
-        warnings.simplefilter("ignore")
-        try:
-            estimator.fit(X, y)
-            outputs = _outputs(estimator, X)
-        except Exception as error:  # checked: only documented errors pass
-            _assert_documented(error)
-            event(f"refused: {str(error)[:40]}")
-            return
+    try:
+        outputs = _fit_outputs(estimator, X, y)
+    except Exception as error:  # checked: only documented errors pass
+        _assert_documented(error)
+        event(f"refused: {str(error)[:40]}")
+        return
     event("fitted and predicted")
     if is_classifier(estimator):
         assert np.isin(outputs[0], estimator.classes_).all()
@@ -131,13 +136,10 @@ def test_fit_and_predict_give_finite_output_or_a_documented_error(estimator_clas
 @given(data=st.data())
 def test_save_and_load_predict_identically(estimator_class, data):
     estimator, X, y = data.draw(problems(estimator_class))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            estimator.fit(X, y)
-            expected = _outputs(estimator, X)
-        except ValueError:
-            return  # what fit refuses is the subject of the test above
+    try:
+        expected = _fit_outputs(estimator, X, y)
+    except ValueError:
+        return  # what fit refuses is the subject of the test above
     event("saved and loaded")
     buffer = io.BytesIO()
     estimator.save(buffer)
