@@ -171,7 +171,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
             ) from exc
         if reset and len(self.classes_) < 2:
             raise ValueError(
-                f"y has only one class ({self.classes_[0]!r}); a classifier needs "
+                f"y has only one class ({self.classes_.tolist()[0]!r}); a classifier needs "
                 "samples of at least two classes."
             )
         unseen = ~np.isin(y, self.classes_)

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import zipfile
+from collections import Counter
 from numbers import Integral, Real
 
 import numpy as np
@@ -174,8 +175,10 @@ def _write_zip(file, model, weights):
 
 def _encode_param(name, value):
     """A parameter's value in JSON; tuples and dicts are tagged to come back as such."""
-    if value is None or isinstance(value, (bool, np.bool_, str)):
-        return value if not isinstance(value, np.bool_) else bool(value)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
     if isinstance(value, (Integral, np.integer)):
         return int(value)
     if isinstance(value, (Real, np.floating)) and np.isfinite(value):
@@ -189,8 +192,7 @@ def _encode_param(name, value):
     raise ValueError(
         f"Cannot save the {name!r} parameter: {value!r} has no JSON form (save() keeps "
         "None, bools, finite numbers, strings, and tuples, lists and dicts of them). "
-        f"Set another value first (e.g. estimator.set_params({name}=0) for a random_state), "
-        "or use pickle."
+        "Set it to such a value first (an int random_state, say) or use pickle."
     )
 
 
@@ -265,7 +267,7 @@ def _check_members(archive):
     names = [info.filename for info in infos]
     if sorted(names) != sorted([MODEL, WEIGHTS]):
         unexpected = sorted(set(names) - {MODEL, WEIGHTS})
-        repeated = sorted({n for n in names if names.count(n) > 1})
+        repeated = sorted(n for n, count in Counter(names).items() if count > 1)
         missing = sorted({MODEL, WEIGHTS} - set(names))
         raise _Refused(
             f"the archive must hold exactly {MODEL!r} and {WEIGHTS!r}; it has "
@@ -300,9 +302,9 @@ def _read(archive, info, limit):
 
 def _parse_json(data):
     def no_duplicates(pairs):
-        keys = [key for key, _ in pairs]
-        if len(set(keys)) != len(keys):
-            raise _Refused(f"{MODEL} repeats keys {sorted({k for k in keys if keys.count(k) > 1})}")
+        repeated = sorted(key for key, count in Counter(k for k, _ in pairs).items() if count > 1)
+        if repeated:
+            raise _Refused(f"{MODEL} repeats keys {repeated}")
         return dict(pairs)
 
     def no_constant(token):
