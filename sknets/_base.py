@@ -60,8 +60,10 @@ NETWORK_CONSTRAINTS = {
     "verbose": [Interval(Integral, 0, None), Options(True, False)],
 }
 
-# The parameters' documentation, shared by every estimator's docstring.
-NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
+# The parameters' documentation, shared by every estimator's docstring:
+# the layers of a supervised network, then the training parameters that
+# every network (the autoencoder included) has in common.
+NETWORK_LAYERS_DOC = """hidden_layers : tuple of int, default=(100,)
         Width of each hidden layer; ``()`` trains a network with no hidden
         layer (a linear model).
     activation : {"relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", \
@@ -71,8 +73,9 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
         Dropout rate after each hidden layer (training only).
     batch_norm : bool, default=False
         Batch normalisation of each hidden layer's pre-activations
-        (layer order ``Linear -> BatchNorm1d -> activation -> Dropout``).
-    l1 : float, default=0.0
+        (layer order ``Linear -> BatchNorm1d -> activation -> Dropout``)."""
+
+NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         L1 penalty strength. The training objective of a mini-batch is
         ``data_loss + l1 * sum(|W|) + l2 / 2 * sum(W ** 2)``, where the sums
         run over the weight matrices of all linear layers; biases and
@@ -138,9 +141,9 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
     validation_fraction : float in (0, 1), default=0.1
         Share of the training data held out when ``early_stopping=True``.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, batch order, dropout and the validation
-        split. The same int gives identical ``history_`` and predictions on
-        the same machine.
+        Seeds weight initialisation, batch order, dropout (and any input
+        noise) and the validation split. The same int gives identical
+        ``history_`` and predictions on the same machine.
     device : {"cpu", "cuda", "auto"} or str, default="cpu"
         Torch device; "auto" takes CUDA when available. The data is moved to
         the device once per fit.
@@ -150,6 +153,19 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
     verbose : int, default=0
         0 is silent, 1 prints one line per epoch, 2 adds a progress bar
         within each epoch."""
+
+NETWORK_PARAMETERS_DOC = NETWORK_LAYERS_DOC + "\n    " + NETWORK_TRAINING_DOC
+
+
+def store_params(estimator, arguments):
+    """Store ``__init__``'s arguments (its ``locals()``) as attributes, unchanged.
+
+    scikit-learn's convention: ``__init__`` only records the parameters;
+    validation happens in ``fit``.
+    """
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
 
 
 def _resolve_device(device):
@@ -184,6 +200,15 @@ class BaseNetwork(BaseEstimator):
     _parameter_constraints = NETWORK_CONSTRAINTS
 
     # --- hooks for subclasses -------------------------------------------------
+
+    def _check_data(self, X, y, reset):
+        """``(X, y)`` validated by scikit-learn, ``X`` as float32.
+
+        An autoencoder returns ``(X, X)``: its targets are its inputs, and
+        passing the very same array lets the engine hold one tensor for both.
+        """
+        return validate_data(self, X, y, reset=reset, dtype=np.float32,
+                             **self._validate_kwargs())
 
     def _encode_targets(self, y, reset):
         """Targets as the array the loss expects; set label state if reset."""
@@ -237,8 +262,7 @@ class BaseNetwork(BaseEstimator):
 
     def _fit(self, X, y, sample_weight, validation_data, incremental, epochs):
         _params.validate_params(self)
-        X, y = validate_data(self, X, y, reset=not incremental, dtype=np.float32,
-                             **self._validate_kwargs())
+        X, y = self._check_data(X, y, reset=not incremental)
         if len(X) == 0:
             raise ValueError("X is empty: fitting needs at least one sample.")
         targets = self._encode_targets(y, reset=not incremental)
@@ -256,8 +280,7 @@ class BaseNetwork(BaseEstimator):
                 raise ValueError(
                     "batch_norm=True needs mini-batches of at least 2 samples; got "
                     f"batch_size={self.batch_size} and {len(X)} training samples.")
-            train = TensorData(to_tensor(X, device),
-                               to_tensor(targets, device, self._target_dtype()),
+            train = TensorData(*self._tensors(X, targets, device),
                                None if weights is None else to_tensor(weights, device))
             valid = None if valid is None else valid[0]
             if not incremental:
@@ -268,6 +291,7 @@ class BaseNetwork(BaseEstimator):
             net.batch_size = min(self.batch_size, len(X))
             net.verbose = self.verbose
             start = time.perf_counter()
+            first_epoch = len(net.history)
             try:
                 if epochs:
                     net.partial_fit(train, None, epochs=epochs)
@@ -278,7 +302,7 @@ class BaseNetwork(BaseEstimator):
                 net.train_split = None
                 net.metrics = None
             self.fit_seconds_ = time.perf_counter() - start
-        self._after_fit()
+        self._after_fit(first_epoch)
         if epochs:
             self._warn_if_cut_short()
         return self
@@ -373,33 +397,23 @@ class BaseNetwork(BaseEstimator):
     def _validation_set(self, X, targets, weights, validation_data, rng, device):
         """(valid TensorData or None, (X, targets, weights) to train on or None)."""
         if validation_data is not None:
-            X_val, y_val = validation_data
-            X_val, y_val = validate_data(self, X_val, y_val, reset=False,
-                                         dtype=np.float32, **self._validate_kwargs())
+            X_val, y_val = self._check_data(*validation_data, reset=False)
             y_val = self._encode_targets(y_val, reset=False)
-            data = TensorData(to_tensor(X_val, device),
-                              to_tensor(y_val, device, self._target_dtype()))
-            return data, None
+            return TensorData(*self._tensors(X_val, y_val, device)), None
         if not self.early_stopping:
             return None
-        from sklearn.model_selection import train_test_split
-
-        index = np.arange(len(X))
-        try:
-            train_idx, valid_idx = train_test_split(
-                index, test_size=self.validation_fraction, random_state=rng,
-                stratify=self._split_stratify(targets))
-        except ValueError as exc:
-            raise ValueError(
-                f"Cannot hold out validation_fraction={self.validation_fraction} of "
-                f"{len(X)} samples for early stopping ({exc}). Pass validation_data, "
-                "raise validation_fraction, or set early_stopping=False."
-            ) from exc
-        train_idx.sort()
-        data = TensorData(to_tensor(X[valid_idx], device),
-                          to_tensor(targets[valid_idx], device, self._target_dtype()))
+        train_idx, valid_idx = holdout_indices(len(X), self.validation_fraction, rng,
+                                               self._split_stratify(targets))
+        data = TensorData(*self._tensors(*_rows(X, targets, valid_idx), device))
         sub = None if weights is None else weights[train_idx]
-        return data, (X[train_idx], targets[train_idx], sub)
+        return data, (*_rows(X, targets, train_idx), sub)
+
+    def _tensors(self, X, targets, device):
+        """``X`` and the targets as device tensors; one tensor when they are one array."""
+        X_tensor = to_tensor(X, device)
+        if targets is X:
+            return X_tensor, X_tensor
+        return X_tensor, to_tensor(targets, device, self._target_dtype())
 
     def _build_net(self, n_features, device, valid):
         module = self._build_module(n_features)
@@ -479,17 +493,27 @@ class BaseNetwork(BaseEstimator):
     def _stopping_callbacks(self, has_valid):
         silent = {"sink": _silent}
         if has_valid:
-            patience = self.patience if (self.early_stopping and self.patience) else None
-            return [("best_weights", EarlyStopping(
-                monitor="valid_loss", patience=patience or 2**31 - 1, threshold=self.tol,
+            # Two trackers: the weights kept are those of the lowest validation
+            # loss (threshold 0), while stopping counts only improvements by
+            # more than tol. One EarlyStopping with threshold=tol would restore
+            # an earlier epoch than best_epoch_ after an improvement below tol.
+            callbacks = [("best_weights", EarlyStopping(
+                monitor="valid_loss", patience=2**31 - 1, threshold=0.0,
                 threshold_mode="abs", load_best=True, **silent))]
+            if self.early_stopping and self.patience:
+                # After best_weights, so the epoch that stops is recorded first.
+                callbacks.append(("early_stopping", EarlyStopping(
+                    monitor="valid_loss", patience=self.patience, threshold=self.tol,
+                    threshold_mode="abs", **silent)))
+            return callbacks
         if self.patience is None:
             return []
         return [("early_stopping", EarlyStopping(
             monitor="train_loss", patience=self.patience, threshold=self.tol,
             threshold_mode="abs", **silent))]
 
-    def _after_fit(self):
+    def _after_fit(self, first_epoch=0):
+        """Fitted attributes from the net's history; ``first_epoch`` starts this fit."""
         net = self.net_
         # An epoch is complete once EpochTimer, the first callback, has
         # closed it; a cut-short epoch (interrupt, divergence) can only be the last.
@@ -500,15 +524,17 @@ class BaseNetwork(BaseEstimator):
                               for row in rows], columns=list(columns.values()))
         frame["epoch"] = frame["epoch"].astype(int)
         self.history_ = frame
-        monitored = "valid_loss" if frame["valid_loss"].notna().any() else "train_loss"
-        losses = frame[monitored].to_numpy(dtype=float)
-        self.best_epoch_ = (int(frame["epoch"].iloc[np.nanargmin(losses)])
-                            if np.isfinite(losses).any() else 0)
-        best = self._best_weights_callback()
-        if best is not None and best.best_epoch_:
-            # The epoch whose weights were kept: with tol > 0, a later epoch
-            # may be lower by less than tol without replacing it.
-            self.best_epoch_ = int(best.best_epoch_)
+        # Best over this fit's epochs: with warm_start, skorch tracks (and
+        # restores) the best weights per fit, so earlier fits do not count.
+        this_fit = frame.iloc[first_epoch:] if len(frame) > first_epoch else frame
+        monitored = "valid_loss" if this_fit["valid_loss"].notna().any() else "train_loss"
+        losses = this_fit[monitored].to_numpy(dtype=float)
+        if not len(losses):
+            self.best_epoch_ = 0
+        elif np.isnan(losses).all():
+            self.best_epoch_ = int(this_fit["epoch"].iloc[-1])
+        else:
+            self.best_epoch_ = int(this_fit["epoch"].iloc[int(np.nanargmin(losses))])
         self.n_epochs_ = len(frame)
         self.module_ = net.module_
         for _, callback in net.callbacks_:
@@ -527,12 +553,14 @@ class BaseNetwork(BaseEstimator):
     # --- prediction --------------------------------------------------------------
 
     def _forward(self, X):
-        """Module outputs for ``X`` as a float32 numpy array (eval mode, no grad)."""
+        """Module outputs for ``X`` as a float32 tensor (eval mode, no grad)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
+        return self._run(validate_data(self, X, reset=False, dtype=np.float32))
+
+    def _run(self, X, module=None):
+        """Outputs of ``module`` (default ``module_``) for the validated array ``X``."""
         with _ThreadLimit(self.n_threads):
-            out = self.net_.forward_all(to_tensor(X, self.net_.device))
-        return out
+            return self.net_.forward_all(to_tensor(X, self.net_.device), module)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_") and hasattr(self, "history_")
@@ -541,6 +569,12 @@ class BaseNetwork(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _rows(X, targets, index):
+    """Rows ``index`` of ``X`` and of the targets, taken once when they are one array."""
+    X_rows = X[index]
+    return X_rows, (X_rows if targets is X else targets[index])
 
 
 class _Penalty:
@@ -557,6 +591,42 @@ class _Penalty:
             total = total + self.l2 / 2 * sum((layer.weight ** 2).sum()
                                               for layer in linear_layers(module))
         return total
+
+
+def holdout_indices(n_samples, validation_fraction, rng, stratify=None):
+    """Indices ``(train, valid)`` of the validation set held out for early stopping.
+
+    ``train`` is sorted, so the training samples keep their order.
+
+    Parameters
+    ----------
+    n_samples : int
+    validation_fraction : float in (0, 1)
+    rng : numpy.random.RandomState
+    stratify : array-like of shape (n_samples,) or None
+        Class of each sample, for a stratified split.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknets._base import holdout_indices
+    >>> train, valid = holdout_indices(10, 0.2, np.random.RandomState(0))
+    >>> len(train), len(valid), list(train) == sorted(train)
+    (8, 2, True)
+    """
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, valid = train_test_split(np.arange(n_samples), test_size=validation_fraction,
+                                        random_state=rng, stratify=stratify)
+    except ValueError as exc:
+        raise ValueError(
+            f"Cannot hold out validation_fraction={validation_fraction} of "
+            f"{n_samples} samples for early stopping ({exc}). Pass validation_data, "
+            "raise validation_fraction, or set early_stopping=False."
+        ) from exc
+    train.sort()
+    return train, valid
 
 
 def _silent(*args, **kwargs):

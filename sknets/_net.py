@@ -9,7 +9,9 @@ callbacks and history, and changes only what happens per batch:
 * the data is one tensor on the device; a batch is one ``index_select``
   (or a view when not shuffling);
 * the epoch's loss is summed on the device and read once per epoch;
-* callbacks are notified per batch only if one of them listens per batch.
+* callbacks are notified per batch only if one of them listens per batch;
+* plain MLPs train through ``FusedStep`` (forward and hand-derived backward,
+  no autograd graph); everything else through autograd.
 
 The once-per-epoch read of the loss is also where divergence is caught: a
 non-finite training loss ends training (see ``TensorNet.fit_loop``).
@@ -20,7 +22,8 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 
-from ._validation import as_float32, check_finite_outputs
+from ._fused import FusedStep
+from ._validation import as_float, check_finite_outputs
 from .exceptions import DivergenceError
 
 EVAL_BATCH_SIZE = 65_536
@@ -168,6 +171,11 @@ class TensorNet(NeuralNet):
 
     def train_step(self, batch, **fit_params):
         Xi, yi = batch
+        fused = getattr(self, "_fused_step", None)
+        if fused is not None:
+            loss = fused(Xi, *yi)
+            self.optimizer_.step()
+            return {"loss": loss, "y_pred": None}
         y_pred = self.module_(Xi)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         total = loss if self.penalty is None else loss + self.penalty(self.module_)
@@ -232,6 +240,7 @@ class TensorNet(NeuralNet):
         """
         self.interrupted_epoch_ = None
         self.divergence_ = None
+        self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
         try:
             super().fit_loop(X, y, epochs=epochs, **fit_params)
             self._check_finite_weights()
@@ -246,6 +255,8 @@ class TensorNet(NeuralNet):
             # The optimizer's state (Adam's moments, momentum) is NaN now as
             # well; a warm-started fit must not inherit it.
             self.optimizer_.state.clear()
+        finally:
+            self._fused_step = None
         return self
 
     def _divergence(self, what, previous_losses):
@@ -278,17 +289,18 @@ class TensorNet(NeuralNet):
                    and cb.best_model_weights_ is not None and _all_finite(cb.best_model_weights_)
                    for _, cb in self.callbacks_)
 
-    def forward_all(self, X, batch_size=EVAL_BATCH_SIZE):
-        """Outputs of the module in eval mode for a whole tensor, no grad.
+    def forward_all(self, X, module=None, batch_size=EVAL_BATCH_SIZE):
+        """Outputs of ``module`` (default ``module_``) in eval mode for a whole tensor, no grad.
 
         Raises ``ValueError`` if some are not finite (inputs too large).
         """
-        self.module_.eval()
+        module = self.module_ if module is None else module
+        module.eval()
         with torch.inference_mode():
             if len(X) <= batch_size:
-                out = self.module_(X)
+                out = module(X)
             else:
-                out = torch.cat([self.module_(X[i:i + batch_size])
+                out = torch.cat([module(X[i:i + batch_size])
                                  for i in range(0, len(X), batch_size)])
         check_finite_outputs(out, X)
         return out
@@ -304,12 +316,12 @@ def to_tensor(array, device, dtype=torch.float32):
     """``array`` as a tensor on ``device`` without a copy where possible.
 
     A float32 tensor is made from a float32 array (see
-    :func:`sknets._validation.as_float32`): values beyond float32's range
+    :func:`sknets._validation.as_float`): values beyond float32's range
     are refused rather than turned into infinity.
     """
     if isinstance(array, torch.Tensor):
         return array.to(device=device, dtype=dtype)
     if dtype == torch.float32:
-        array = as_float32(array)
+        array = as_float(array)
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     return tensor.to(device=device, dtype=dtype)

@@ -11,7 +11,7 @@ What only a float32 network can get wrong is checked here, at the boundary
 every array crosses on its way into torch:
 
 * finite numbers beyond float32's range (``|x| > 3.4e38``) would become
-  infinity when converted; :func:`as_float32` refuses them;
+  infinity when converted; :func:`as_float` refuses them;
 * inputs of large magnitude can overflow inside the network even when they
   fit in float32; :func:`check_finite_outputs` refuses outputs that are not
   finite instead of returning NaN predictions.
@@ -20,39 +20,35 @@ every array crosses on its way into torch:
 import numpy as np
 import torch
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-_SCALE_HINT = "scale it first, e.g. with sklearn.preprocessing.StandardScaler"
-
-
-def as_float32(array, name="X"):
-    """``array`` as a float32 NumPy array, refusing what float32 cannot hold.
+def as_float(array, dtype=np.float32, name="X"):
+    """``array`` as a NumPy array of ``dtype``, refusing what ``dtype`` cannot hold.
 
     Parameters
     ----------
     array : array-like of numbers
+    dtype : floating dtype, default=np.float32
     name : str, default="X"
         How error messages call the array.
 
     Returns
     -------
-    ndarray of float32
-        ``array`` itself when it is float32 already.
+    ndarray of ``dtype``
+        ``array`` itself when it has that dtype already.
 
     Raises
     ------
     ValueError
         If ``array`` is not numeric, holds NaN or infinity, or holds finite
-        values beyond float32's range, which the conversion would turn into
-        infinity.
+        values beyond the range of ``dtype``, which the conversion would turn
+        into infinity.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets._validation import as_float32
-    >>> as_float32(np.array([1.0, 2.0])).dtype
+    >>> from sknets._validation import as_float
+    >>> as_float(np.array([1, 2])).dtype
     dtype('float32')
-    >>> as_float32(np.array([1e39]), "y")
+    >>> as_float(np.array([1e39]), name="y")
     Traceback (most recent call last):
     ...
     ValueError: y has values up to 1e+39 in magnitude, beyond the range of float32 \
@@ -60,19 +56,26 @@ def as_float32(array, name="X"):
 sklearn.preprocessing.StandardScaler.
     """
     array = np.asarray(array)
-    if array.dtype == np.float32:
+    if array.dtype == dtype:
         return array
+    if array.dtype.kind == "O":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be numeric; got an object array with values that "
+                             f"are not numbers ({exc}).") from None
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric; got an array of dtype {array.dtype}.")
     with np.errstate(over="ignore"):
-        converted = array.astype(np.float32)
+        converted = array.astype(dtype)
     if array.dtype.kind == "f" and not np.isfinite(converted).all():
         if not np.isfinite(array).all():
             raise ValueError(f"{name} contains NaN or infinity.")
         largest = float(np.abs(array).max())
         raise ValueError(
             f"{name} has values up to {largest:.3g} in magnitude, beyond the range of "
-            f"float32 ({FLOAT32_MAX:.2g}) in which sknets computes: {_SCALE_HINT}."
+            f"{np.dtype(dtype).name} ({np.finfo(dtype).max:.2g}) in which sknets computes: "
+            "scale it first, e.g. with sklearn.preprocessing.StandardScaler."
         )
     return converted
 

@@ -4,12 +4,11 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
 
-from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
+from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork, store_params
 from ._params import InstanceOf, Options, as_widths
-from ._validation import as_float32
+from ._targets import encode_labels, encode_outputs, stratify_labels
 from .modules import MLP
 
 
@@ -84,8 +83,8 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         ``seconds``.
     best_epoch_ : int
         Epoch of the lowest validation loss (training loss without a
-        validation set); with a validation set, the returned weights are
-        those of this epoch.
+        validation set) among the epochs of the last ``fit``; with a
+        validation set, the returned weights are those of this epoch.
     n_epochs_ : int
         Epochs trained (in total, with ``warm_start``).
     fit_seconds_ : float
@@ -124,64 +123,11 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  class_weight=None, warm_start=False, random_state=None, device="cpu",
                  n_threads=None, verbose=0):
-        self.hidden_layers = hidden_layers
-        self.activation = activation
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.l1 = l1
-        self.l2 = l2
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.max_epochs = max_epochs
-        self.lr_schedule = lr_schedule
-        self.lr_decay = lr_decay
-        self.lr_min = lr_min
-        self.lr_step_size = lr_step_size
-        self.lr_gamma = lr_gamma
-        self.lr_patience = lr_patience
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.tol = tol
-        self.validation_fraction = validation_fraction
-        self.class_weight = class_weight
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.device = device
-        self.n_threads = n_threads
-        self.verbose = verbose
+        store_params(self, locals())
 
     def _encode_targets(self, y, reset):
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
-        classes = getattr(self, "_partial_kwargs", {}).get("classes") if reset else None
-        labels = y if classes is None else np.asarray(classes)
-        try:
-            check_classification_targets(y)
-            if reset:
-                self.classes_ = np.unique(labels)
-        except TypeError as exc:  # e.g. str and int labels cannot be sorted together
-            kinds = sorted({type(label).__name__ for label in (*y.ravel(), *labels.ravel())})
-            raise ValueError(
-                f"y mixes labels of types {kinds}, which cannot be sorted together; "
-                "use labels of one type (e.g. y.astype(str))."
-            ) from exc
-        if reset and len(self.classes_) < 2:
-            raise ValueError(
-                f"y has only one class ({self.classes_.tolist()[0]!r}); a classifier needs "
-                "samples of at least two classes."
-            )
-        unseen = ~np.isin(y, self.classes_)
-        if unseen.any():
-            raise ValueError(
-                f"y contains labels not seen at fit: {np.unique(y[unseen]).tolist()}; "
-                f"known classes are {self.classes_.tolist()}. Pass every label as "
-                "`classes` to the first partial_fit call."
-            )
-        return np.searchsorted(self.classes_, y).astype(np.int64)
+        classes = getattr(self, "_partial_kwargs", {}).get("classes")
+        return encode_labels(self, y, reset, classes)
 
     def _n_outputs(self):
         return len(self.classes_)
@@ -193,8 +139,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         return torch.int64
 
     def _split_stratify(self, targets):
-        counts = np.bincount(targets)
-        return targets if counts[counts > 0].min() >= 2 else None
+        return stratify_labels(targets)
 
     def _sample_weight(self, y, sample_weight):
         weights = super()._sample_weight(y, sample_weight)
@@ -344,49 +289,13 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  warm_start=False, random_state=None, device="cpu", n_threads=None,
                  verbose=0):
-        self.hidden_layers = hidden_layers
-        self.activation = activation
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.l1 = l1
-        self.l2 = l2
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.max_epochs = max_epochs
-        self.lr_schedule = lr_schedule
-        self.lr_decay = lr_decay
-        self.lr_min = lr_min
-        self.lr_step_size = lr_step_size
-        self.lr_gamma = lr_gamma
-        self.lr_patience = lr_patience
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.tol = tol
-        self.validation_fraction = validation_fraction
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.device = device
-        self.n_threads = n_threads
-        self.verbose = verbose
+        store_params(self, locals())
 
     def _validate_kwargs(self):
         return {"multi_output": True, "y_numeric": True}
 
     def _encode_targets(self, y, reset):
-        y = as_float32(y, "y")
-        if reset:
-            self._y_1d = y.ndim == 1
-            self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-        y = y.reshape(len(y), -1)
-        if y.shape[1] != self.n_outputs_:
-            raise ValueError(
-                f"y has {y.shape[1]} outputs, but {type(self).__name__} was fitted with "
-                f"{self.n_outputs_}."
-            )
-        return y
+        return encode_outputs(self, y, reset, np.float32)
 
     def _n_outputs(self):
         return self.n_outputs_
