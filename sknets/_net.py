@@ -251,7 +251,7 @@ class TensorNet(NeuralNet):
         except DivergenceError as error:
             if not self._holds_best_weights():
                 raise
-            self.divergence_ = error
+            self.divergence_ = error.with_traceback(None)  # no frames kept alive
             # The optimizer's state (Adam's moments, momentum) is NaN now as
             # well; a warm-started fit must not inherit it.
             self.optimizer_.state.clear()
