@@ -2,7 +2,8 @@
 
 from .autoencoder import AutoencoderTransformer
 from .mlp import MLPClassifier, MLPRegressor
+from .persistence import load
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer", "MLPClassifier", "MLPRegressor", "__version__"]
+__all__ = ["AutoencoderTransformer", "MLPClassifier", "MLPRegressor", "__version__", "load"]
