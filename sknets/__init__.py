@@ -1,7 +1,18 @@
 """sknets: feed-forward networks and autoencoders with the scikit-learn API."""
 
+from .compare import compare
 from .mlp import MLPClassifier, MLPRegressor
+from .plotting import plot_history, plot_reconstructions
+from .summary import summary
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "MLPRegressor", "__version__"]
+__all__ = [
+    "MLPClassifier",
+    "MLPRegressor",
+    "__version__",
+    "compare",
+    "plot_history",
+    "plot_reconstructions",
+    "summary",
+]
