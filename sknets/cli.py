@@ -185,15 +185,15 @@ def _run_study(args, command):
 def _run_train(args, command):
     from .mlp import MLPClassifier
     from .report import Report
-    from .studies import fit_and_report
+    from .studies import default_threads, fit_and_report
 
     data = _load(args)
     params = {name: value for name, value in vars(args).items()
-              if name in inspect.signature(MLPClassifier).parameters}
+              if name in inspect.signature(MLPClassifier).parameters and name not in _NOT_FLAGS}
     if "hidden_layers" in params:
         params["hidden_layers"] = tuple(params["hidden_layers"])
     model = MLPClassifier(random_state=args.seed, device=args.device,
-                          n_threads=args.n_threads, **params)
+                          n_threads=default_threads(data, args.n_threads), **params)
     report = Report(f"sknets train: MLPClassifier on {data.name}")
     fit_and_report(model, data, report)
     status = _finish(report, args, command, "sknets-train")
