@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 
 from .compare import compare
 from .mlp import MLPClassifier
-from .model_selection import train_val_test_split
 from .plotting import plot_history, plot_reconstructions
 from .summary import summary
 
@@ -86,12 +85,12 @@ def load_study_data(dataset="digits", data_home=None, n_train=None, n_test=None,
     """The data a study trains and tests on.
 
     ``"digits"`` is scikit-learn's bundled 8x8 digits (1,797 images, pixels
-    divided by 16), split at random into 5/7 training, 1/7 validation and
-    1/7 test, stratified. The 28x28 data sets are read with
-    :mod:`sknets.datasets` (downloaded into ``data_home`` if missing): their
-    test set is the publisher's, and 1/6 of the publisher's training set
-    (10,000 of MNIST's 60,000 images) is held out, stratified, for
-    validation.
+    divided by 16): 1/7 is set aside at random as the test set, the rest is
+    the training set. The 28x28 data sets are read with
+    :mod:`sknets.datasets` (downloaded into ``data_home`` if missing), with
+    the publishers' training and test sets. Then 1/6 of the training set
+    (10,000 of MNIST's 60,000 images) is held out for validation. Every
+    split is at random and stratified.
 
     Parameters
     ----------
@@ -101,7 +100,7 @@ def load_study_data(dataset="digits", data_home=None, n_train=None, n_test=None,
         :func:`sknets.datasets.get_data_home`); unused for "digits".
     n_train : int, default=None
         Use only this many training images (drawn at random, before the
-        validation set is held out); None uses all.
+        validation set is held out of them); None uses all.
     n_test : int, default=None
         Use only this many test images (drawn at random); None uses all.
     random_state : int, default=0
@@ -118,38 +117,37 @@ def load_study_data(dataset="digits", data_home=None, n_train=None, n_test=None,
     >>> data.sizes()
     {'train': 1283, 'validation': 257, 'test': 257}
     """
+    from sklearn.model_selection import train_test_split
+
     rng = np.random.RandomState(random_state)
     if dataset == "digits":
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        X = (digits.data / 16).astype(np.float32)
         names = digits.target_names.astype(str)
-        y = names[digits.target]
-        X, y = _subsample(X, y, None if n_train is None else n_train + (n_test or 0), rng)
-        X_train, X_val, X_test, y_train, y_val, y_test = train_val_test_split(
-            X, y, stratify=_stratify(y), random_state=rng)
-        X_test, y_test = _subsample(X_test, y_test, n_test, rng)
+        X, y = (digits.data / 16).astype(np.float32), names[digits.target]
+        X, X_test, y, y_test = train_test_split(X, y, test_size=1 / 7, stratify=y,
+                                                random_state=rng)
         description = ("scikit-learn's bundled 8x8 handwritten digits (UCI), pixels / 16, "
                        "split at random 5/7 training, 1/7 validation, 1/7 test (stratified).")
-        return StudyData(dataset, X_train, y_train, X_val, y_val, X_test, y_test,
-                         names, description)
-    if dataset not in _FETCHERS:
+    elif dataset in _FETCHERS:
+        from . import datasets
+
+        fetch = getattr(datasets, _FETCHERS[dataset])
+        train = fetch(subset="train", data_home=data_home)
+        test = fetch(subset="test", data_home=data_home)
+        names = np.asarray(train.target_names).astype(str)
+        X, y = train.data, names[train.target]
+        X_test, y_test = test.data, names[test.target]
+        description = (f"{train.DESCR.splitlines()[0]}: the publisher's test set; 1/6 of "
+                       "the publisher's training set held out at random (stratified) for "
+                       "validation.")
+    else:
         raise ValueError(f"Unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}.")
-    from . import datasets
-
-    fetch = getattr(datasets, _FETCHERS[dataset])
-    train = fetch(subset="train", data_home=data_home)
-    test = fetch(subset="test", data_home=data_home)
-    names = np.asarray(train.target_names).astype(str)
-    X, y = _subsample(train.data, names[train.target], n_train, rng)
-    X_test, y_test = _subsample(test.data, names[test.target], n_test, rng)
-    from sklearn.model_selection import train_test_split
-
+    X, y = _subsample(X, y, n_train, rng)
+    X_test, y_test = _subsample(X_test, y_test, n_test, rng)
     X_train, X_val, y_train, y_val = train_test_split(
         X, y, test_size=1 / 6, stratify=_stratify(y), random_state=rng)
-    description = (f"{train.DESCR.splitlines()[0]}: the publisher's test set; 1/6 of the "
-                   "publisher's training set held out at random (stratified) for validation.")
     return StudyData(dataset, X_train, y_train, X_val, y_val, X_test, y_test, names,
                      description)
 

@@ -14,9 +14,8 @@ import pytest
 from PIL import Image
 
 from sknets.cli import main
-from sknets.studies import STUDIES, UNAVAILABLE
 
-QUICK = ["--epochs", "3", "--quiet"]
+QUICK = ["--epochs", "3", "--quiet"]  # few epochs: these tests check the files
 
 
 @pytest.fixture(scope="module")
@@ -90,40 +89,6 @@ def test_report_renders_in_headless_chromium(architectures, tmp_path):
     # the figures' coloured curves and matrices, not just black text, are on the page
     saturation = pixels.max(axis=2) - pixels.min(axis=2)
     assert (saturation > 80).sum() > 5_000
-
-
-@pytest.mark.parametrize("name", ["optimizers", "regularizers", "search"])
-def test_other_studies_on_digits(name, tmp_path):
-    assert main(["study", name, *QUICK, "--n-train", "700", "--out", str(tmp_path)]) == 0
-    results = json.loads((tmp_path / "results.json").read_text())
-    rows = results["tables"]["test_results"]
-    expected = {"optimizers": 5, "regularizers": 4, "search": 1}[name]
-    assert len(rows) == expected
-    figures = {"optimizers": {"curves.png", "confusion_matrices.png"},
-               "regularizers": {"loss_by_model.png", "curves.png", "confusion_matrices.png"},
-               "search": {"search_scores.png", "best_curves.png", "confusion_matrices.png"}}
-    assert set(results["figures"]) == figures[name]
-    assert all((tmp_path / f).stat().st_size > 5_000 for f in figures[name])
-    if name == "search":
-        table = results["tables"]["search_results"]
-        assert [r["hidden_layers"] for r in table] == ["(50,)", "(100,)", "(100, 80)",
-                                                       "(256, 128)"]
-        assert sorted(r["rank"] for r in table)[0] == 1
-        assert 0 < rows[0]["test_balanced_accuracy"] <= 1
-
-
-def test_autoencoder_study_or_its_reason(tmp_path, capsys):
-    status = main(["study", "autoencoder", *QUICK, "--out", str(tmp_path)])
-    if "autoencoder" in STUDIES:
-        assert status == 0
-        results = json.loads((tmp_path / "results.json").read_text())
-        assert [r["model"] for r in results["tables"]["test_results"]] == [
-            "code 4", "code 8", "code 16", "code 32"]
-        assert "reconstructions.png" in results["figures"]
-    else:
-        assert status == 1
-        assert "AutoencoderTransformer" in capsys.readouterr().err
-        assert "AutoencoderTransformer" in UNAVAILABLE["autoencoder"]
 
 
 def test_command_line_errors(capsys):
