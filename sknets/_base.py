@@ -152,6 +152,17 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
         within each epoch."""
 
 
+def store_params(estimator, arguments):
+    """Store ``__init__``'s arguments (its ``locals()``) as attributes, unchanged.
+
+    scikit-learn's convention: ``__init__`` only records the parameters;
+    validation happens in ``fit``.
+    """
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 def _resolve_device(device):
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

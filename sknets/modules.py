@@ -67,6 +67,8 @@ class MLP(nn.Sequential):
     output_activation : str or None, default=None
         Activation after the output layer (used by autoencoder decoders).
 
+    Weights start Glorot-uniform and biases at zero (see :func:`glorot_init_`).
+
     Examples
     --------
     >>> import torch
@@ -86,6 +88,20 @@ class MLP(nn.Sequential):
         if output_activation not in (None, "identity"):
             layers.append(ACTIVATIONS[output_activation]())
         super().__init__(*layers)
+        glorot_init_(self)
+
+
+def glorot_init_(module):
+    """Glorot-uniform weights and zero biases for every linear layer, in place.
+
+    The initialisation of Keras and scikit-learn's MLP. Torch's default
+    (uniform with bound ``1/sqrt(fan_in)``) starts smaller and trains
+    measurably slower on MNIST-like data.
+    """
+    for layer in linear_layers(module):
+        nn.init.xavier_uniform_(layer.weight)
+        nn.init.zeros_(layer.bias)
+    return module
 
 
 def linear_layers(module):
@@ -104,5 +120,5 @@ def l1_penalty(module):
 
 
 __all__ = [
-    "ACTIVATIONS", "MLP", "dense_stack", "l1_penalty", "linear_layers", "weight_parameters",
+    "ACTIVATIONS", "MLP", "dense_stack", "glorot_init_", "l1_penalty", "linear_layers", "weight_parameters",
 ]

@@ -20,7 +20,18 @@ _WEIGHT_EQUIVALENCE = {
         "so weight 2 cannot equal a duplicated sample"
     ),
 }
-EXPECTED_FAILURES = {"MLPClassifier": _WEIGHT_EQUIVALENCE, "MLPRegressor": _WEIGHT_EQUIVALENCE}
+# Networks compute in float32, and the BLAS kernels torch picks depend on the
+# number of rows: predicting a subset can differ from the full batch in the
+# last float32 bit (~2e-7 relative), above this check's rtol=1e-7.
+_FLOAT32 = {
+    "check_methods_subset_invariance": (
+        "float32 matmuls: BLAS kernels chosen by batch size differ in the last bit"
+    ),
+}
+EXPECTED_FAILURES = {
+    "MLPClassifier": {**_WEIGHT_EQUIVALENCE, **_FLOAT32},
+    "MLPRegressor": {**_WEIGHT_EQUIVALENCE, **_FLOAT32},
+}
 
 
 def _expected_failed_checks(estimator):
