@@ -1,0 +1,147 @@
+"""The named studies and the data they run on."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sknets.cli import main
+from sknets.report import Report
+from sknets.studies import (STUDIES, UNAVAILABLE, StudySettings, default_threads,
+                            load_study_data, run_study)
+
+QUICK = ["--epochs", "2", "--quiet", "--n-train", "600"]
+
+
+def test_digits_split():
+    data = load_study_data("digits", random_state=0)
+    assert data.sizes() == {"train": 1283, "validation": 257, "test": 257}
+    assert data.X_train.dtype == np.float32 and data.X_train.max() == 1.0
+    assert list(data.labels) == list("0123456789")
+    assert set(data.y_test) == set(data.labels)  # stratified: every class in every set
+    again = load_study_data("digits", random_state=0)
+    np.testing.assert_array_equal(data.X_val, again.X_val)
+    other = load_study_data("digits", random_state=1)
+    assert not np.array_equal(data.X_val, other.X_val)
+    small = load_study_data("digits", n_train=600, n_test=50)
+    assert small.sizes() == {"train": 500, "validation": 100, "test": 50}
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="Unknown dataset 'cifar'.*digits, mnist"):
+        load_study_data("cifar")
+
+
+def test_settings_override_study_defaults():
+    study = STUDIES["architectures"]
+    data = load_study_data("digits", n_train=100)
+    params = study.params(data, StudySettings(), dropout=0.2)
+    assert (params["lr"], params["max_epochs"], params["dropout"]) == (3e-3, 30, 0.2)
+    assert params["n_threads"] == 1
+    params = study.params(data, StudySettings(epochs=5, lr=0.1, n_threads=2, random_state=7))
+    assert (params["max_epochs"], params["lr"], params["n_threads"]) == (5, 0.1, 2)
+    assert params["random_state"] == 7
+    data.name = "mnist"  # a 28x28 set: the study's full-size defaults, torch's threads
+    assert study.params(data, StudySettings())["lr"] == 2e-4
+    assert default_threads(data, None) is None
+
+
+def test_optimizers_study_through_the_command(tmp_path):
+    assert main(["study", "optimizers", *QUICK, "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["tables"]["test_results"]
+    assert [row["model"] for row in rows] == [
+        "sgd (lr=0.1)", "momentum (lr=0.01)", "rmsprop (lr=0.001)", "adagrad (lr=0.01)",
+        "adam (lr=0.001)"]
+    assert [results["parameters"][row["model"]]["optimizer"] for row in rows] == [
+        "sgd", "momentum", "rmsprop", "adagrad", "adam"]
+    assert results["figures"] == ["curves.png", "confusion_matrices.png"]
+    assert all((tmp_path / f).stat().st_size > 5_000 for f in results["figures"])
+
+
+def test_autoencoder_study_or_its_reason(tmp_path, capsys):
+    status = main(["study", "autoencoder", *QUICK, "--out", str(tmp_path)])
+    if "autoencoder" in STUDIES:
+        assert status == 0
+        results = json.loads((tmp_path / "results.json").read_text())
+        assert [r["model"] for r in results["tables"]["test_results"]] == [
+            "code 4", "code 8", "code 16", "code 32"]
+        assert "reconstructions.png" in results["figures"]
+    else:
+        assert status == 1
+        assert "AutoencoderTransformer" in capsys.readouterr().err
+        assert "AutoencoderTransformer" in UNAVAILABLE["autoencoder"]
+
+
+
+
+class RecordingReport(Report):
+    """A Report that also keeps what each figure's axes hold before rendering."""
+
+    def __init__(self, title):
+        super().__init__(title)
+        self.axes = {}
+
+    def figure(self, name, figure, caption=""):
+        self.axes[name] = [
+            {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+             "lines": [(line.get_label(), line.get_marker(), list(line.get_xdata()))
+                       for line in ax.get_lines()],
+             "patches": [p.get_facecolor() for p in ax.patches],
+             "images": [im.get_array().shape for im in ax.get_images()]}
+            for ax in figure.axes]
+        super().figure(name, figure, caption)
+
+
+def _curves(axis):
+    return [points for _, marker, points in axis["lines"] if marker != "*"]
+
+
+def _stars(axis):
+    return [points for _, marker, points in axis["lines"] if marker == "*"]
+
+
+def test_architectures_figures_content():
+    data = load_study_data("digits", n_train=600)
+    report = run_study("architectures", data, StudySettings(epochs=4, progress=False),
+                       RecordingReport("t"))
+    histories = report.results["histories"]
+    loss, accuracy = report.axes["curves"]
+    assert (loss["xlabel"], loss["ylabel"]) == ("epoch", "loss")
+    assert (accuracy["xlabel"], accuracy["ylabel"]) == ("epoch", "accuracy")
+    assert _curves(loss) == [[1, 2, 3, 4]] * 8  # train and validation of 4 models
+    assert _curves(accuracy) == [[1, 2, 3, 4]] * 4  # validation only
+    best = [[report.tables["test_results"].loc[name, "best_epoch"]] for name in histories]
+    assert _stars(loss) == best and _stars(accuracy) == best
+    matrices = report.axes["confusion_matrices"]
+    assert [m["title"] for m in matrices] == list(histories)
+    assert all(m["images"] == [(10, 10)] for m in matrices)
+    assert all(m["xlabel"] == "Predicted label" for m in matrices)
+
+
+def test_regularizers_and_search_figures_content(tmp_path):
+    data = load_study_data("digits", n_train=600)
+    settings = StudySettings(epochs=3, progress=False)
+    report = run_study("regularizers", data, settings, RecordingReport("t"))
+    panels = report.axes["loss_by_model"]
+    assert [p["title"] for p in panels] == list(report.results["histories"])
+    for panel, name in zip(panels, report.results["histories"]):
+        assert _curves(panel) == [[1, 2, 3]] * 2
+        assert _stars(panel) == [[report.tables["test_results"].loc[name, "best_epoch"]]]
+
+    report.write(tmp_path / "regularizers")
+    assert {p.name for p in (tmp_path / "regularizers").glob("*.png")} == {
+        "loss_by_model.png", "curves.png", "confusion_matrices.png"}
+
+    report = run_study("search", data, settings, RecordingReport("t"))
+    assert report.tables["test_results"].columns[-1] == "test_balanced_accuracy"
+    assert report.tables["search_results"].index.tolist() == [
+        "(50,)", "(100,)", "(100, 80)", "(256, 128)"]
+    (scores,) = report.axes["search_scores"]
+    assert scores["xlabel"] == "hidden_layers"
+    ranks = report.tables["search_results"]["rank"].tolist()
+    colours = [tuple(np.round(c, 3)) for c in scores["patches"]]
+    assert len(colours) == 4 and len(set(colours)) == 2
+    assert colours[ranks.index(1)] != colours[ranks.index(2)]
+    loss, _ = report.axes["best_curves"]
+    assert _curves(loss) == [[1, 2, 3]] * 2
