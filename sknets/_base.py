@@ -22,6 +22,7 @@ from . import _params
 from .callbacks import progress_callbacks
 from ._net import FixedValidation, TensorData, TensorNet, to_tensor
 from ._params import Interval, LayerWidths, Options
+from .exceptions import DivergenceError, DivergenceWarning, TrainingInterruptedWarning
 from .modules import ACTIVATIONS, l1_penalty, linear_layers
 from .schedules import SCHEDULES, EpochSchedule
 
@@ -60,8 +61,10 @@ NETWORK_CONSTRAINTS = {
     "verbose": [Interval(Integral, 0, None), Options(True, False)],
 }
 
-# The parameters' documentation, shared by every estimator's docstring.
-NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
+# The parameters' documentation, shared by every estimator's docstring:
+# the layers of a supervised network, then the training parameters that
+# every network (the autoencoder included) has in common.
+NETWORK_LAYERS_DOC = """hidden_layers : tuple of int, default=(100,)
         Width of each hidden layer; ``()`` trains a network with no hidden
         layer (a linear model).
     activation : {"relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", \
@@ -71,8 +74,9 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
         Dropout rate after each hidden layer (training only).
     batch_norm : bool, default=False
         Batch normalisation of each hidden layer's pre-activations
-        (layer order ``Linear -> BatchNorm1d -> activation -> Dropout``).
-    l1 : float, default=0.0
+        (layer order ``Linear -> BatchNorm1d -> activation -> Dropout``)."""
+
+NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         L1 penalty strength. The training objective of a mini-batch is
         ``data_loss + l1 * sum(|W|) + l2 / 2 * sum(W ** 2)``, where the sums
         run over the weight matrices of all linear layers; biases and
@@ -138,9 +142,9 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
     validation_fraction : float in (0, 1), default=0.1
         Share of the training data held out when ``early_stopping=True``.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, batch order, dropout and the validation
-        split. The same int gives identical ``history_`` and predictions on
-        the same machine.
+        Seeds weight initialisation, batch order, dropout (and any input
+        noise) and the validation split. The same int gives identical
+        ``history_`` and predictions on the same machine.
     device : {"cpu", "cuda", "auto"} or str, default="cpu"
         Torch device; "auto" takes CUDA when available. The data is moved to
         the device once per fit.
@@ -150,6 +154,8 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
     verbose : int, default=0
         0 is silent, 1 prints one line per epoch, 2 adds a progress bar
         within each epoch."""
+
+NETWORK_PARAMETERS_DOC = NETWORK_LAYERS_DOC + "\n    " + NETWORK_TRAINING_DOC
 
 
 def store_params(estimator, arguments):
@@ -195,6 +201,15 @@ class BaseNetwork(BaseEstimator):
     _parameter_constraints = NETWORK_CONSTRAINTS
 
     # --- hooks for subclasses -------------------------------------------------
+
+    def _check_data(self, X, y, reset):
+        """``(X, y)`` validated by scikit-learn, ``X`` as float32.
+
+        An autoencoder returns ``(X, X)``: its targets are its inputs, and
+        passing the very same array lets the engine hold one tensor for both.
+        """
+        return validate_data(self, X, y, reset=reset, dtype=np.float32,
+                             **self._validate_kwargs())
 
     def _encode_targets(self, y, reset):
         """Targets as the array the loss expects; set label state if reset."""
@@ -248,8 +263,7 @@ class BaseNetwork(BaseEstimator):
 
     def _fit(self, X, y, sample_weight, validation_data, incremental, epochs):
         _params.validate_params(self)
-        X, y = validate_data(self, X, y, reset=not incremental, dtype=np.float32,
-                             **self._validate_kwargs())
+        X, y = self._check_data(X, y, reset=not incremental)
         if len(X) == 0:
             raise ValueError("X is empty: fitting needs at least one sample.")
         targets = self._encode_targets(y, reset=not incremental)
@@ -263,8 +277,11 @@ class BaseNetwork(BaseEstimator):
             valid = self._validation_set(X, targets, weights, validation_data, rng, device)
             if valid is not None and valid[1] is not None:
                 X, targets, weights = valid[1]
-            train = TensorData(to_tensor(X, device),
-                               to_tensor(targets, device, self._target_dtype()),
+            if self.batch_norm and min(self.batch_size, len(X)) < 2:
+                raise ValueError(
+                    "batch_norm=True needs mini-batches of at least 2 samples; got "
+                    f"batch_size={self.batch_size} and {len(X)} training samples.")
+            train = TensorData(*self._tensors(X, targets, device),
                                None if weights is None else to_tensor(weights, device))
             valid = None if valid is None else valid[0]
             if not incremental:
@@ -275,15 +292,91 @@ class BaseNetwork(BaseEstimator):
             net.batch_size = min(self.batch_size, len(X))
             net.verbose = self.verbose
             start = time.perf_counter()
+            first_epoch = len(net.history)
             try:
                 if epochs:
                     net.partial_fit(train, None, epochs=epochs)
+            except DivergenceError:
+                self._forget_fit()
+                raise
             finally:
                 net.train_split = None
                 net.metrics = None
             self.fit_seconds_ = time.perf_counter() - start
-        self._after_fit()
+        self._after_fit(first_epoch)
+        if epochs:
+            self._warn_if_cut_short()
         return self
+
+    def _forget_fit(self):
+        """Drop every fitted attribute: a diverged network must not predict."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            delattr(self, name)
+
+    def _warn_if_cut_short(self):
+        net = self.net_
+        best = self._best_weights_callback()
+        restored = (f"the weights of epoch {self.best_epoch_} (lowest validation loss) were "
+                    "restored" if best is not None and best.best_epoch_ else
+                    "the weights are those at the interruption")
+        if net.divergence_ is not None:
+            warnings.warn(f"{net.divergence_} Training stopped; {restored}.",
+                          DivergenceWarning, stacklevel=4)
+        elif net.interrupted_epoch_ is not None:
+            warnings.warn(
+                f"Training was interrupted in epoch {net.interrupted_epoch_}; {restored}, and "
+                f"history_ holds the {self.n_epochs_} complete epochs.",
+                TrainingInterruptedWarning, stacklevel=4)
+
+    def _best_weights_callback(self):
+        """The callback restoring the best epoch's weights (with validation), or None."""
+        for _, callback in self.net_.callbacks_:
+            if isinstance(callback, EarlyStopping) and callback.load_best:
+                return callback
+        return None
+
+    def _rebuild(self, n_features):
+        """Build an untrained network for ``n_features`` inputs, as ``fit`` builds it.
+
+        The label state (``classes_``, ``n_outputs_``) must be set already.
+        :func:`sknets.load` loads saved weights into the returned module.
+
+        Returns
+        -------
+        module : torch.nn.Module
+        """
+        self._seed = check_random_state(self.random_state).randint(2**31 - 1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed)
+            self.net_ = self._build_net(n_features, _resolve_device(self.device), None)
+        return self.net_.module_
+
+    def save(self, path):
+        """Write the fitted estimator to one file that :func:`sknets.load` reads.
+
+        The file is a zip holding ``model.json`` (parameters, fitted state,
+        history, library versions) and ``weights.safetensors``: loading it
+        never executes code, unlike a pickle. See ``docs/persistence.md``.
+
+        Parameters
+        ----------
+        path : str, path-like or binary file object
+
+        Examples
+        --------
+        >>> from pathlib import Path
+        >>> from tempfile import mkdtemp
+        >>> from sklearn.datasets import load_iris
+        >>> from sknets import MLPClassifier, load
+        >>> X, y = load_iris(return_X_y=True)
+        >>> path = Path(mkdtemp()) / "iris.sknets"
+        >>> MLPClassifier((8,), max_epochs=5, random_state=0).fit(X, y).save(path)
+        >>> load(path).classes_
+        array([0, 1, 2])
+        """
+        from .persistence import save
+
+        save(self, path)
 
     def initialize(self, X, y=None):
         """Build the network for data shaped like ``(X, y)`` without training.
@@ -305,33 +398,23 @@ class BaseNetwork(BaseEstimator):
     def _validation_set(self, X, targets, weights, validation_data, rng, device):
         """(valid TensorData or None, (X, targets, weights) to train on or None)."""
         if validation_data is not None:
-            X_val, y_val = validation_data
-            X_val, y_val = validate_data(self, X_val, y_val, reset=False,
-                                         dtype=np.float32, **self._validate_kwargs())
+            X_val, y_val = self._check_data(*validation_data, reset=False)
             y_val = self._encode_targets(y_val, reset=False)
-            data = TensorData(to_tensor(X_val, device),
-                              to_tensor(y_val, device, self._target_dtype()))
-            return data, None
+            return TensorData(*self._tensors(X_val, y_val, device)), None
         if not self.early_stopping:
             return None
-        from sklearn.model_selection import train_test_split
-
-        index = np.arange(len(X))
-        try:
-            train_idx, valid_idx = train_test_split(
-                index, test_size=self.validation_fraction, random_state=rng,
-                stratify=self._split_stratify(targets))
-        except ValueError as exc:
-            raise ValueError(
-                f"Cannot hold out validation_fraction={self.validation_fraction} of "
-                f"{len(X)} samples for early stopping ({exc}). Pass validation_data, "
-                "raise validation_fraction, or set early_stopping=False."
-            ) from exc
-        train_idx.sort()
-        data = TensorData(to_tensor(X[valid_idx], device),
-                          to_tensor(targets[valid_idx], device, self._target_dtype()))
+        train_idx, valid_idx = holdout_indices(len(X), self.validation_fraction, rng,
+                                               self._split_stratify(targets))
+        data = TensorData(*self._tensors(*_rows(X, targets, valid_idx), device))
         sub = None if weights is None else weights[train_idx]
-        return data, (X[train_idx], targets[train_idx], sub)
+        return data, (*_rows(X, targets, train_idx), sub)
+
+    def _tensors(self, X, targets, device):
+        """``X`` and the targets as device tensors; one tensor when they are one array."""
+        X_tensor = to_tensor(X, device)
+        if targets is X:
+            return X_tensor, X_tensor
+        return X_tensor, to_tensor(targets, device, self._target_dtype())
 
     def _build_net(self, n_features, device, valid):
         module = self._build_module(n_features)
@@ -409,30 +492,48 @@ class BaseNetwork(BaseEstimator):
     def _stopping_callbacks(self, has_valid):
         silent = {"sink": _silent}
         if has_valid:
-            patience = self.patience if (self.early_stopping and self.patience) else None
-            return [("best_weights", EarlyStopping(
-                monitor="valid_loss", patience=patience or 2**31 - 1, threshold=self.tol,
+            # Two trackers: the weights kept are those of the lowest validation
+            # loss (threshold 0), while stopping counts only improvements by
+            # more than tol. One EarlyStopping with threshold=tol would restore
+            # an earlier epoch than best_epoch_ after an improvement below tol.
+            callbacks = [("best_weights", EarlyStopping(
+                monitor="valid_loss", patience=2**31 - 1, threshold=0.0,
                 threshold_mode="abs", load_best=True, **silent))]
+            if self.early_stopping and self.patience:
+                # After best_weights, so the epoch that stops is recorded first.
+                callbacks.append(("early_stopping", EarlyStopping(
+                    monitor="valid_loss", patience=self.patience, threshold=self.tol,
+                    threshold_mode="abs", **silent)))
+            return callbacks
         if self.patience is None:
             return []
         return [("early_stopping", EarlyStopping(
             monitor="train_loss", patience=self.patience, threshold=self.tol,
             threshold_mode="abs", **silent))]
 
-    def _after_fit(self):
+    def _after_fit(self, first_epoch=0):
+        """Fitted attributes from the net's history; ``first_epoch`` starts this fit."""
         net = self.net_
-        rows = [row for row in net.history if "train_loss" in row]
+        # An epoch is complete once EpochTimer, the first callback, has
+        # closed it; a cut-short epoch (interrupt, divergence) can only be the last.
+        rows = [row for row in net.history if "dur" in row]
         del net.history[len(rows):]
-        columns = {"epoch": "epoch", "train_loss": "train_loss", "valid_loss": "valid_loss",
-                   **{f"valid_{m}": f"valid_{m}" for m in self._score_names()},
-                   "lr": "lr", "dur": "seconds"}
+        columns = self._history_columns()
         frame = pd.DataFrame([{new: row.get(old, np.nan) for old, new in columns.items()}
                               for row in rows], columns=list(columns.values()))
         frame["epoch"] = frame["epoch"].astype(int)
         self.history_ = frame
-        monitored = "valid_loss" if frame["valid_loss"].notna().any() else "train_loss"
-        self.best_epoch_ = (int(frame["epoch"].iloc[int(frame[monitored].to_numpy().argmin())])
-                            if len(frame) else 0)
+        # Best over this fit's epochs: with warm_start, skorch tracks (and
+        # restores) the best weights per fit, so earlier fits do not count.
+        this_fit = frame.iloc[first_epoch:] if len(frame) > first_epoch else frame
+        monitored = "valid_loss" if this_fit["valid_loss"].notna().any() else "train_loss"
+        losses = this_fit[monitored].to_numpy(dtype=float)
+        if not len(losses):
+            self.best_epoch_ = 0
+        elif np.isnan(losses).all():
+            self.best_epoch_ = int(this_fit["epoch"].iloc[-1])
+        else:
+            self.best_epoch_ = int(this_fit["epoch"].iloc[int(np.nanargmin(losses))])
         self.n_epochs_ = len(frame)
         self.module_ = net.module_
         for _, callback in net.callbacks_:
@@ -442,15 +543,23 @@ class BaseNetwork(BaseEstimator):
     def _score_names(self):
         return ()
 
+    def _history_columns(self):
+        """{key in the skorch net's history: column of ``history_``}."""
+        return {"epoch": "epoch", "train_loss": "train_loss", "valid_loss": "valid_loss",
+                **{f"valid_{m}": f"valid_{m}" for m in self._score_names()},
+                "lr": "lr", "dur": "seconds"}
+
     # --- prediction --------------------------------------------------------------
 
     def _forward(self, X):
-        """Module outputs for ``X`` as a float32 numpy array (eval mode, no grad)."""
+        """Module outputs for ``X`` as a float32 tensor (eval mode, no grad)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
+        return self._run(validate_data(self, X, reset=False, dtype=np.float32))
+
+    def _run(self, X, module=None):
+        """Outputs of ``module`` (default ``module_``) for the validated array ``X``."""
         with _ThreadLimit(self.n_threads):
-            out = self.net_.forward_all(to_tensor(X, self.net_.device))
-        return out
+            return self.net_.forward_all(to_tensor(X, self.net_.device), module)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_") and hasattr(self, "history_")
@@ -459,6 +568,12 @@ class BaseNetwork(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _rows(X, targets, index):
+    """Rows ``index`` of ``X`` and of the targets, taken once when they are one array."""
+    X_rows = X[index]
+    return X_rows, (X_rows if targets is X else targets[index])
 
 
 class _Penalty:
@@ -475,6 +590,42 @@ class _Penalty:
             total = total + self.l2 / 2 * sum((layer.weight ** 2).sum()
                                               for layer in linear_layers(module))
         return total
+
+
+def holdout_indices(n_samples, validation_fraction, rng, stratify=None):
+    """Indices ``(train, valid)`` of the validation set held out for early stopping.
+
+    ``train`` is sorted, so the training samples keep their order.
+
+    Parameters
+    ----------
+    n_samples : int
+    validation_fraction : float in (0, 1)
+    rng : numpy.random.RandomState
+    stratify : array-like of shape (n_samples,) or None
+        Class of each sample, for a stratified split.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknets._base import holdout_indices
+    >>> train, valid = holdout_indices(10, 0.2, np.random.RandomState(0))
+    >>> len(train), len(valid), list(train) == sorted(train)
+    (8, 2, True)
+    """
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, valid = train_test_split(np.arange(n_samples), test_size=validation_fraction,
+                                        random_state=rng, stratify=stratify)
+    except ValueError as exc:
+        raise ValueError(
+            f"Cannot hold out validation_fraction={validation_fraction} of "
+            f"{n_samples} samples for early stopping ({exc}). Pass validation_data, "
+            "raise validation_fraction, or set early_stopping=False."
+        ) from exc
+    train.sort()
+    return train, valid
 
 
 def _silent(*args, **kwargs):

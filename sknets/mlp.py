@@ -4,11 +4,11 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
 
 from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork, store_params
 from ._params import InstanceOf, Options, as_widths
+from ._targets import encode_labels, encode_outputs, stratify_labels
 from .modules import MLP
 
 
@@ -83,8 +83,8 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         ``seconds``.
     best_epoch_ : int
         Epoch of the lowest validation loss (training loss without a
-        validation set); with a validation set, the returned weights are
-        those of this epoch.
+        validation set) among the epochs of the last ``fit``; with a
+        validation set, the returned weights are those of this epoch.
     n_epochs_ : int
         Epochs trained (in total, with ``warm_start``).
     fit_seconds_ : float
@@ -126,26 +126,8 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         store_params(self, locals())
 
     def _encode_targets(self, y, reset):
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
-        check_classification_targets(y)
-        if reset:
-            classes = getattr(self, "_partial_kwargs", {}).get("classes")
-            self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    f"y has only one class ({self.classes_[0]!r}); a classifier needs "
-                    "samples of at least two classes."
-                )
-        unseen = ~np.isin(y, self.classes_)
-        if unseen.any():
-            raise ValueError(
-                f"y contains labels not seen at fit: {np.unique(y[unseen]).tolist()}; "
-                f"known classes are {self.classes_.tolist()}. Pass every label as "
-                "`classes` to the first partial_fit call."
-            )
-        return np.searchsorted(self.classes_, y).astype(np.int64)
+        classes = getattr(self, "_partial_kwargs", {}).get("classes")
+        return encode_labels(self, y, reset, classes)
 
     def _n_outputs(self):
         return len(self.classes_)
@@ -157,8 +139,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         return torch.int64
 
     def _split_stratify(self, targets):
-        counts = np.bincount(targets)
-        return targets if counts[counts > 0].min() >= 2 else None
+        return stratify_labels(targets)
 
     def _sample_weight(self, y, sample_weight):
         weights = super()._sample_weight(y, sample_weight)
@@ -314,17 +295,7 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         return {"multi_output": True, "y_numeric": True}
 
     def _encode_targets(self, y, reset):
-        y = np.asarray(y, dtype=np.float32)
-        if reset:
-            self._y_1d = y.ndim == 1
-            self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-        y = y.reshape(len(y), -1)
-        if y.shape[1] != self.n_outputs_:
-            raise ValueError(
-                f"y has {y.shape[1]} outputs, but {type(self).__name__} was fitted with "
-                f"{self.n_outputs_}."
-            )
-        return y
+        return encode_outputs(self, y, reset, np.float32)
 
     def _n_outputs(self):
         return self.n_outputs_

@@ -2,12 +2,14 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sknets import MLPClassifier, MLPRegressor
+from sknets import AutoencoderTransformer, MLPClassifier, MLPRegressor
 
 # Small, fast networks: the checks fit hundreds of times.
 ESTIMATORS = [
     MLPClassifier(hidden_layers=(16,), lr=1e-2, max_epochs=30, random_state=0),
     MLPRegressor(hidden_layers=(16,), lr=1e-2, max_epochs=30, random_state=0),
+    AutoencoderTransformer(hidden_layers=(8,), code_size=2, lr=1e-2, max_epochs=10,
+                           random_state=0, n_threads=1),
 ]
 
 # Mini-batch training cannot pass this one check: a sample of weight 2 is

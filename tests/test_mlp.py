@@ -400,3 +400,18 @@ def test_pickle_and_joblib_round_trips(classification, dump, load):
     restored = load(buffer)
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
     pd.testing.assert_frame_equal(restored.history_, clf.history_)
+
+
+def test_warm_start_best_epoch_names_the_restored_weights(classification):
+    X, y = classification
+    X_val, y_val = X[:60], y[:60]
+    clf = MLPClassifier(hidden_layers=(64,), lr=5e-2, max_epochs=8, patience=None,
+                        warm_start=True, random_state=0)
+    clf.fit(X[60:], y[60:], validation_data=(X_val, y_val))
+    clf.fit(X[60:], y[60:], validation_data=(X_val, y_val))
+    history = clf.history_.set_index("epoch")
+    assert clf.best_epoch_ > 8
+    assert history.loc[clf.best_epoch_, "valid_loss"] == history.loc[9:, "valid_loss"].min()
+    proba = clf.predict_proba(X_val)
+    loss = -np.mean(np.log(proba[np.arange(len(y_val)), y_val]))
+    assert loss == pytest.approx(history.loc[clf.best_epoch_, "valid_loss"], rel=1e-4)
