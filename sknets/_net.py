@@ -12,10 +12,15 @@ callbacks and history, and changes only what happens per batch:
 * callbacks are notified per batch only if one of them listens per batch.
 """
 
+import collections
+import copy
+import warnings
+
 import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+from skorch.exceptions import DeviceWarning
 
 EVAL_BATCH_SIZE = 65_536
 
@@ -101,7 +106,15 @@ class TensorNet(NeuralNet):
         Source of the batch order.
     shuffle : bool
         Whether to reshuffle the training data every epoch.
+
+    Pickling: the module's parameters are stored once, in skorch's
+    device-mapped storage (so a net trained on CUDA loads on a CPU-only
+    machine); the optimizer's state (Adam's moments, momentum buffers) is
+    stored only while ``keep_optimizer_state`` is True, which the owning
+    estimator sets when training can continue from it.
     """
+
+    keep_optimizer_state = True
 
     def __init__(self, *args, penalty=None, metrics=None, generator=None, shuffle=True,
                  **kwargs):
@@ -191,6 +204,34 @@ class TensorNet(NeuralNet):
         previous = [row[f"{prefix}_loss"] for row in self.history[:-1] if f"{prefix}_loss" in row]
         self.history.record(f"{prefix}_loss_best", not previous or loss < min(previous))
 
+    def __getstate__(self):
+        optimizer = getattr(self, "optimizer_", None)
+        if optimizer is not None and optimizer.state and not self.keep_optimizer_state:
+            # skorch serialises self.optimizer_; swap in a stateless copy for that.
+            self.optimizer_ = _without_state(optimizer)
+        try:
+            state = super().__getstate__()
+        finally:
+            if optimizer is not None:
+                self.optimizer_ = optimizer
+        for name in ("module", "criterion"):
+            # sknets passes instances, which skorch uses as module_/criterion_:
+            # pickle them once, with the initialised attributes.
+            if state.get(name) is not None and state[name] is getattr(self, f"{name}_", None):
+                state[name] = _SameAsInitialized()
+        return state
+
+    def __setstate__(self, state):
+        with warnings.catch_warnings():
+            # A net trained on CUDA is mapped to the CPU when no CUDA device
+            # is present; the owning estimator reports that, knowing whether
+            # the user asked for device="auto".
+            warnings.simplefilter("ignore", DeviceWarning)
+            super().__setstate__(state)
+        for name in ("module", "criterion"):
+            if isinstance(getattr(self, name, None), _SameAsInitialized):
+                setattr(self, name, getattr(self, f"{name}_"))
+
     def forward_all(self, X, batch_size=EVAL_BATCH_SIZE):
         """Outputs of the module in eval mode for a whole tensor, no grad."""
         self.module_.eval()
@@ -199,6 +240,17 @@ class TensorNet(NeuralNet):
                 return self.module_(X)
             return torch.cat([self.module_(X[i:i + batch_size])
                               for i in range(0, len(X), batch_size)])
+
+
+class _SameAsInitialized:
+    """Pickled in place of a constructor argument that is its initialised attribute."""
+
+
+def _without_state(optimizer):
+    """A shallow copy of ``optimizer`` with the same parameters and no state."""
+    blank = copy.copy(optimizer)
+    blank.state = collections.defaultdict(dict)
+    return blank
 
 
 def to_tensor(array, device, dtype=torch.float32):
