@@ -162,6 +162,17 @@ NETWORK_PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
         within each epoch."""
 
 
+def store_params(estimator, arguments):
+    """Store ``__init__``'s arguments (its ``locals()``) as attributes, unchanged.
+
+    scikit-learn's convention: ``__init__`` only records the parameters;
+    validation happens in ``fit``.
+    """
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 class BaseNetwork(BaseEstimator):
     """Shared fit/predict machinery; not for direct use."""
 

@@ -9,7 +9,9 @@ callbacks and history, and changes only what happens per batch:
 * the data is one tensor on the device; a batch is one ``index_select``
   (or a view when not shuffling);
 * the epoch's loss is summed on the device and read once per epoch;
-* callbacks are notified per batch only if one of them listens per batch.
+* callbacks are notified per batch only if one of them listens per batch;
+* plain MLPs train through ``FusedStep`` (forward and hand-derived backward,
+  no autograd graph); everything else through autograd.
 """
 
 import collections
@@ -21,6 +23,8 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.exceptions import DeviceWarning
+
+from ._fused import FusedStep
 
 EVAL_BATCH_SIZE = 65_536
 
@@ -149,16 +153,30 @@ class TensorNet(NeuralNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         target, weight = y_true
+        criterion = self.criterion_
         if weight is None:
-            loss = self.criterion_(y_pred, target).mean()
-        else:
-            loss = (self.criterion_(y_pred, target).reshape(len(weight), -1).mean(1)
-                    * weight).sum() / weight.sum()
-        return loss
+            return criterion(y_pred, target)  # built with reduction="mean"
+        criterion.reduction = "none"
+        try:
+            per_sample = criterion(y_pred, target).reshape(len(weight), -1).mean(1)
+        finally:
+            criterion.reduction = "mean"
+        return (per_sample * weight).sum() / weight.sum()
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        finally:
+            self._fused_step = None
 
     def train_step(self, batch, **fit_params):
         Xi, yi = batch
-        self.module_.train()
+        fused = getattr(self, "_fused_step", None)
+        if fused is not None:
+            loss = fused(Xi, *yi)
+            self.optimizer_.step()
+            return {"loss": loss, "y_pred": None}
         y_pred = self.module_(Xi)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         total = loss if self.penalty is None else loss + self.penalty(self.module_)
@@ -169,7 +187,6 @@ class TensorNet(NeuralNet):
 
     def validation_step(self, batch, **fit_params):
         Xi, yi = batch
-        self.module_.eval()
         with torch.no_grad():
             y_pred = self.module_(Xi)
             loss = self.get_loss(y_pred, yi, X=Xi, training=False)
@@ -178,28 +195,30 @@ class TensorNet(NeuralNet):
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
-        device_sums = {}
-        n_batches = n_samples = 0
+        self.module_.train(training)
+        losses, sizes, scores = [], [], []
         listening = bool(self.batch_callbacks_)
+        metrics = None if training else self.metrics
         for batch in iterator:
             if listening:
                 self.notify_batch("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            size = len(batch[0])
-            scores = {"loss": step["loss"].detach() * size}
-            if not training and self.metrics is not None:
-                scores.update(self.metrics(step["y_pred"], batch[1][0]))
-            for name, value in scores.items():
-                device_sums[name] = device_sums[name] + value if name in device_sums else value
+            # Keep the loss on the device: reading it here would sync per batch.
+            losses.append(step["loss"].detach())
+            sizes.append(len(batch[0]))
+            if metrics is not None:
+                scores.append(metrics(step["y_pred"], batch[1][0]))
             if listening:
                 self.notify_batch("on_batch_end", batch=batch, training=training, **step)
-            n_batches += 1
-            n_samples += size
-        # One host sync per epoch, not one per batch.
-        values = torch.stack([v.float() for v in device_sums.values()]).cpu().numpy()
-        for name, value in zip(device_sums, values):
+        n_samples = sum(sizes)
+        weights = torch.tensor(sizes, dtype=torch.float64, device=losses[0].device)
+        totals = {"loss": (torch.stack(losses).double() * weights).sum()}
+        for name in scores[0] if scores else ():
+            totals[name] = torch.stack([s[name] for s in scores]).double().sum()
+        values = torch.stack(list(totals.values())).cpu().numpy()  # one sync per epoch
+        for name, value in zip(totals, values):
             self.history.record(f"{prefix}_{name}", float(value) / n_samples)
-        self.history.record(f"{prefix}_batch_count", n_batches)
+        self.history.record(f"{prefix}_batch_count", len(sizes))
         loss = self.history[-1, f"{prefix}_loss"]
         previous = [row[f"{prefix}_loss"] for row in self.history[:-1] if f"{prefix}_loss" in row]
         self.history.record(f"{prefix}_loss_best", not previous or loss < min(previous))

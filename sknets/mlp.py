@@ -7,7 +7,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
 
-from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
+from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork, store_params
 from ._params import InstanceOf, Options, as_widths
 from .modules import MLP
 
@@ -124,34 +124,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  class_weight=None, warm_start=False, random_state=None, device="cpu",
                  n_threads=None, verbose=0):
-        self.hidden_layers = hidden_layers
-        self.activation = activation
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.l1 = l1
-        self.l2 = l2
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.max_epochs = max_epochs
-        self.lr_schedule = lr_schedule
-        self.lr_decay = lr_decay
-        self.lr_min = lr_min
-        self.lr_step_size = lr_step_size
-        self.lr_gamma = lr_gamma
-        self.lr_patience = lr_patience
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.tol = tol
-        self.validation_fraction = validation_fraction
-        self.class_weight = class_weight
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.device = device
-        self.n_threads = n_threads
-        self.verbose = verbose
+        store_params(self, locals())
 
     def _encode_targets(self, y, reset):
         y = np.asarray(y)
@@ -179,7 +152,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         return len(self.classes_)
 
     def _criterion(self):
-        return torch.nn.CrossEntropyLoss(reduction="none")
+        return torch.nn.CrossEntropyLoss()
 
     def _target_dtype(self):
         return torch.int64
@@ -336,33 +309,7 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  warm_start=False, random_state=None, device="cpu", n_threads=None,
                  verbose=0):
-        self.hidden_layers = hidden_layers
-        self.activation = activation
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.l1 = l1
-        self.l2 = l2
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.max_epochs = max_epochs
-        self.lr_schedule = lr_schedule
-        self.lr_decay = lr_decay
-        self.lr_min = lr_min
-        self.lr_step_size = lr_step_size
-        self.lr_gamma = lr_gamma
-        self.lr_patience = lr_patience
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.tol = tol
-        self.validation_fraction = validation_fraction
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.device = device
-        self.n_threads = n_threads
-        self.verbose = verbose
+        store_params(self, locals())
 
     def _validate_kwargs(self):
         return {"multi_output": True, "y_numeric": True}
@@ -384,7 +331,7 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         return self.n_outputs_
 
     def _criterion(self):
-        return torch.nn.MSELoss(reduction="none")
+        return torch.nn.MSELoss()
 
     def _target_dtype(self):
         return torch.float32

@@ -210,7 +210,7 @@ def test_penalties_shrink_weights_but_not_biases(classification, penalty):
     shrunk = MLPClassifier(**dict(FAST, **{penalty: 0.05})).fit(X, y)
 
     def norm(clf):
-        return sum(float(m.weight.abs().sum()) for m in clf.module_ if hasattr(m, "weight"))
+        return sum(float(m.weight.detach().abs().sum()) for m in clf.module_ if hasattr(m, "weight"))
 
     assert norm(shrunk) < 0.8 * norm(plain)
 

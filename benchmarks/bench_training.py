@@ -1,0 +1,256 @@
+"""Training speed of sknets against its peers, measured in one run.
+
+Trains the same network on Fashion-MNIST with sknets' ``MLPClassifier``,
+scikit-learn's ``MLPClassifier``, skorch's ``NeuralNetClassifier`` (default
+settings) and the fastest hand-written PyTorch loop we know, alternating the
+tools over several repeats, and prints medians, ratios to the hand-written
+loop and the test accuracy of each run.
+
+    python benchmarks/bench_training.py --data-home ../shared/data
+
+Scenarios: 784-100-10 ReLU at batch 100 and at batch 1000, and 784-512-256-10
+with dropout 0.2 at batch 100; Adam, lr 1e-3, fixed epochs, no validation.
+Also: ``predict_proba`` on the test set against a bare no-grad forward, the
+machine's float32 matmul peak and the fraction of it each fit achieves, and
+(with ``--memory``) the peak RSS of a fit on the full training set.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+# OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE slow numpy's BLAS (and so scikit-learn)
+# on this processor; they must be gone before numpy is imported.
+if any(k in os.environ for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from threadpoolctl import threadpool_info  # noqa: E402
+
+from sknets import MLPClassifier  # noqa: E402
+from sknets.datasets import fetch_fashion_mnist  # noqa: E402
+
+SCENARIOS = {
+    "784-100-10, batch 100": dict(hidden=(100,), batch=100, dropout=0.0),
+    "784-100-10, batch 1000": dict(hidden=(100,), batch=1000, dropout=0.0),
+    "784-512-256-10 + dropout 0.2, batch 100": dict(hidden=(512, 256), batch=100, dropout=0.2),
+}
+
+
+def torch_module(hidden, n_classes, dropout):
+    layers, width = [], 784
+    for h in hidden:
+        layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+        if dropout:
+            layers.append(torch.nn.Dropout(dropout))
+        width = h
+    layers.append(torch.nn.Linear(width, n_classes))
+    return torch.nn.Sequential(*layers)
+
+
+def fit_handwritten(X, y, hidden, batch, dropout, epochs, seed):
+    """The fastest plain loop: device tensors, one index per batch, fused Adam."""
+    torch.manual_seed(seed)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    model = torch_module(hidden, 10, dropout)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(Xt)).split(batch):
+            # index_select is the fastest gather: plain Xt[idx] goes through
+            # advanced indexing and costs ~30% more per step here.
+            loss = loss_fn(model(Xt.index_select(0, idx)), yt.index_select(0, idx))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    model.eval()
+    return lambda Xq: model(torch.from_numpy(Xq)).argmax(1).numpy()
+
+
+def fit_sknets(X, y, hidden, batch, dropout, epochs, seed):
+    clf = MLPClassifier(hidden_layers=hidden, dropout=dropout, batch_size=batch,
+                        max_epochs=epochs, patience=None, random_state=seed)
+    clf.fit(X, y)
+    return clf.predict
+
+
+def fit_sklearn(X, y, hidden, batch, dropout, epochs, seed):
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    clf = SkMLP(hidden_layer_sizes=hidden, batch_size=batch, max_iter=epochs,
+                learning_rate_init=1e-3, alpha=0.0, tol=0, n_iter_no_change=epochs + 1,
+                random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: we stop after fixed epochs
+        clf.fit(X, y)
+    return clf.predict
+
+
+def fit_skorch(X, y, hidden, batch, dropout, epochs, seed):
+    from skorch import NeuralNetClassifier
+
+    torch.manual_seed(seed)
+    net = NeuralNetClassifier(torch_module(hidden, 10, dropout),
+                              criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
+                              lr=1e-3, batch_size=batch, max_epochs=epochs, train_split=None,
+                              verbose=0)
+    net.fit(X, y)
+    return net.predict
+
+
+TOOLS = {
+    "hand-written torch": fit_handwritten,
+    "sknets": fit_sknets,
+    "scikit-learn": fit_sklearn,
+    "skorch (default)": fit_skorch,
+}
+
+
+def matmul_peak_gflops(n=1024, repeats=20):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / min(times) / 1e9
+
+
+def train_flops(hidden, n_samples, epochs):
+    """Multiply-adds of forward + backward (x2 for flops, x3 for fwd+bwd)."""
+    widths = [784, *hidden, 10]
+    macs = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    # forward, grad of weights, grad of inputs (not for the first layer)
+    first = 784 * widths[1]
+    return 2 * n_samples * epochs * (3 * macs - first)
+
+
+def bench_predict(X_train, y_train, X_test, repeats):
+    clf = MLPClassifier(hidden_layers=(100,), batch_size=100, max_epochs=1, patience=None,
+                        random_state=0).fit(X_train, y_train)
+    module = clf.module_
+    times = {"bare forward": [], "sknets predict_proba": []}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with torch.no_grad():
+            torch.softmax(module(torch.from_numpy(X_test)), 1).numpy()
+        times["bare forward"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        clf.predict_proba(X_test)
+        times["sknets predict_proba"].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+MEMORY_CHILD = """
+import resource, sys, numpy as np, torch
+from sknets import MLPClassifier
+from sknets.datasets import fetch_fashion_mnist
+kb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = kb()
+data = fetch_fashion_mnist(subset="train", data_home=sys.argv[1])
+X, y = data.data, data.target
+loaded = kb()
+MLPClassifier(hidden_layers=(100,), batch_size=100, max_epochs=1, patience=None,
+              random_state=0).fit(X, y)
+print(base, loaded, kb(), X.nbytes)
+"""
+
+
+def bench_memory(data_home):
+    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, data_home], check=True,
+                         capture_output=True, text=True).stdout.split()
+    base, loaded, peak, nbytes = (int(v) for v in out)
+    return {"torch imported (MB)": base / 1024, "data loaded (MB)": loaded / 1024,
+            "peak after fit (MB)": peak / 1024, "float32 data (MB)": nbytes / 2**20,
+            "limit: base + 2.5 x data (MB)": base / 1024 + 2.5 * nbytes / 2**20}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-home", default=os.environ.get("SKNETS_DATA"))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tools", nargs="*", default=list(TOOLS))
+    parser.add_argument("--scenarios", nargs="*", type=int, default=[0, 1, 2],
+                        help="indices into the scenario list")
+    parser.add_argument("--memory", action="store_true", help="measure peak RSS too")
+    parser.add_argument("--json", help="write all results to this file")
+    args = parser.parse_args(argv)
+
+    train = fetch_fashion_mnist(subset="train", data_home=args.data_home,
+                                download_if_missing=False)
+    test = fetch_fashion_mnist(subset="test", data_home=args.data_home,
+                               download_if_missing=False)
+    X, y, X_test, y_test = train.data, train.target, test.data, test.target
+
+    print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    for info in threadpool_info():
+        print(f"#   {info['internal_api']:9s} {str(info.get('architecture')):10s} "
+              f"threads={info['num_threads']}  {os.path.basename(info['filepath'])}")
+    peak = matmul_peak_gflops()
+    print(f"# float32 matmul peak: {peak:.1f} GFLOP/s")
+    results = {"peak_gflops": peak, "scenarios": {}}
+    names = list(SCENARIOS)
+    for index in args.scenarios:
+        name = names[index]
+        config = SCENARIOS[name]
+        times = {tool: [] for tool in args.tools}
+        accuracy = {tool: [] for tool in args.tools}
+        for repeat in range(args.repeats):
+            for tool in args.tools:  # alternate the tools within each repeat
+                start = time.perf_counter()
+                predict = TOOLS[tool](X, y, config["hidden"], config["batch"], config["dropout"],
+                                      args.epochs, seed=repeat)
+                times[tool].append(time.perf_counter() - start)
+                with torch.no_grad():
+                    accuracy[tool].append(float(np.mean(predict(X_test) == y_test)))
+        base = statistics.median(times["hand-written torch"]) if "hand-written torch" in times \
+            else None
+        flops = train_flops(config["hidden"], len(X), args.epochs)
+        print(f"\n## {name}, {args.epochs} epochs, median of {args.repeats}")
+        print(f"| tool | fit seconds | ratio to hand-written | test accuracy | % of matmul peak |")
+        print("|---|---|---|---|---|")
+        rows = {}
+        for tool in args.tools:
+            median = statistics.median(times[tool])
+            ratio = median / base if base else float("nan")
+            acc = statistics.median(accuracy[tool])
+            share = 100 * flops / median / 1e9 / peak
+            rows[tool] = dict(seconds=median, ratio=ratio, accuracy=acc, peak_share=share,
+                              all_seconds=times[tool])
+            print(f"| {tool} | {median:.2f} | {ratio:.2f} | {acc:.4f} | {share:.1f} |")
+        results["scenarios"][name] = rows
+
+    pred = bench_predict(X, y, X_test, max(5, args.repeats))
+    ratio = pred["sknets predict_proba"] / pred["bare forward"]
+    print(f"\n## predict_proba on {len(X_test)} test images (median)")
+    print(f"bare no-grad forward {1000 * pred['bare forward']:.1f} ms, sknets predict_proba "
+          f"{1000 * pred['sknets predict_proba']:.1f} ms, ratio {ratio:.2f}")
+    results["predict"] = dict(pred, ratio=ratio)
+    if args.memory:
+        memory = bench_memory(args.data_home)
+        print("\n## peak RSS, 784-100-10 fit on the full training set (fresh process)")
+        for key, value in memory.items():
+            print(f"{key}: {value:.0f}")
+        results["memory"] = memory
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()
