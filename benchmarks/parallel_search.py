@@ -7,19 +7,21 @@ no refit) of sknets' ``MLPClassifier`` on Fashion-MNIST training images, run
 * with ``n_jobs=2`` (two loky worker processes, one thread each by default),
 * on a Dask ``LocalCluster`` of 2 worker processes x 1 thread (loopback only)
   through ``joblib.parallel_config(backend="dask")``,
-* and, to show what the thread budget prevents, with ``n_jobs=2`` and
-  ``n_threads`` forced to the number of cores in every fit (oversubscribed).
+* and, with ``--oversubscribed``, to show what the thread budget prevents,
+  with ``n_jobs=2`` and ``n_threads`` forced to the number of cores in every
+  fit.
 
 Each setting runs once untimed (the "cold" run: worker processes start and
 import torch), then ``--repeats`` times, the settings alternating; the table
-shows medians and the speed-up over ``n_jobs=1``. The load average before and
+shows medians and the speed-up over ``n_jobs=1``. Worker processes stay up
+between runs (loky's idle timeout is raised so that, on a slow or busy
+machine, they do not exit while the other settings run). The load average before and
 after is printed: other programs on the machine make the timings noisy.
 
     python benchmarks/parallel_search.py --data-home ../shared/data
 """
 
 import argparse
-import contextlib
 import os
 import platform
 import statistics
@@ -46,6 +48,7 @@ from sknets._resources import thread_budget  # noqa: E402
 from sknets.datasets import fetch_fashion_mnist  # noqa: E402
 
 GRID = {"hidden_layers": [(64,), (128,), (256,), (128, 64)]}
+LOKY_IDLE_SECONDS = 3600
 
 
 def worker_threads():
@@ -55,15 +58,22 @@ def worker_threads():
     return thread_budget(), pools
 
 
-def run_search(X, y, args, n_jobs=None, n_threads=None, backend=None):
+def run_search(X, y, args, n_jobs=None, n_threads=None, backend="loky"):
     search = GridSearchCV(
         MLPClassifier(max_epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
                       n_threads=n_threads, random_state=0),
         GRID, cv=3, refit=False, n_jobs=n_jobs)
+    config = dict(idle_worker_timeout=LOKY_IDLE_SECONDS) if backend == "loky" else {}
     start = time.perf_counter()
-    with joblib.parallel_config(backend=backend) if backend else contextlib.nullcontext():
+    with joblib.parallel_config(backend=backend, **config):
         search.fit(X, y)
     return time.perf_counter() - start, search
+
+
+def timed(name, X, y, args, **kwargs):
+    seconds, search = run_search(X, y, args, **kwargs)
+    print(f"  {name}: {seconds:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
+    return seconds, search
 
 
 def main():
@@ -73,8 +83,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--no-oversubscribed", action="store_true",
-                        help="skip the n_jobs=2, n_threads=<cores> setting")
+    parser.add_argument("--oversubscribed", action="store_true",
+                        help="also time n_jobs=2 with n_threads=<cores> in every fit")
     args = parser.parse_args()
 
     from dask.distributed import Client, LocalCluster
@@ -96,24 +106,27 @@ def main():
         "n_jobs=2": dict(n_jobs=2),
         "Dask LocalCluster, 2 processes x 1 thread": dict(backend="dask"),
     }
-    if not args.no_oversubscribed:
+    if args.oversubscribed:
         settings[f"n_jobs=2, n_threads={cores} (oversubscribed)"] = dict(n_jobs=2, n_threads=cores)
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         print("\nthread budget and thread pools (threadpoolctl):")
         print(f"  main process: {worker_threads()}")
-        loky = joblib.Parallel(n_jobs=2)(joblib.delayed(worker_threads)() for _ in range(2))
+        with joblib.parallel_config(backend="loky", idle_worker_timeout=LOKY_IDLE_SECONDS):
+            loky = joblib.Parallel(n_jobs=2)(joblib.delayed(worker_threads)() for _ in range(2))
         print(f"  loky worker (n_jobs=2): {loky[0]}")
         print(f"  dask worker: {next(iter(client.run(worker_threads).values()))}")
 
+        print("\ncold runs:", flush=True)
         cold, times, scores = {}, {name: [] for name in settings}, {}
         for name, kwargs in settings.items():
-            cold[name], search = run_search(X, y, args, **kwargs)
+            cold[name], search = timed(name, X, y, args, **kwargs)
             scores[name] = search.cv_results_["mean_test_score"]
-        for _ in range(args.repeats):
+        for repeat in range(args.repeats):
+            print(f"run {repeat + 1}:", flush=True)
             for name, kwargs in settings.items():
-                times[name].append(run_search(X, y, args, **kwargs)[0])
+                times[name].append(timed(name, X, y, args, **kwargs)[0])
     print(f"load average after: {os.getloadavg()}\n")
 
     base = statistics.median(times["n_jobs=1"])
