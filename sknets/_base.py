@@ -13,7 +13,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import torch
-from skorch.callbacks import EarlyStopping, EpochTimer, LRScheduler
+from skorch.callbacks import EarlyStopping, EpochTimer
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -23,8 +23,11 @@ from .callbacks import progress_callbacks
 from ._net import FixedValidation, TensorData, TensorNet, to_tensor
 from ._params import Interval, LayerWidths, Options
 from .exceptions import DivergenceError, DivergenceWarning, TrainingInterruptedWarning
+from ._resources import ThreadLimit as _ThreadLimit
+from ._resources import move_net
+from ._resources import resolve_device as _resolve_device
 from .modules import ACTIVATIONS, l1_penalty, linear_layers
-from .schedules import SCHEDULES, EpochSchedule
+from .schedules import SCHEDULES, EpochSchedule, LRScheduler
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 # torch implementations with a fused single-kernel step on CPU and CUDA.
@@ -147,10 +150,18 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         ``history_`` and predictions on the same machine.
     device : {"cpu", "cuda", "auto"} or str, default="cpu"
         Torch device; "auto" takes CUDA when available. The data is moved to
-        the device once per fit.
+        the device once per fit; predictions come back as NumPy arrays. A
+        CUDA device that torch cannot find is an error, also for a model
+        unpickled on a machine without one (``set_params(device="cpu")``
+        runs it there); "auto" falls back to the CPU with a warning.
     n_threads : int or None, default=None
-        Torch intra-op threads during ``fit`` and ``predict``; ``None`` keeps
-        torch's setting.
+        CPU threads of torch and of the BLAS/OpenMP thread pools during
+        ``fit`` and ``predict``. ``None`` uses what the current process is
+        allowed: torch's setting, capped by the OpenMP limit in force (which
+        joblib's worker processes and Dask's workers set so that parallel
+        fits share the cores, and ``threadpoolctl.threadpool_limits``
+        sets) and by the CPUs available; 1 in a worker thread of joblib's
+        "threading" backend.
     verbose : int, default=0
         0 is silent, 1 prints one line per epoch, 2 adds a progress bar
         within each epoch."""
@@ -167,32 +178,6 @@ def store_params(estimator, arguments):
     for name, value in arguments.items():
         if name not in ("self", "__class__"):
             setattr(estimator, name, value)
-
-
-def _resolve_device(device):
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but torch finds no CUDA device; "
-            "use device='cpu' or device='auto'."
-        )
-    return device
-
-
-class _ThreadLimit:
-    """Context manager setting torch's intra-op threads, then restoring them."""
-
-    def __init__(self, n_threads):
-        self.n_threads = n_threads
-
-    def __enter__(self):
-        self.previous = torch.get_num_threads()
-        if self.n_threads is not None:
-            torch.set_num_threads(self.n_threads)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.previous)
 
 
 class BaseNetwork(BaseEstimator):
@@ -261,7 +246,8 @@ class BaseNetwork(BaseEstimator):
         return self._fit(X, y, sample_weight, validation_data, incremental,
                          epochs=self.max_epochs)
 
-    def _fit(self, X, y, sample_weight, validation_data, incremental, epochs):
+    def _fit(self, X, y, sample_weight, validation_data, incremental, epochs,
+             partial=False):
         _params.validate_params(self)
         X, y = self._check_data(X, y, reset=not incremental)
         if len(X) == 0:
@@ -286,7 +272,7 @@ class BaseNetwork(BaseEstimator):
             valid = None if valid is None else valid[0]
             if not incremental:
                 self.net_ = self._build_net(X.shape[1], device, valid)
-            net = self.net_
+            net = move_net(self.net_, device)
             if incremental:
                 # A warm fit may add or drop the validation set (and change
                 # verbose): its callbacks are those of this fit.
@@ -308,6 +294,7 @@ class BaseNetwork(BaseEstimator):
                 net.train_split = None
                 net.metrics = None
             self.fit_seconds_ = time.perf_counter() - start
+        self._partial_fitted = partial
         self._after_fit(first_epoch)
         if epochs:
             self._warn_if_cut_short()
@@ -568,8 +555,44 @@ class BaseNetwork(BaseEstimator):
 
     def _run(self, X, module=None):
         """Outputs of ``module`` (default ``module_``) for the validated array ``X``."""
+        device = _resolve_device(self.device)
         with _ThreadLimit(self.n_threads):
-            return self.net_.forward_all(to_tensor(X, self.net_.device), module)
+            net = move_net(self.net_, device)
+            return net.forward_all(to_tensor(X, net.device), module)
+
+    # --- pickling ----------------------------------------------------------------
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        net = state.get("net_")
+        if net is None:
+            return state
+        # Training continues from the optimizer's state only with warm_start
+        # or partial_fit; otherwise the pickle leaves it out (Adam's is twice
+        # the weights).
+        net.keep_optimizer_state = bool(getattr(self, "warm_start", False)
+                                        or getattr(self, "_partial_fitted", False))
+        # Modules exposed as attributes (module_, ...) are parts of net_.module_:
+        # pickle their paths, so the weights are stored once, device-mapped.
+        paths = {id(module): path for path, module in net.module_.named_modules()}
+        for key, value in state.items():
+            if isinstance(value, torch.nn.Module) and id(value) in paths:
+                state[key] = _Submodule(paths[id(value)])
+        state["_saved_device"] = str(net.device)
+        return state
+
+    def __setstate__(self, state):
+        saved_device = state.pop("_saved_device", None)
+        super().__setstate__(state)
+        for key, value in vars(self).items():
+            if isinstance(value, _Submodule):
+                setattr(self, key, self.net_.module_.get_submodule(value.path))
+        if saved_device is not None and torch.device(saved_device) != torch.device(self.net_.device):
+            fallback = ("with device='auto' it runs on the CPU." if self.device == "auto" else
+                        "its weights were loaded on the CPU, and predict and fit raise until "
+                        "you call set_params(device='cpu') or set_params(device='auto').")
+            warnings.warn(f"{type(self).__name__} was trained on {saved_device!r}, which this "
+                          f"machine lacks; {fallback}", UserWarning, stacklevel=2)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_") and hasattr(self, "history_")
@@ -584,6 +607,13 @@ def _rows(X, targets, index):
     """Rows ``index`` of ``X`` and of the targets, taken once when they are one array."""
     X_rows = X[index]
     return X_rows, (X_rows if targets is X else targets[index])
+
+
+class _Submodule:
+    """Pickled in place of an estimator attribute that is part of ``net_.module_``."""
+
+    def __init__(self, path):
+        self.path = path
 
 
 class _Penalty:

@@ -17,10 +17,15 @@ The once-per-epoch read of the loss is also where divergence is caught: a
 non-finite training loss ends training (see ``TensorNet.fit_loop``).
 """
 
+import collections
+import copy
+import warnings
+
 import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
+from skorch.exceptions import DeviceWarning
 
 from ._fused import FusedStep
 from ._validation import as_float, check_finite_outputs
@@ -122,7 +127,15 @@ class TensorNet(NeuralNet):
         Source of the batch order.
     shuffle : bool
         Whether to reshuffle the training data every epoch.
+
+    Pickling: the module's parameters are stored once, in skorch's
+    device-mapped storage (so a net trained on CUDA loads on a CPU-only
+    machine); the optimizer's state (Adam's moments, momentum buffers) is
+    stored only while ``keep_optimizer_state`` is True, which the owning
+    estimator sets when training can continue from it.
     """
+
+    keep_optimizer_state = True
 
     def __init__(self, *args, penalty=None, metrics=None, generator=None, shuffle=True,
                  **kwargs):
@@ -289,6 +302,34 @@ class TensorNet(NeuralNet):
                    and cb.best_model_weights_ is not None and _all_finite(cb.best_model_weights_)
                    for _, cb in self.callbacks_)
 
+    def __getstate__(self):
+        optimizer = getattr(self, "optimizer_", None)
+        if optimizer is not None and optimizer.state and not self.keep_optimizer_state:
+            # skorch serialises self.optimizer_; swap in a stateless copy for that.
+            self.optimizer_ = _without_state(optimizer)
+        try:
+            state = super().__getstate__()
+        finally:
+            if optimizer is not None:
+                self.optimizer_ = optimizer
+        for name in ("module", "criterion"):
+            # sknets passes instances, which skorch uses as module_/criterion_:
+            # pickle them once, with the initialised attributes.
+            if state.get(name) is not None and state[name] is getattr(self, f"{name}_", None):
+                state[name] = _SameAsInitialized()
+        return state
+
+    def __setstate__(self, state):
+        with warnings.catch_warnings():
+            # A net trained on CUDA is mapped to the CPU when no CUDA device
+            # is present; the owning estimator reports that, knowing whether
+            # the user asked for device="auto".
+            warnings.simplefilter("ignore", DeviceWarning)
+            super().__setstate__(state)
+        for name in ("module", "criterion"):
+            if isinstance(getattr(self, name, None), _SameAsInitialized):
+                setattr(self, name, getattr(self, f"{name}_"))
+
     def forward_all(self, X, module=None, batch_size=EVAL_BATCH_SIZE):
         """Outputs of ``module`` (default ``module_``) in eval mode for a whole tensor, no grad.
 
@@ -310,6 +351,17 @@ def _all_finite(state_dict):
     """Whether every floating tensor of ``state_dict`` is finite (one host sync)."""
     tensors = [t for t in state_dict.values() if t.is_floating_point()]
     return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+class _SameAsInitialized:
+    """Pickled in place of a constructor argument that is its initialised attribute."""
+
+
+def _without_state(optimizer):
+    """A shallow copy of ``optimizer`` with the same parameters and no state."""
+    blank = copy.copy(optimizer)
+    blank.state = collections.defaultdict(dict)
+    return blank
 
 
 def to_tensor(array, device, dtype=torch.float32):

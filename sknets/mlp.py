@@ -46,7 +46,8 @@ class _SupervisedNetwork(BaseNetwork):
         incremental = hasattr(self, "net_")
         self._partial_kwargs = kwargs
         try:
-            return self._fit(X, y, sample_weight, None, incremental, epochs=1)
+            return self._fit(X, y, sample_weight, None, incremental, epochs=1,
+                             partial=True)
         finally:
             del self._partial_kwargs
 

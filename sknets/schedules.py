@@ -8,6 +8,8 @@ torch's ``LambdaLR`` (``ReduceLROnPlateau`` for "plateau").
 
 import math
 
+from skorch.callbacks import LRScheduler as _SkorchLRScheduler
+
 SCHEDULES = ("constant", "linear", "exponential", "step", "cosine", "plateau")
 
 
@@ -59,3 +61,27 @@ class EpochSchedule:
 
     def __call__(self, t):
         return self.rate(t) / self.lr if self.lr > 0 else 1.0
+
+
+class LRScheduler(_SkorchLRScheduler):
+    """skorch's ``LRScheduler`` callback, pickled without its torch scheduler.
+
+    skorch builds the torch scheduler anew at the start of every training
+    call, so a pickled one is never used again; it would also hold a second
+    reference to the optimizer and its state, outside the storage where
+    skorch maps tensors to an available device when a net is unpickled.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from sknets.schedules import EpochSchedule, LRScheduler
+    >>> callback = LRScheduler(policy="LambdaLR", lr_lambda=EpochSchedule("constant", 0.1))
+    >>> pickle.loads(pickle.dumps(callback)).policy
+    'LambdaLR'
+    """
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "lr_scheduler_" in state:
+            state["lr_scheduler_"] = None
+        return state

@@ -1,0 +1,180 @@
+"""Compute resources of a network: its torch device and its CPU threads.
+
+scikit-learn runs a search's fits through joblib, in loky worker processes,
+in threads, or on a Dask cluster. A fit must use what its worker was given
+and no more: torch computes with OpenMP threads (MKL or OpenBLAS inside torch
+follow them), and NumPy/SciPy keep BLAS thread pools of their own. joblib's
+loky workers and Dask's nanny limit these pools through ``OMP_NUM_THREADS``
+and friends, ``threadpoolctl.threadpool_limits`` limits them in-process, and
+:func:`thread_budget` reads those limits.
+"""
+
+import functools
+import threading
+
+import joblib
+import torch
+from joblib.parallel import get_active_backend
+from threadpoolctl import ThreadpoolController
+
+
+def resolve_device(device):
+    """The torch device a network runs on for the ``device`` parameter.
+
+    Parameters
+    ----------
+    device : str
+        "auto" (CUDA when torch finds a CUDA device, else CPU), "cpu",
+        "cuda" or any torch device string such as "cuda:1".
+
+    Returns
+    -------
+    device : str
+
+    Raises
+    ------
+    ValueError
+        If a CUDA device is asked for and torch finds none.
+
+    Examples
+    --------
+    >>> from sknets._resources import resolve_device
+    >>> resolve_device("cpu")
+    'cpu'
+    """
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but torch finds no CUDA device; "
+            "use device='cpu' or device='auto' (set_params(device='cpu') on a "
+            "fitted or unpickled estimator)."
+        )
+    return device
+
+
+def move_net(net, device):
+    """Move a skorch net's module, criterion and optimizer state to ``device``.
+
+    Used when a fitted estimator is asked to run elsewhere than where it was
+    trained (``set_params(device=...)``, or a model unpickled on a machine
+    without the training device). A no-op when the net is already there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknets import MLPClassifier
+    >>> from sknets._resources import move_net
+    >>> clf = MLPClassifier((4,), max_epochs=1).fit(np.eye(3), [0, 1, 1])
+    >>> move_net(clf.net_, "cpu").device
+    'cpu'
+    """
+    if torch.device(net.device) == torch.device(device):
+        return net
+    net.device = device
+    net.module_.to(device)
+    net.criterion_.to(device)
+    # load_state_dict casts the state (Adam's moments, ...) to its
+    # parameters' device, which module_.to has just changed in place.
+    net.optimizer_.load_state_dict(net.optimizer_.state_dict())
+    return net
+
+
+@functools.cache
+def _thread_pools():
+    # Scanning the loaded libraries costs ~20 ms; the pools that matter
+    # (torch's OpenMP, NumPy's BLAS) are loaded once sknets is imported.
+    return ThreadpoolController()
+
+
+def _in_joblib_worker_thread():
+    """Whether this is a worker thread of joblib's threading backend."""
+    backend, _ = get_active_backend()
+    nested = (getattr(backend, "nesting_level", 0) or 0) >= 1
+    # loky and multiprocessing run their tasks in the main thread of a
+    # worker process; only thread-based workers share one process.
+    return nested and threading.current_thread() is not threading.main_thread()
+
+
+def thread_budget(n_threads=None):
+    """Number of CPU threads a fit or a prediction in the calling thread may use.
+
+    Parameters
+    ----------
+    n_threads : int or None, default=None
+        An explicit count, returned as it is. ``None`` takes the most
+        restrictive of: torch's own setting (``torch.get_num_threads()``),
+        the OpenMP limits in force in this thread (``OMP_NUM_THREADS``, which
+        joblib's loky workers set to ``cpu_count // n_jobs`` and Dask's
+        nanny to 1, or ``threadpoolctl.threadpool_limits``), and the CPUs
+        this process may run on (``joblib.cpu_count()``, which honours CPU
+        affinity and cgroup quotas). In a worker thread of joblib's
+        "threading" backend, where fits share one process, it is 1.
+
+    Returns
+    -------
+    n_threads : int
+
+    Examples
+    --------
+    >>> from threadpoolctl import threadpool_limits
+    >>> from sknets._resources import thread_budget
+    >>> with threadpool_limits(limits=1):
+    ...     thread_budget()
+    1
+    >>> thread_budget(3)
+    3
+    """
+    if n_threads is not None:
+        return n_threads
+    if _in_joblib_worker_thread():
+        return 1
+    openmp = [pool["num_threads"] for pool in _thread_pools().info()
+              if pool["user_api"] == "openmp"]
+    return max(1, min([torch.get_num_threads(), joblib.cpu_count(), *openmp]))
+
+
+class ThreadLimit:
+    """Context manager running torch and the BLAS/OpenMP pools on a thread budget.
+
+    On entry, torch's intra-op threads in the calling thread are set to
+    ``thread_budget(n_threads)``; in the main thread of the process, so are
+    the BLAS and OpenMP thread pools that threadpoolctl finds. Those pools
+    are process-wide: other threads leave them alone, since concurrent fits
+    changing and restoring them would race. On exit everything is restored.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        As in :func:`thread_budget`.
+
+    Attributes
+    ----------
+    n_threads_ : int
+        The budget in force inside the block.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._resources import ThreadLimit
+    >>> with ThreadLimit(1):
+    ...     torch.get_num_threads()
+    1
+    """
+
+    def __init__(self, n_threads):
+        self.n_threads = n_threads
+
+    def __enter__(self):
+        self.n_threads_ = thread_budget(self.n_threads)
+        self._torch_threads = torch.get_num_threads()
+        torch.set_num_threads(self.n_threads_)
+        self._pools = None
+        if threading.current_thread() is threading.main_thread():
+            self._pools = _thread_pools().limit(limits=self.n_threads_)
+        return self
+
+    def __exit__(self, *exc):
+        if self._pools is not None:
+            self._pools.restore_original_limits()
+        torch.set_num_threads(self._torch_threads)

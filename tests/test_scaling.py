@@ -1,0 +1,237 @@
+"""Scaling out: small pickles, devices, thread budgets, searches on Dask."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from joblib import parallel_config
+from sklearn.model_selection import GridSearchCV, cross_validate
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from sknets import MLPClassifier
+from sknets._resources import thread_budget
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="needs a CUDA device; torch finds none")
+
+
+@pytest.fixture(scope="module")
+def digits784():
+    """2,000 random 784-pixel 'images' with 10 labels: a 784-100-10 shape."""
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(2000, 784)).astype(np.float32)
+    y = rng.randint(0, 10, size=2000)
+    return X, y
+
+
+def _nbytes(tensors):
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _optimizer_state_bytes(net):
+    return _nbytes(v for state in net.optimizer_.state.values() for v in state.values()
+                   if isinstance(v, torch.Tensor))
+
+
+@pytest.mark.parametrize("keeps_state", [False, True])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_pickle_holds_weights_once_and_no_data(digits784, early_stopping, keeps_state):
+    X, y = digits784
+    clf = MLPClassifier((100,), max_epochs=2, early_stopping=early_stopping,
+                        warm_start=keeps_state, random_state=0).fit(X, y)
+    blob = pickle.dumps(clf)
+
+    weights = _nbytes(clf.module_.parameters())
+    assert weights == (784 * 100 + 100 + 100 * 10 + 10) * 4
+    state = _optimizer_state_bytes(clf.net_)
+    assert state >= 2 * weights  # Adam's two moments
+    expected = weights + (state if keeps_state else 0)
+    assert expected <= len(blob) < 1.2 * expected
+
+    # Each weight matrix is stored exactly once.
+    first_layer = clf.module_[0].weight.detach().numpy().tobytes()
+    assert blob.count(first_layer[:4096]) == 1
+    # No training or validation sample, no label sequence.
+    for row in (0, 1, len(X) // 2, len(X) - 1):
+        assert X[row].tobytes() not in blob
+    assert np.asarray(y[:200], dtype=np.int64).tobytes() not in blob
+
+
+def test_unpickled_estimator_shares_one_module_and_predicts_the_same(digits784):
+    X, y = digits784
+    clf = MLPClassifier((32,), max_epochs=2, random_state=0).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert loaded.module_ is loaded.net_.module_
+    assert loaded.net_.module is loaded.net_.module_
+    assert not loaded.net_.optimizer_.state  # dropped: nothing continues from it
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    # The live estimator keeps its optimizer state.
+    assert clf.net_.optimizer_.state
+
+
+def _continue(estimator, X, y, partial):
+    return estimator.partial_fit(X, y) if partial else estimator.fit(X, y)
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["warm_start", "partial_fit"])
+def test_training_continues_identically_after_pickling(digits784, partial):
+    X, y = digits784[0][:600], digits784[1][:600]
+    clf = MLPClassifier((32,), max_epochs=2, warm_start=not partial, random_state=0)
+    _continue(clf, X, y, partial)
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert loaded.net_.optimizer_.state
+    _continue(clf, X, y, partial)
+    _continue(loaded, X, y, partial)
+    np.testing.assert_array_equal(loaded.history_["train_loss"], clf.history_["train_loss"])
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def _pretend_trained_on_cuda(clf):
+    # Only the device recorded in the pickle matters for loading; the
+    # tensors themselves are CPU tensors on a machine without CUDA.
+    clf.net_.device = "cuda"
+    blob = pickle.dumps(clf)
+    clf.net_.device = "cpu"
+    return blob
+
+
+def test_model_trained_on_cuda_loads_on_cpu_with_auto(digits784, monkeypatch):
+    X, y = digits784
+    clf = MLPClassifier((16,), max_epochs=1, device="auto", random_state=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    blob = _pretend_trained_on_cuda(clf)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="trained on 'cuda'.*device='auto' it runs on the CPU"):
+        loaded = pickle.loads(blob)
+    assert torch.device(loaded.net_.device).type == "cpu"
+    assert next(loaded.module_.parameters()).device.type == "cpu"
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+
+
+def test_model_trained_on_cuda_with_device_cuda_needs_cpu_set_explicitly(digits784, monkeypatch):
+    X, y = digits784
+    clf = MLPClassifier((16,), max_epochs=1, random_state=0).fit(X, y)
+    expected = clf.predict(X)
+    clf.set_params(device="cuda")
+    blob = _pretend_trained_on_cuda(clf)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match=r"set_params\(device='cpu'\)"):
+        loaded = pickle.loads(blob)
+    with pytest.raises(ValueError, match=r"no CUDA device.*set_params\(device='cpu'\)"):
+        loaded.predict(X)
+    with pytest.raises(ValueError, match="no CUDA device"):
+        loaded.fit(X, y)
+    np.testing.assert_array_equal(loaded.set_params(device="cpu").predict(X), expected)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_data_moves_to_the_device_once_per_fit_not_per_batch(device, monkeypatch):
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(400, 6)).astype(np.float32), rng.randint(0, 2, 400)
+    moves = []
+    to = torch.Tensor.to
+
+    def counting_to(tensor, *args, **kwargs):
+        moves.append(1)
+        return to(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", counting_to)
+    counts = []
+    for batch_size in (100, 10):  # 4 and 40 batches per epoch
+        moves.clear()
+        MLPClassifier((8,), batch_size=batch_size, max_epochs=3, device=device,
+                      random_state=0).fit(X, y)
+        counts.append(len(moves))
+    assert counts[0] == counts[1]
+    # X and y once, the module's 4 parameters once, one batch order per epoch.
+    assert counts[0] <= 2 + 4 + 3
+
+
+@needs_cuda
+def test_cuda_end_to_end(digits784):
+    X, y = digits784
+    clf = MLPClassifier((32,), max_epochs=2, device="cuda", random_state=0).fit(X, y)
+    assert next(clf.module_.parameters()).is_cuda
+    proba = clf.predict_proba(X)
+    assert isinstance(proba, np.ndarray)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert next(loaded.module_.parameters()).is_cuda
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    on_cpu = pickle.loads(pickle.dumps(clf)).set_params(device="cpu")
+    np.testing.assert_allclose(on_cpu.predict_proba(X), proba, atol=1e-5)
+
+
+class ThreadRecorder(MLPClassifier):
+    """Records the torch and BLAS thread counts in force while it trains."""
+
+    def _build_module(self, n_features):
+        blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+        self.fit_threads_ = (torch.get_num_threads(), max(blas))
+        return super()._build_module(n_features)
+
+
+def test_fits_in_joblib_worker_processes_use_their_share_of_cores(blobs):
+    if joblib.cpu_count() != 2:
+        pytest.skip("2 worker processes get 1 thread each on a 2-core machine")
+    X, y = blobs
+    result = cross_validate(ThreadRecorder((8,), max_epochs=2, random_state=0), X, y,
+                            cv=2, n_jobs=2, return_estimator=True)
+    # (torch threads, BLAS threads) during each fit.
+    assert [est.fit_threads_ for est in result["estimator"]] == [(1, 1), (1, 1)]
+
+
+def test_fits_in_joblib_worker_threads_use_one_torch_thread_each(blobs):
+    X, y = blobs
+    before = torch.get_num_threads()
+    with parallel_config(backend="threading"):
+        result = cross_validate(ThreadRecorder((8,), max_epochs=2, random_state=0), X, y,
+                                cv=2, n_jobs=2, return_estimator=True)
+    assert [est.fit_threads_[0] for est in result["estimator"]] == [1, 1]
+    assert torch.get_num_threads() == before
+
+
+def test_thread_budget_follows_limits_and_is_restored(blobs):
+    X, y = blobs
+    before = torch.get_num_threads()
+    clf = ThreadRecorder((8,), max_epochs=1, random_state=0)
+    with threadpool_limits(limits=1):
+        assert clf.fit(X, y).fit_threads_ == (1, 1)
+    assert clf.set_params(n_threads=2).fit(X, y).fit_threads_ == (2, 2)
+    assert thread_budget() == min(before, joblib.cpu_count())
+    assert torch.get_num_threads() == before
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client
+
+
+def test_grid_search_on_a_dask_cluster_matches_n_jobs_1(mnist_small, dask_client):
+    X, y = mnist_small[0][:3000], mnist_small[1][:3000]
+    grid = {"hidden_layers": [(16,), (32,), (64, 32)]}
+
+    def search():
+        # One thread in both runs: here a fit would get 2, on a worker 1, and
+        # matrix products summed in another order differ in the last bits
+        # (~1e-7 in the probabilities), which can flip a prediction.
+        return GridSearchCV(MLPClassifier(max_epochs=2, lr=3e-3, batch_size=100, n_threads=1,
+                                          random_state=0), grid, cv=3, refit=False)
+
+    from dask.distributed import get_task_stream
+
+    local = search().fit(X, y)
+    with get_task_stream(dask_client) as stream, parallel_config(backend="dask"):
+        on_dask = search().fit(X, y)
+    assert {task["worker"] for task in stream.data} == set(dask_client.scheduler_info()["workers"])
+    assert on_dask.best_params_ == local.best_params_
+    np.testing.assert_array_equal(on_dask.cv_results_["mean_test_score"],
+                                  local.cv_results_["mean_test_score"])
+    np.testing.assert_array_equal(on_dask.cv_results_["split0_test_score"],
+                                  local.cv_results_["split0_test_score"])
