@@ -13,12 +13,13 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import torch
-from skorch.callbacks import EarlyStopping, EpochTimer, LRScheduler, PrintLog, ProgressBar
+from skorch.callbacks import EarlyStopping, EpochTimer, LRScheduler
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _params
+from .callbacks import progress_callbacks
 from ._net import FixedValidation, TensorData, TensorNet, to_tensor
 from ._params import Interval, LayerWidths, Options
 from .modules import ACTIVATIONS, l1_penalty, linear_layers
@@ -341,12 +342,10 @@ class BaseNetwork(BaseEstimator):
         penalty, groups = self._penalty(module)
         opt_cls, opt_kwargs = self._optimizer()
         callbacks = [("epoch_timer", EpochTimer()), ("lr", self._lr_callback(has_valid))]
+        # Progress before stopping: early stopping ends the epoch by raising,
+        # and the last epoch's line must still be printed.
+        callbacks += progress_callbacks(self.verbose)
         callbacks += self._stopping_callbacks(has_valid)
-        if self.verbose:
-            callbacks.append(("print_log", PrintLog(keys_ignored=["train_batch_count",
-                                                                  "valid_batch_count"])))
-        if self.verbose and self.verbose >= 2:
-            callbacks.insert(0, ("progress", ProgressBar()))
         generator = torch.Generator().manual_seed(self._seed)
         net = TensorNet(
             module=module,

@@ -1,0 +1,151 @@
+"""Training progress as skorch callbacks: the per-epoch log and the batch bar.
+
+``verbose=1`` on any sknets estimator prints one line per epoch through
+:class:`EpochLog`; ``verbose=2`` also draws a progress bar over the batches
+of each epoch through :class:`BatchProgressBar`. With ``verbose=0`` neither
+callback is installed, so training reads no value back from the device
+between epochs.
+"""
+
+import time
+
+from skorch.callbacks import Callback
+from tqdm.auto import tqdm
+
+# History keys that are bookkeeping, not scores to print.
+_NOT_SCORES = ("_best", "_batch_count")
+
+
+class EpochLog(Callback):
+    """Print one line per epoch: losses, validation scores, learning rate, time.
+
+    The columns are ``epoch``, ``train_loss``, ``valid_loss`` and every other
+    validation score the net records (``valid_accuracy``, ``valid_r2``), the
+    learning rate ``lr`` and the epoch's ``seconds``. A ``*`` marks an epoch
+    whose monitored loss (validation loss, else training loss) is the lowest
+    so far; the last marked epoch is the estimator's ``best_epoch_``.
+
+    Parameters
+    ----------
+    sink : callable, default=print
+        Receives each line of text.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sknets import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MLPClassifier(max_epochs=2, random_state=0, verbose=1)
+    >>> clf.fit(X / 16, y)  # doctest: +ELLIPSIS
+      epoch  train_loss          lr  seconds
+          1      ...
+    MLPClassifier(max_epochs=2, random_state=0, verbose=1)
+    """
+
+    def __init__(self, sink=print):
+        self.sink = sink
+
+    def on_train_begin(self, net, **kwargs):
+        self.columns_ = None
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        if self.columns_ is None:
+            self.columns_ = _log_columns(row)
+            self.sink("  ".join(f"{header:>{width}}" for _, header, width, _ in self.columns_))
+        cells = [format(row[key], spec) if key in row else ""
+                 for key, _, _, spec in self.columns_]
+        monitored = "valid_loss" if "valid_loss" in row else "train_loss"
+        mark = "  *" if row.get(f"{monitored}_best") else ""
+        self.sink("  ".join(f"{cell:>{width}}" for cell, (_, _, width, _)
+                            in zip(cells, self.columns_)) + mark)
+
+
+def _log_columns(row):
+    """(history key, header, width, format spec) of each column of the log."""
+    scores = [key for key in row
+              if key.startswith("valid_") and key != "valid_loss"
+              and not key.endswith(_NOT_SCORES)]
+    columns = [("epoch", "epoch", 7, "d"), ("train_loss", "train_loss", 10, ".4f")]
+    if "valid_loss" in row:
+        columns.append(("valid_loss", "valid_loss", 10, ".4f"))
+    columns += [(key, key, max(len(key), 10), ".4f") for key in scores]
+    # skorch's history calls the epoch's duration "dur".
+    columns += [("lr", "lr", 10, ".3g"), ("dur", "seconds", 7, ".2f")]
+    return columns
+
+
+class BatchProgressBar(Callback):
+    """A tqdm bar over the batches of each epoch, with the running loss.
+
+    The loss shown is the last batch's, read from the device at most every
+    ``refresh_seconds`` so the bar does not slow training down.
+
+    Parameters
+    ----------
+    refresh_seconds : float, default=0.5
+        Least time between two updates of the loss shown.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sknets import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> MLPClassifier(max_epochs=1, verbose=2).fit(X / 16, y)  # doctest: +SKIP
+    """
+
+    def __init__(self, refresh_seconds=0.5):
+        self.refresh_seconds = refresh_seconds
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        total = len(net.get_iterator(dataset_train, training=True))
+        if dataset_valid is not None:
+            total += len(net.get_iterator(dataset_valid, training=False))
+        self.bar_ = tqdm(total=total, leave=False, unit="batch",
+                         desc=f"epoch {len(net.history)}")
+        self.shown_at_ = time.monotonic()
+
+    def on_batch_end(self, net, training=False, loss=None, **kwargs):
+        self.bar_.update(1)
+        now = time.monotonic()
+        if training and loss is not None and now - self.shown_at_ >= self.refresh_seconds:
+            self.bar_.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            self.shown_at_ = now
+
+    def on_epoch_end(self, net, **kwargs):
+        self.bar_.close()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("bar_", None)  # tqdm bars do not pickle
+        return state
+
+
+def progress_callbacks(verbose):
+    """The ``(name, callback)`` pairs that ``verbose`` asks for.
+
+    Parameters
+    ----------
+    verbose : int or bool
+        0/False: none; 1/True: :class:`EpochLog`; 2 or more: also
+        :class:`BatchProgressBar`.
+
+    Returns
+    -------
+    list of (str, skorch.callbacks.Callback)
+
+    Examples
+    --------
+    >>> from sknets.callbacks import progress_callbacks
+    >>> [name for name, _ in progress_callbacks(2)]
+    ['batch_progress', 'epoch_log']
+    """
+    callbacks = []
+    if verbose and verbose >= 2:
+        callbacks.append(("batch_progress", BatchProgressBar()))
+    if verbose:
+        callbacks.append(("epoch_log", EpochLog()))
+    return callbacks
+
+
+__all__ = ["BatchProgressBar", "EpochLog", "progress_callbacks"]

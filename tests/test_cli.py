@@ -1,0 +1,138 @@
+"""The sknets command: studies and training runs writing their reports."""
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from PIL import Image
+
+from sknets.cli import main
+
+QUICK = ["--epochs", "3", "--quiet"]  # few epochs: these tests check the files
+
+
+@pytest.fixture(scope="module")
+def architectures(tmp_path_factory):
+    """`sknets study architectures` on the bundled digits, with few epochs."""
+    out = tmp_path_factory.mktemp("architectures")
+    assert main(["study", "architectures", "--epochs", "6", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_study_writes_report_files(architectures):
+    names = {p.name for p in architectures.iterdir()}
+    assert names == {"report.html", "results.json", "curves.png", "confusion_matrices.png",
+                     "test_results.csv", "parameters.csv", "data.csv"}
+    results = json.loads((architectures / "results.json").read_text())
+    assert results["study"] == "architectures"
+    assert results["command"] == ("sknets study architectures --epochs 6 --quiet --out "
+                                  + str(architectures))
+    assert results["dataset"]["name"] == "digits"
+    assert (results["dataset"]["train"], results["dataset"]["validation"],
+            results["dataset"]["test"]) == (1283, 257, 257)
+    models = ["1 layer", "2 layers", "1 layer + L2", "1 layer + dropout"]
+    assert [row["model"] for row in results["tables"]["test_results"]] == models
+    assert all(len(results["histories"][m]["epoch"]) == 6 for m in models)
+    assert results["parameters"]["2 layers"]["hidden_layers"] == [100, 100]
+    assert results["parameters"]["1 layer + dropout"]["dropout"] == 0.2
+    assert results["parameters"]["1 layer"]["max_epochs"] == 6
+    for row in results["tables"]["test_results"]:
+        assert 0.5 < row["test_accuracy"] <= 1 and 1 <= row["best_epoch"] <= 6
+    assert results["versions"]["sknets"]
+
+
+def test_report_html_embeds_every_figure(architectures):
+    page = (architectures / "report.html").read_text()
+    embedded = [base64.b64decode(data)
+                for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
+    files = [(architectures / name).read_bytes()
+             for name in ("curves.png", "confusion_matrices.png")]
+    assert embedded == files
+    for png in files:
+        image = np.asarray(Image.open(architectures / "curves.png").convert("L"))
+        assert image.shape[1] > 500 and image.std() > 10
+    assert "Total params: 7,510" in page and "Total params: 17,610" in page
+    assert "<th>hidden_layers</th>" in page
+    assert "src=\"http" not in page and "<script" not in page  # self-contained
+
+
+def _chromium():
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+def test_report_renders_in_headless_chromium(architectures, tmp_path):
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         f"--screenshot={shot}", "--window-size=1200,2000",
+         (architectures / "report.html").as_uri()],
+        check=True, capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert pixels.shape == (2000, 1200, 3)
+    assert pixels.std() > 20
+    non_white = (pixels.min(axis=2) < 240).mean()
+    assert non_white > 0.05
+    # the figures' coloured curves and matrices, not just black text, are on the page
+    saturation = pixels.max(axis=2) - pixels.min(axis=2)
+    assert (saturation > 80).sum() > 5_000
+
+
+def test_command_line_errors(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["study", "nonsense"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    assert "architectures" in capsys.readouterr().out
+    assert main([]) == 1
+
+
+def test_train_command_in_a_subprocess(tmp_path):
+    model_path = tmp_path / "model.joblib"
+    completed = subprocess.run(
+        [sys.executable, "-m", "sknets", "train", "--hidden-layers", "32", "16",
+         "--dropout", "0.2", "--epochs", "3", "--no-shuffle", "--optimizer", "rmsprop",
+         "--patience", "none", "--out", str(tmp_path / "run"), "--save", str(model_path)],
+        capture_output=True, text=True, timeout=300, check=True)
+    lines = completed.stdout.splitlines()
+    assert lines[0].split()[:3] == ["epoch", "train_loss", "valid_loss"]
+    assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"]
+    assert "test_accuracy" in completed.stdout
+    assert (tmp_path / "run" / "report.html").is_file()
+    model = joblib.load(model_path)
+    assert (model.hidden_layers, model.dropout, model.optimizer) == ((32, 16), 0.2, "rmsprop")
+    assert (model.shuffle, model.patience, model.n_epochs_) == (False, None, 3)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    accuracy = results["tables"]["test_results"][0]["test_accuracy"]
+    assert f"{accuracy:.4g}" in completed.stdout
+
+
+@pytest.mark.slow
+def test_study_on_real_mnist(real_data_home, tmp_path):
+    out = tmp_path / "mnist"
+    assert main(["study", "architectures", "--dataset", "mnist", "--data-home",
+                 str(real_data_home), "--n-train", "3000", "--n-test", "1000", *QUICK,
+                 "--n-threads", "1", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    data = results["dataset"]
+    assert (data["name"], data["n_features"]) == ("mnist", 784)
+    assert (data["train"], data["validation"], data["test"]) == (2500, 500, 1000)
+    assert data["classes"] == list("0123456789")
+    assert all(row["test_accuracy"] > 0.6 for row in results["tables"]["test_results"])
+    assert all(row["parameters"] in (79_510, 89_610)
+               for row in results["tables"]["test_results"])
