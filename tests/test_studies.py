@@ -45,16 +45,21 @@ def test_settings_override_study_defaults():
     assert default_threads(data, None) is None
 
 
-@pytest.mark.parametrize("name", ["optimizers", "regularizers", "search"])
+@pytest.mark.parametrize("name", ["optimizers", "regularizers", "search", "training",
+                                  "data-size"])
 def test_other_studies_on_digits(name, tmp_path):
     assert main(["study", name, *QUICK, "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     rows = results["tables"]["test_results"]
-    expected = {"optimizers": 5, "regularizers": 4, "search": 1}[name]
+    expected = {"optimizers": 5, "regularizers": 5, "search": 1, "training": 6,
+                "data-size": 6}[name]
     assert len(rows) == expected
     figures = {"optimizers": {"curves.png", "confusion_matrices.png"},
                "regularizers": {"loss_by_model.png", "curves.png", "confusion_matrices.png"},
-               "search": {"search_scores.png", "best_curves.png", "confusion_matrices.png"}}
+               "search": {"search_scores.png", "best_curves.png", "confusion_matrices.png"},
+               "training": {"learning_rates.png", "curves.png", "confusion_matrices.png",
+                            "overfit.png"},
+               "data-size": {"curves.png", "confusion_matrices.png"}}
     assert set(results["figures"]) == figures[name]
     assert all((tmp_path / f).stat().st_size > 5_000 for f in figures[name])
     if name == "search":
@@ -63,6 +68,15 @@ def test_other_studies_on_digits(name, tmp_path):
                                                        "(256, 128)"]
         assert sorted(r["rank"] for r in table)[0] == 1
         assert 0 < rows[0]["test_balanced_accuracy"] <= 1
+    if name == "training":
+        assert all(0 < row["test_balanced_accuracy"] <= 1 for row in rows)
+        lrs = results["histories"]["SGD + exponential schedule"]["lr"]
+        assert lrs[1] < lrs[0]  # the schedule decays
+        curves = results["tables"]["overfit_curves"]
+        assert len(curves) == 2 and all(0 < r["train_accuracy"] <= 1 for r in curves)
+    if name == "data-size":
+        sizes = [row["n_train"] for row in rows]
+        assert sizes[1] == sizes[2] < sizes[0] / 3  # 25% of the training set
 
 
 def test_autoencoder_study_or_its_reason(tmp_path, capsys):
