@@ -73,7 +73,7 @@ def test_other_studies_on_digits(name, tmp_path):
         lrs = results["histories"]["SGD + exponential schedule"]["lr"]
         assert lrs[1] < lrs[0]  # the schedule decays
         curves = results["tables"]["overfit_curves"]
-        assert len(curves) == 2 and all(0 < r["train_accuracy"] <= 1 for r in curves)
+        assert len(curves) == 4 and all(0 < r["train_accuracy"] <= 1 for r in curves)
     if name == "data-size":
         sizes = [row["n_train"] for row in rows]
         assert sizes[1] == sizes[2] < sizes[0] / 3  # 25% of the training set
