@@ -15,6 +15,7 @@ Usage::
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -53,8 +54,8 @@ def markdown_table(rows, columns=COLUMNS):
     return "\n".join(lines)
 
 
-def collect(run_dir, figures_root, max_width):
-    """Copy a run's figures; return its Markdown section."""
+def collect(run_dir, figures_root, max_width, docs=Path("docs")):
+    """Copy a run's figures; return its Markdown section (links relative to ``docs``)."""
     results = json.loads((Path(run_dir) / "results.json").read_text())
     study = results["study"]
     folder = Path(figures_root) / study
@@ -65,7 +66,8 @@ def collect(run_dir, figures_root, max_width):
     for name, rows in results["tables"].items():
         if rows and name not in ("parameters", "data", "overfit_curves"):
             parts += [f"**{name}**", "", markdown_table(rows), ""]
-    parts += [f"![{name}]({folder.as_posix()}/{name})" for name in results["figures"]]
+    link = Path(os.path.relpath(folder, docs)).as_posix()
+    parts += [f"![{name}]({link}/{name})" for name in results["figures"]]
     return "\n".join(parts)
 
 
