@@ -16,11 +16,11 @@ study architectures --dataset mnist --out "$out/architectures"                  
 study optimizers --dataset mnist --n-train 20000 --out "$out/optimizers"             # seed 000 (b)
 study regularizers --dataset mnist --n-train 20000 --epochs 20 --out "$out/regularizers"  # 003
 study autoencoder --dataset mnist --n-train 20000 --out "$out/autoencoder"           # seed 002
-study training --dataset fashion-mnist --n-train 12000 --out "$out/training"         # seed 004
+study training --dataset fashion-mnist --n-train 4000 --out "$out/training"          # seed 004
 study search --dataset fashion-mnist --n-train 6000 --out "$out/search"              # seed 004
 study data-size --dataset mnist --n-train 24000 --epochs 10 --out "$out/data-size"   # seed 001
 # Kuzushiji-49, for those who have it (seed 004's data set):
-#   study training --dataset k49 --n-train 12000 --out "$out/training-k49"
+#   study training --dataset k49 --n-train 4000 --out "$out/training-k49"
 
 python benchmarks/studies/targets.py --out "$out/targets.json"
 python benchmarks/studies/collect.py "$out"/*/ --figures docs/figures/studies
