@@ -55,7 +55,14 @@ def torch_module(hidden, n_classes, dropout):
             layers.append(torch.nn.Dropout(dropout))
         width = h
     layers.append(torch.nn.Linear(width, n_classes))
-    return torch.nn.Sequential(*layers)
+    model = torch.nn.Sequential(*layers)
+    # The initialisation of sknets, scikit-learn and Keras (Glorot-uniform
+    # weights, zero biases), so every tool trains the same network.
+    for layer in model:
+        if isinstance(layer, torch.nn.Linear):
+            torch.nn.init.xavier_uniform_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+    return model
 
 
 def fit_handwritten(X, y, hidden, batch, dropout, epochs, seed):
@@ -154,17 +161,22 @@ def bench_predict(X_train, y_train, X_test, repeats):
 
 
 MEMORY_CHILD = """
-import resource, sys, numpy as np, torch
+import sys, numpy as np, torch
 from sknets import MLPClassifier
 from sknets.datasets import fetch_fashion_mnist
-kb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-base = kb()
+
+def peak_kb():  # VmHWM: peak RSS of this process image (ru_maxrss survives exec)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+
+base = peak_kb()
 data = fetch_fashion_mnist(subset="train", data_home=sys.argv[1])
 X, y = data.data, data.target
-loaded = kb()
+del data
+loaded = peak_kb()
 MLPClassifier(hidden_layers=(100,), batch_size=100, max_epochs=1, patience=None,
               random_state=0).fit(X, y)
-print(base, loaded, kb(), X.nbytes)
+print(base, loaded, peak_kb(), X.nbytes)
 """
 
 
@@ -186,15 +198,23 @@ def main(argv=None):
     parser.add_argument("--scenarios", nargs="*", type=int, default=[0, 1, 2],
                         help="indices into the scenario list")
     parser.add_argument("--memory", action="store_true", help="measure peak RSS too")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch and BLAS threads for every tool (default: the libraries' own)")
     parser.add_argument("--json", help="write all results to this file")
     args = parser.parse_args(argv)
 
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
     train = fetch_fashion_mnist(subset="train", data_home=args.data_home,
                                 download_if_missing=False)
     test = fetch_fashion_mnist(subset="test", data_home=args.data_home,
                                download_if_missing=False)
     X, y, X_test, y_test = train.data, train.target, test.data, test.target
 
+    print(f"# load average at start: {os.getloadavg()[0]:.1f}")
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)")
     for info in threadpool_info():
@@ -208,30 +228,37 @@ def main(argv=None):
         name = names[index]
         config = SCENARIOS[name]
         times = {tool: [] for tool in args.tools}
+        cpu_times = {tool: [] for tool in args.tools}
         accuracy = {tool: [] for tool in args.tools}
         for repeat in range(args.repeats):
             for tool in args.tools:  # alternate the tools within each repeat
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 predict = TOOLS[tool](X, y, config["hidden"], config["batch"], config["dropout"],
                                       args.epochs, seed=repeat)
                 times[tool].append(time.perf_counter() - start)
+                cpu_times[tool].append(time.process_time() - cpu_start)
                 with torch.no_grad():
                     accuracy[tool].append(float(np.mean(predict(X_test) == y_test)))
         base = statistics.median(times["hand-written torch"]) if "hand-written torch" in times \
             else None
+        cpu_base = statistics.median(cpu_times["hand-written torch"]) if base else None
         flops = train_flops(config["hidden"], len(X), args.epochs)
         print(f"\n## {name}, {args.epochs} epochs, median of {args.repeats}")
-        print(f"| tool | fit seconds | ratio to hand-written | test accuracy | % of matmul peak |")
-        print("|---|---|---|---|---|")
+        print("| tool | fit seconds | ratio to hand-written | CPU seconds | CPU ratio "
+              "| test accuracy | % of matmul peak |")
+        print("|---|---|---|---|---|---|---|")
         rows = {}
         for tool in args.tools:
             median = statistics.median(times[tool])
             ratio = median / base if base else float("nan")
+            cpu = statistics.median(cpu_times[tool])
+            cpu_ratio = cpu / cpu_base if cpu_base else float("nan")
             acc = statistics.median(accuracy[tool])
             share = 100 * flops / median / 1e9 / peak
-            rows[tool] = dict(seconds=median, ratio=ratio, accuracy=acc, peak_share=share,
-                              all_seconds=times[tool])
-            print(f"| {tool} | {median:.2f} | {ratio:.2f} | {acc:.4f} | {share:.1f} |")
+            rows[tool] = dict(seconds=median, ratio=ratio, cpu_seconds=cpu, cpu_ratio=cpu_ratio,
+                              accuracy=acc, peak_share=share, all_seconds=times[tool])
+            print(f"| {tool} | {median:.2f} | {ratio:.2f} | {cpu:.2f} | {cpu_ratio:.2f} "
+                  f"| {acc:.4f} | {share:.1f} |")
         results["scenarios"][name] = rows
 
     pred = bench_predict(X, y, X_test, max(5, args.repeats))
@@ -246,6 +273,7 @@ def main(argv=None):
         for key, value in memory.items():
             print(f"{key}: {value:.0f}")
         results["memory"] = memory
+    print(f"\n# load average at end: {os.getloadavg()[0]:.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -3,6 +3,7 @@
 from .autoencoder import AutoencoderTransformer
 from .compare import compare
 from .mlp import MLPClassifier, MLPRegressor
+from .persistence import load
 from .plotting import plot_history, plot_reconstructions
 from .summary import summary
 
@@ -14,6 +15,7 @@ __all__ = [
     "MLPRegressor",
     "__version__",
     "compare",
+    "load",
     "plot_history",
     "plot_reconstructions",
     "summary",

@@ -22,6 +22,7 @@ from . import _params
 from .callbacks import progress_callbacks
 from ._net import FixedValidation, TensorData, TensorNet, to_tensor
 from ._params import Interval, LayerWidths, Options
+from .exceptions import DivergenceError, DivergenceWarning, TrainingInterruptedWarning
 from .modules import ACTIVATIONS, l1_penalty, linear_layers
 from .schedules import SCHEDULES, EpochSchedule
 
@@ -276,12 +277,21 @@ class BaseNetwork(BaseEstimator):
             valid = self._validation_set(X, targets, weights, validation_data, rng, device)
             if valid is not None and valid[1] is not None:
                 X, targets, weights = valid[1]
+            if self.batch_norm and min(self.batch_size, len(X)) < 2:
+                raise ValueError(
+                    "batch_norm=True needs mini-batches of at least 2 samples; got "
+                    f"batch_size={self.batch_size} and {len(X)} training samples.")
             train = TensorData(*self._tensors(X, targets, device),
                                None if weights is None else to_tensor(weights, device))
             valid = None if valid is None else valid[0]
             if not incremental:
                 self.net_ = self._build_net(X.shape[1], device, valid)
             net = self.net_
+            if incremental:
+                # A warm fit may add or drop the validation set (and change
+                # verbose): its callbacks are those of this fit.
+                net.callbacks = self._callbacks(valid is not None)
+                net.initialize_callbacks()
             net.train_split = FixedValidation(valid)
             net.metrics = None if valid is None else self._valid_metrics(valid.y)
             net.batch_size = min(self.batch_size, len(X))
@@ -291,12 +301,87 @@ class BaseNetwork(BaseEstimator):
             try:
                 if epochs:
                     net.partial_fit(train, None, epochs=epochs)
+            except DivergenceError:
+                self._forget_fit()
+                raise
             finally:
                 net.train_split = None
                 net.metrics = None
             self.fit_seconds_ = time.perf_counter() - start
         self._after_fit(first_epoch)
+        if epochs:
+            self._warn_if_cut_short()
         return self
+
+    def _forget_fit(self):
+        """Drop every fitted attribute: a diverged network must not predict."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            delattr(self, name)
+
+    def _warn_if_cut_short(self):
+        net = self.net_
+        best = self._best_weights_callback()
+        restored = (f"the weights of epoch {self.best_epoch_} (lowest validation loss) were "
+                    "restored" if best is not None and best.best_epoch_ else
+                    "the weights are those at the interruption")
+        if net.divergence_ is not None:
+            warnings.warn(f"{net.divergence_} Training stopped; {restored}.",
+                          DivergenceWarning, stacklevel=4)
+        elif net.interrupted_epoch_ is not None:
+            warnings.warn(
+                f"Training was interrupted in epoch {net.interrupted_epoch_}; {restored}, and "
+                f"history_ holds the {self.n_epochs_} complete epochs.",
+                TrainingInterruptedWarning, stacklevel=4)
+
+    def _best_weights_callback(self):
+        """The callback restoring the best epoch's weights (with validation), or None."""
+        for _, callback in self.net_.callbacks_:
+            if isinstance(callback, EarlyStopping) and callback.load_best:
+                return callback
+        return None
+
+    def _rebuild(self, n_features):
+        """Build an untrained network for ``n_features`` inputs, as ``fit`` builds it.
+
+        The label state (``classes_``, ``n_outputs_``) must be set already.
+        :func:`sknets.load` loads saved weights into the returned module.
+
+        Returns
+        -------
+        module : torch.nn.Module
+        """
+        self._seed = check_random_state(self.random_state).randint(2**31 - 1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed)
+            self.net_ = self._build_net(n_features, _resolve_device(self.device), None)
+        return self.net_.module_
+
+    def save(self, path):
+        """Write the fitted estimator to one file that :func:`sknets.load` reads.
+
+        The file is a zip holding ``model.json`` (parameters, fitted state,
+        history, library versions) and ``weights.safetensors``: loading it
+        never executes code, unlike a pickle. See ``docs/persistence.md``.
+
+        Parameters
+        ----------
+        path : str, path-like or binary file object
+
+        Examples
+        --------
+        >>> from pathlib import Path
+        >>> from tempfile import mkdtemp
+        >>> from sklearn.datasets import load_iris
+        >>> from sknets import MLPClassifier, load
+        >>> X, y = load_iris(return_X_y=True)
+        >>> path = Path(mkdtemp()) / "iris.sknets"
+        >>> MLPClassifier((8,), max_epochs=5, random_state=0).fit(X, y).save(path)
+        >>> load(path).classes_
+        array([0, 1, 2])
+        """
+        from .persistence import save
+
+        save(self, path)
 
     def initialize(self, X, y=None):
         """Build the network for data shaped like ``(X, y)`` without training.
@@ -336,16 +421,21 @@ class BaseNetwork(BaseEstimator):
             return X_tensor, X_tensor
         return X_tensor, to_tensor(targets, device, self._target_dtype())
 
-    def _build_net(self, n_features, device, valid):
-        module = self._build_module(n_features)
-        has_valid = valid is not None
-        penalty, groups = self._penalty(module)
-        opt_cls, opt_kwargs = self._optimizer()
+    def _callbacks(self, has_valid):
+        """The skorch callbacks of a fit, which depend on having a validation set."""
         callbacks = [("epoch_timer", EpochTimer()), ("lr", self._lr_callback(has_valid))]
         # Progress before stopping: early stopping ends the epoch by raising,
         # and the last epoch's line must still be printed.
         callbacks += progress_callbacks(self.verbose)
         callbacks += self._stopping_callbacks(has_valid)
+        return callbacks
+
+    def _build_net(self, n_features, device, valid):
+        module = self._build_module(n_features)
+        has_valid = valid is not None
+        penalty, groups = self._penalty(module)
+        opt_cls, opt_kwargs = self._optimizer()
+        callbacks = self._callbacks(has_valid)
         generator = torch.Generator().manual_seed(self._seed)
         net = TensorNet(
             module=module,
@@ -434,11 +524,11 @@ class BaseNetwork(BaseEstimator):
     def _after_fit(self, first_epoch=0):
         """Fitted attributes from the net's history; ``first_epoch`` starts this fit."""
         net = self.net_
-        rows = [row for row in net.history if "train_loss" in row]
+        # An epoch is complete once EpochTimer, the first callback, has
+        # closed it; a cut-short epoch (interrupt, divergence) can only be the last.
+        rows = [row for row in net.history if "dur" in row]
         del net.history[len(rows):]
-        columns = {"epoch": "epoch", "train_loss": "train_loss", "valid_loss": "valid_loss",
-                   **{f"valid_{m}": f"valid_{m}" for m in self._score_names()},
-                   "lr": "lr", "dur": "seconds"}
+        columns = self._history_columns()
         frame = pd.DataFrame([{new: row.get(old, np.nan) for old, new in columns.items()}
                               for row in rows], columns=list(columns.values()))
         frame["epoch"] = frame["epoch"].astype(int)
@@ -447,7 +537,7 @@ class BaseNetwork(BaseEstimator):
         # restores) the best weights per fit, so earlier fits do not count.
         this_fit = frame.iloc[first_epoch:] if len(frame) > first_epoch else frame
         monitored = "valid_loss" if this_fit["valid_loss"].notna().any() else "train_loss"
-        losses = this_fit[monitored].to_numpy()
+        losses = this_fit[monitored].to_numpy(dtype=float)
         if not len(losses):
             self.best_epoch_ = 0
         elif np.isnan(losses).all():
@@ -462,6 +552,12 @@ class BaseNetwork(BaseEstimator):
 
     def _score_names(self):
         return ()
+
+    def _history_columns(self):
+        """{key in the skorch net's history: column of ``history_``}."""
+        return {"epoch": "epoch", "train_loss": "train_loss", "valid_loss": "valid_loss",
+                **{f"valid_{m}": f"valid_{m}" for m in self._score_names()},
+                "lr": "lr", "dur": "seconds"}
 
     # --- prediction --------------------------------------------------------------
 

@@ -10,9 +10,10 @@ from ._base import BaseNetwork
 def fitted_network(estimator):
     """The fitted sknets estimator in ``estimator``.
 
-    ``estimator`` may be the network itself, a ``Pipeline`` ending in one,
-    or a fitted search (``GridSearchCV``...) whose ``best_estimator_`` is
-    one of those.
+    ``estimator`` may be the network itself (an sknets estimator, or any
+    fitted estimator with ``history_``, ``best_epoch_`` and ``module_``), a
+    ``Pipeline`` ending in one, or a fitted search (``GridSearchCV``...)
+    whose ``best_estimator_`` is one of those.
 
     Raises
     ------
@@ -24,7 +25,8 @@ def fitted_network(estimator):
         found = found.best_estimator_
     if hasattr(found, "steps"):
         found = found.steps[-1][1]
-    if not isinstance(found, BaseNetwork):
+    fitted_like = all(hasattr(found, name) for name in ("history_", "best_epoch_", "module_"))
+    if not (isinstance(found, BaseNetwork) or fitted_like):
         raise TypeError(
             f"{type(estimator).__name__} is not an sknets network: expected an estimator "
             "with a training history_ (MLPClassifier, MLPRegressor, AutoencoderTransformer), "

@@ -12,14 +12,19 @@ callbacks and history, and changes only what happens per batch:
 * callbacks are notified per batch only if one of them listens per batch;
 * plain MLPs train through ``FusedStep`` (forward and hand-derived backward,
   no autograd graph); everything else through autograd.
+
+The once-per-epoch read of the loss is also where divergence is caught: a
+non-finite training loss ends training (see ``TensorNet.fit_loop``).
 """
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 
 from ._fused import FusedStep
+from ._validation import as_float, check_finite_outputs
+from .exceptions import DivergenceError
 
 EVAL_BATCH_SIZE = 65_536
 
@@ -55,25 +60,37 @@ class BatchIterator:
     shuffle : bool
         Draw a new permutation each epoch from ``generator``.
     generator : torch.Generator or None
+    no_single : bool, default=False
+        Fold a last batch of one sample into the batch before it (batch
+        normalisation cannot train on a single sample).
     """
 
-    def __init__(self, data, batch_size, shuffle=False, generator=None):
+    def __init__(self, data, batch_size, shuffle=False, generator=None, no_single=False):
         self.data, self.batch_size = data, batch_size
         self.shuffle, self.generator = shuffle, generator
+        self.no_single = no_single
+
+    def _starts(self):
+        n, size = len(self.data), self.batch_size
+        starts = list(range(0, n, size))
+        if self.no_single and len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()
+        return starts + [n]
 
     def __len__(self):
-        return -(-len(self.data) // self.batch_size)
+        return len(self._starts()) - 1
 
     def __iter__(self):
-        n, size = len(self.data), self.batch_size
+        starts = self._starts()
+        bounds = zip(starts[:-1], starts[1:])
         if not self.shuffle:
-            for start in range(0, n, size):
-                yield self.data.batch(slice(start, start + size))
+            for start, stop in bounds:
+                yield self.data.batch(slice(start, stop))
             return
-        order = torch.randperm(n, generator=self.generator)
+        order = torch.randperm(len(self.data), generator=self.generator)
         order = order.to(self.data.X.device)
-        for index in order.split(size):
-            yield self.data.batch(index)
+        for start, stop in bounds:
+            yield self.data.batch(order[start:stop])
 
 
 class FixedValidation:
@@ -122,8 +139,10 @@ class TensorNet(NeuralNet):
 
     def get_iterator(self, dataset, training=False):
         if training:
+            batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                             for m in self.module_.modules())
             return BatchIterator(dataset, self.batch_size, shuffle=self.shuffle,
-                                 generator=self.generator)
+                                 generator=self.generator, no_single=batch_norm)
         return BatchIterator(dataset, EVAL_BATCH_SIZE)
 
     def initialize_callbacks(self):
@@ -149,13 +168,6 @@ class TensorNet(NeuralNet):
         finally:
             criterion.reduction = "mean"
         return (per_sample * weight).sum() / weight.sum()
-
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
-        try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        finally:
-            self._fused_step = None
 
     def train_step(self, batch, **fit_params):
         Xi, yi = batch
@@ -209,21 +221,107 @@ class TensorNet(NeuralNet):
         loss = self.history[-1, f"{prefix}_loss"]
         previous = [row[f"{prefix}_loss"] for row in self.history[:-1] if f"{prefix}_loss" in row]
         self.history.record(f"{prefix}_loss_best", not previous or loss < min(previous))
+        if training and not np.isfinite(loss):
+            raise self._divergence(f"the training loss is {loss}", previous)
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop, noting why it ended early.
+
+        ``interrupted_epoch_`` is the epoch a ``KeyboardInterrupt`` cut short
+        (Ctrl-C or a callback; None if none did, or if it was an
+        ``EarlyStopping`` callback stopping training); skorch's
+        ``partial_fit`` then ends training as it does for early stopping.
+
+        A non-finite training loss (or non-finite weights at the end) raises
+        :class:`~sknets.exceptions.DivergenceError`, unless an
+        ``EarlyStopping(load_best=True)`` callback holds the weights of a
+        finite epoch: then ``divergence_`` keeps the error, training ends, and
+        that callback's ``on_train_end`` restores those weights.
+        """
+        self.interrupted_epoch_ = None
+        self.divergence_ = None
+        self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
+        try:
+            super().fit_loop(X, y, epochs=epochs, **fit_params)
+            self._check_finite_weights()
+        except KeyboardInterrupt:
+            if not self._stopped_early():
+                self.interrupted_epoch_ = len(self.history)
+            raise
+        except DivergenceError as error:
+            if not self._holds_best_weights():
+                raise
+            self.divergence_ = error.with_traceback(None)  # no frames kept alive
+            # The optimizer's state (Adam's moments, momentum) is NaN now as
+            # well; a warm-started fit must not inherit it.
+            self.optimizer_.state.clear()
+        finally:
+            self._fused_step = None
+        return self
+
+    def _divergence(self, what, previous_losses):
+        epoch = len(self.history)
+        finite = [loss for loss in previous_losses if np.isfinite(loss)]
+        last = f" (it was {finite[-1]:.4g} in epoch {epoch - 1})" if finite else ""
+        lr = self.optimizer_.param_groups[0]["lr"]
+        return DivergenceError(
+            f"Training diverged in epoch {epoch}: {what}{last}. Lower the learning rate "
+            f"(lr={lr:g} in this epoch) or scale the inputs, and a regressor's targets "
+            "(e.g. with sklearn.preprocessing.StandardScaler)."
+        )
+
+    def _check_finite_weights(self):
+        # The loss of a batch is computed before its step, so the epoch loss
+        # cannot see weights broken by the very last step; nor does it see
+        # batch-norm statistics that overflowed.
+        if not _all_finite(self.module_.state_dict()):
+            losses = [row["train_loss"] for row in self.history if "train_loss" in row]
+            raise self._divergence("the weights or batch-norm statistics are not finite at "
+                                   "its end", losses)
+
+    def _stopped_early(self):
+        """Whether an ``EarlyStopping`` callback raised (its patience ran out)."""
+        return any(isinstance(cb, EarlyStopping) and cb.misses_ == cb.patience
+                   for _, cb in self.callbacks_)
+
+    def _holds_best_weights(self):
+        return any(isinstance(cb, EarlyStopping) and cb.load_best
+                   and cb.best_model_weights_ is not None and _all_finite(cb.best_model_weights_)
+                   for _, cb in self.callbacks_)
 
     def forward_all(self, X, module=None, batch_size=EVAL_BATCH_SIZE):
-        """Outputs of ``module`` (default ``module_``) in eval mode for a whole tensor, no grad."""
+        """Outputs of ``module`` (default ``module_``) in eval mode for a whole tensor, no grad.
+
+        Raises ``ValueError`` if some are not finite (inputs too large).
+        """
         module = self.module_ if module is None else module
         module.eval()
         with torch.inference_mode():
             if len(X) <= batch_size:
-                return module(X)
-            return torch.cat([module(X[i:i + batch_size])
-                              for i in range(0, len(X), batch_size)])
+                out = module(X)
+            else:
+                out = torch.cat([module(X[i:i + batch_size])
+                                 for i in range(0, len(X), batch_size)])
+        check_finite_outputs(out, X)
+        return out
+
+
+def _all_finite(state_dict):
+    """Whether every floating tensor of ``state_dict`` is finite (one host sync)."""
+    tensors = [t for t in state_dict.values() if t.is_floating_point()]
+    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 def to_tensor(array, device, dtype=torch.float32):
-    """``array`` as a tensor on ``device`` without a copy where possible."""
+    """``array`` as a tensor on ``device`` without a copy where possible.
+
+    A float32 tensor is made from a float32 array (see
+    :func:`sknets._validation.as_float`): values beyond float32's range
+    are refused rather than turned into infinity.
+    """
     if isinstance(array, torch.Tensor):
         return array.to(device=device, dtype=dtype)
+    if dtype == torch.float32:
+        array = as_float(array)
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     return tensor.to(device=device, dtype=dtype)

@@ -7,6 +7,8 @@ Shared by the torch estimators (``sknets.mlp``) and the NumPy ones
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 
+from ._validation import as_float
+
 
 def encode_labels(estimator, y, reset, classes=None):
     """Index of each label of ``y`` in ``estimator.classes_``.
@@ -37,14 +39,22 @@ def encode_labels(estimator, y, reset, classes=None):
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
-    check_classification_targets(y)
-    if reset:
-        estimator.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
-        if len(estimator.classes_) < 2:
-            raise ValueError(
-                f"y has only one class ({estimator.classes_[0]!r}); a classifier needs "
-                "samples of at least two classes."
-            )
+    labels = y if classes is None else np.asarray(classes)
+    try:
+        check_classification_targets(y)
+        if reset:
+            estimator.classes_ = np.unique(labels)
+    except TypeError as exc:  # e.g. str and int labels cannot be sorted together
+        kinds = sorted({type(label).__name__ for label in (*y.ravel(), *labels.ravel())})
+        raise ValueError(
+            f"y mixes labels of types {kinds}, which cannot be sorted together; "
+            "use labels of one type (e.g. y.astype(str))."
+        ) from exc
+    if reset and len(estimator.classes_) < 2:
+        raise ValueError(
+            f"y has only one class ({estimator.classes_.tolist()[0]!r}); a classifier needs "
+            "samples of at least two classes."
+        )
     unseen = ~np.isin(y, estimator.classes_)
     if unseen.any():
         hint = (" Pass every label as `classes` to the first partial_fit call."
@@ -86,7 +96,7 @@ def encode_outputs(estimator, y, reset, dtype):
     >>> encode_outputs(reg, [1, 2], reset=True, dtype=np.float32).shape, reg.n_outputs_
     ((2, 1), 1)
     """
-    y = np.asarray(y, dtype=dtype)
+    y = as_float(y, dtype, "y")
     if reset:
         estimator._y_1d = y.ndim == 1
         estimator.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]

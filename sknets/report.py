@@ -251,7 +251,7 @@ def library_versions():
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
+        "torch_default_threads": torch.get_num_threads(),
         "skorch": skorch.__version__,
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,

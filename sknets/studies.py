@@ -479,10 +479,12 @@ def _regularizers(study, data, settings, report):
                              sharey=True, layout="constrained")
     for axis, (name, model) in zip(axes, models.items()):
         plot_history(model, "loss", ax=axis)
+        axis.set_yscale("log")
         axis.set_title(name)
     report.section("Generalization gap", "Training against validation loss, model by model.")
     report.figure("loss_by_model", fig,
-                  "A star marks the epoch of lowest validation loss, whose weights were kept.")
+                  "Loss on a log scale; a star marks the epoch of lowest validation loss, "
+                  "whose weights were kept.")
     _report_classifiers(report, models, data, "The four networks overlaid.")
 
 
@@ -587,11 +589,16 @@ def _run_autoencoder(study, data, settings, report):
 
     sizes = (4, 8, 16, 32) if data.small else (64, 128, 256, 512)
     X = np.concatenate([data.X_train, data.X_val])
-    models = {f"code {size}": AutoencoderTransformer(
-        **study.params(data, settings, code_size=size, activation="relu",
-                       output_activation="sigmoid", early_stopping=True, patience=None,
-                       validation_fraction=len(data.X_val) / len(X)))
-        for size in sizes}
+    accepted = AutoencoderTransformer().get_params()
+    models = {}
+    for size in sizes:
+        # patience=None: train every epoch, keep the best validation epoch's weights.
+        params = study.params(data, settings, code_size=size, activation="relu",
+                              output_activation="sigmoid", early_stopping=True, patience=None,
+                              validation_fraction=len(data.X_val) / len(X))
+        # Settings the autoencoder does not take (n_threads, say) are left out.
+        models[f"code {size}"] = AutoencoderTransformer(
+            **{name: value for name, value in params.items() if name in accepted})
     bar = tqdm(models.items(), desc="autoencoder", unit="model", disable=not settings.progress)
     for name, model in bar:
         bar.set_postfix_str(name)

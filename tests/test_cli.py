@@ -102,24 +102,31 @@ def test_command_line_errors(capsys):
     assert main([]) == 1
 
 
-def test_train_command_in_a_subprocess(tmp_path):
+def test_train_command(tmp_path, capsys):
     model_path = tmp_path / "model.joblib"
-    completed = subprocess.run(
-        [sys.executable, "-m", "sknets", "train", "--hidden-layers", "32", "16",
-         "--dropout", "0.2", "--epochs", "3", "--no-shuffle", "--optimizer", "rmsprop",
-         "--patience", "none", "--out", str(tmp_path / "run"), "--save", str(model_path)],
-        capture_output=True, text=True, timeout=300, check=True)
-    lines = completed.stdout.splitlines()
+    assert main(["train", "--hidden-layers", "32", "16", "--dropout", "0.2", "--epochs", "3",
+                 "--no-shuffle", "--optimizer", "rmsprop", "--patience", "none",
+                 "--out", str(tmp_path / "run"), "--save", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
     assert lines[0].split()[:3] == ["epoch", "train_loss", "valid_loss"]
     assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"]
-    assert "test_accuracy" in completed.stdout
+    assert "test_accuracy" in out
     assert (tmp_path / "run" / "report.html").is_file()
     model = joblib.load(model_path)
     assert (model.hidden_layers, model.dropout, model.optimizer) == ((32, 16), 0.2, "rmsprop")
     assert (model.shuffle, model.patience, model.n_epochs_) == (False, None, 3)
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     accuracy = results["tables"]["test_results"][0]["test_accuracy"]
-    assert f"{accuracy:.4g}" in completed.stdout
+    assert f"{accuracy:.4g}" in out
+
+
+def test_python_dash_m_runs_the_command():
+    completed = subprocess.run([sys.executable, "-m", "sknets", "study", "--help"],
+                               capture_output=True, text=True, timeout=300, check=True)
+    assert "usage: sknets study" in completed.stdout
+    for name in ("architectures", "optimizers", "regularizers", "search", "autoencoder"):
+        assert name in completed.stdout
 
 
 @pytest.mark.slow

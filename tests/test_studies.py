@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from sknets.cli import main
+from sknets.report import Report
 from sknets.studies import (STUDIES, UNAVAILABLE, StudySettings, default_threads,
-                            load_study_data)
+                            load_study_data, run_study)
 
 QUICK = ["--epochs", "2", "--quiet", "--n-train", "600"]
 
@@ -45,38 +46,42 @@ def test_settings_override_study_defaults():
     assert default_threads(data, None) is None
 
 
-@pytest.mark.parametrize("name", ["optimizers", "regularizers", "search", "training",
-                                  "data-size"])
-def test_other_studies_on_digits(name, tmp_path):
+def test_optimizers_study_through_the_command(tmp_path):
+    assert main(["study", "optimizers", *QUICK, "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["tables"]["test_results"]
+    assert [row["model"] for row in rows] == [
+        "sgd (lr=0.1)", "momentum (lr=0.01)", "rmsprop (lr=0.001)", "adagrad (lr=0.01)",
+        "adam (lr=0.001)"]
+    assert [results["parameters"][row["model"]]["optimizer"] for row in rows] == [
+        "sgd", "momentum", "rmsprop", "adagrad", "adam"]
+    assert results["figures"] == ["curves.png", "confusion_matrices.png"]
+    assert all((tmp_path / f).stat().st_size > 5_000 for f in results["figures"])
+
+
+
+@pytest.mark.parametrize("name", ["training", "data-size"])
+def test_seed_004_and_001_studies_through_the_command(name, tmp_path):
     assert main(["study", name, *QUICK, "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     rows = results["tables"]["test_results"]
-    expected = {"optimizers": 5, "regularizers": 5, "search": 1, "training": 6,
-                "data-size": 6}[name]
-    assert len(rows) == expected
-    figures = {"optimizers": {"curves.png", "confusion_matrices.png"},
-               "regularizers": {"loss_by_model.png", "curves.png", "confusion_matrices.png"},
-               "search": {"search_scores.png", "best_curves.png", "confusion_matrices.png"},
-               "training": {"learning_rates.png", "curves.png", "confusion_matrices.png",
+    assert len(rows) == 6
+    figures = {"training": {"learning_rates.png", "curves.png", "confusion_matrices.png",
                             "overfit.png"},
-               "data-size": {"curves.png", "confusion_matrices.png"}}
-    assert set(results["figures"]) == figures[name]
-    assert all((tmp_path / f).stat().st_size > 5_000 for f in figures[name])
-    if name == "search":
-        table = results["tables"]["search_results"]
-        assert [r["hidden_layers"] for r in table] == ["(50,)", "(100,)", "(100, 80)",
-                                                       "(256, 128)"]
-        assert sorted(r["rank"] for r in table)[0] == 1
-        assert 0 < rows[0]["test_balanced_accuracy"] <= 1
+               "data-size": {"curves.png", "confusion_matrices.png"}}[name]
+    assert set(results["figures"]) == figures
+    assert all((tmp_path / f).stat().st_size > 5_000 for f in figures)
     if name == "training":
         assert all(0 < row["test_balanced_accuracy"] <= 1 for row in rows)
         lrs = results["histories"]["SGD + exponential schedule"]["lr"]
         assert lrs[1] < lrs[0]  # the schedule decays
         curves = results["tables"]["overfit_curves"]
         assert len(curves) == 4 and all(0 < r["train_accuracy"] <= 1 for r in curves)
-    if name == "data-size":
+    else:
         sizes = [row["n_train"] for row in rows]
         assert sizes[1] == sizes[2] < sizes[0] / 3  # 25% of the training set
+        assert [results["parameters"][row["model"]]["activation"] for row in rows[2:4]] == [
+            "relu", "sigmoid"]
 
 
 def test_autoencoder_study_or_its_reason(tmp_path, capsys):
@@ -93,3 +98,75 @@ def test_autoencoder_study_or_its_reason(tmp_path, capsys):
         assert "AutoencoderTransformer" in UNAVAILABLE["autoencoder"]
 
 
+
+
+class RecordingReport(Report):
+    """A Report that also keeps what each figure's axes hold before rendering."""
+
+    def __init__(self, title):
+        super().__init__(title)
+        self.axes = {}
+
+    def figure(self, name, figure, caption=""):
+        self.axes[name] = [
+            {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+             "lines": [(line.get_label(), line.get_marker(), list(line.get_xdata()))
+                       for line in ax.get_lines()],
+             "patches": [p.get_facecolor() for p in ax.patches],
+             "images": [im.get_array().shape for im in ax.get_images()]}
+            for ax in figure.axes]
+        super().figure(name, figure, caption)
+
+
+def _curves(axis):
+    return [points for _, marker, points in axis["lines"] if marker != "*"]
+
+
+def _stars(axis):
+    return [points for _, marker, points in axis["lines"] if marker == "*"]
+
+
+def test_architectures_figures_content():
+    data = load_study_data("digits", n_train=600)
+    report = run_study("architectures", data, StudySettings(epochs=4, progress=False),
+                       RecordingReport("t"))
+    histories = report.results["histories"]
+    loss, accuracy = report.axes["curves"]
+    assert (loss["xlabel"], loss["ylabel"]) == ("epoch", "loss")
+    assert (accuracy["xlabel"], accuracy["ylabel"]) == ("epoch", "accuracy")
+    assert _curves(loss) == [[1, 2, 3, 4]] * 8  # train and validation of 4 models
+    assert _curves(accuracy) == [[1, 2, 3, 4]] * 4  # validation only
+    best = [[report.tables["test_results"].loc[name, "best_epoch"]] for name in histories]
+    assert _stars(loss) == best and _stars(accuracy) == best
+    matrices = report.axes["confusion_matrices"]
+    assert [m["title"] for m in matrices] == list(histories)
+    assert all(m["images"] == [(10, 10)] for m in matrices)
+    assert all(m["xlabel"] == "Predicted label" for m in matrices)
+
+
+def test_regularizers_and_search_figures_content(tmp_path):
+    data = load_study_data("digits", n_train=600)
+    settings = StudySettings(epochs=3, progress=False)
+    report = run_study("regularizers", data, settings, RecordingReport("t"))
+    panels = report.axes["loss_by_model"]
+    assert [p["title"] for p in panels] == list(report.results["histories"])
+    for panel, name in zip(panels, report.results["histories"]):
+        assert _curves(panel) == [[1, 2, 3]] * 2
+        assert _stars(panel) == [[report.tables["test_results"].loc[name, "best_epoch"]]]
+
+    report.write(tmp_path / "regularizers")
+    assert {p.name for p in (tmp_path / "regularizers").glob("*.png")} == {
+        "loss_by_model.png", "curves.png", "confusion_matrices.png"}
+
+    report = run_study("search", data, settings, RecordingReport("t"))
+    assert report.tables["test_results"].columns[-1] == "test_balanced_accuracy"
+    assert report.tables["search_results"].index.tolist() == [
+        "(50,)", "(100,)", "(100, 80)", "(256, 128)"]
+    (scores,) = report.axes["search_scores"]
+    assert scores["xlabel"] == "hidden_layers"
+    ranks = report.tables["search_results"]["rank"].tolist()
+    colours = [tuple(np.round(c, 3)) for c in scores["patches"]]
+    assert len(colours) == 4 and len(set(colours)) == 2
+    assert colours[ranks.index(1)] != colours[ranks.index(2)]
+    loss, _ = report.axes["best_curves"]
+    assert _curves(loss) == [[1, 2, 3]] * 2
