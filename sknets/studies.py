@@ -11,8 +11,13 @@ study                   what it compares
 ======================  =======================================================
 ``architectures``       1 and 2 hidden layers, L2, dropout (MLP, ~100 units)
 ``optimizers``          vanilla SGD, momentum, RMSprop, Adagrad, Adam
-``regularizers``        none, dropout, batch norm, L1 + L2 + dropout + batch
-                        norm on a 64-64-128-64-64 network
+``regularizers``        none, dropout, batch norm, both, L1 + L2 + dropout +
+                        batch norm on a 64-64-128-64-64 network
+``training``            mini-batch SGD, linear and exponential learning-rate
+                        schedules, Adam, L2, early stopping; an over-fitted
+                        wide network
+``data-size``           2 x 512 on all vs 25% of the data; one layer of 512
+                        with ReLU or sigmoid, dropout 0.2, 0.5 or none
 ``autoencoder``         code sizes of an autoencoder, next to PCA
 ``search``              ``GridSearchCV`` over ``hidden_layers``
 ======================  =======================================================
@@ -454,13 +459,14 @@ _DEEP = (64, 64, 128, 64, 64)
            full=dict(hidden_layers=_DEEP, lr=1e-3, batch_size=128, max_epochs=40))
 def _regularizers(study, data, settings, report):
     """The five-hidden-layer ReLU network 64-64-128-64-64 without regularization,
-    with dropout (0.33), with batch normalization, and with L1 + L2 + dropout +
-    batch normalization: how the gap between training and validation loss
-    changes."""
+    with dropout (0.33), with batch normalization, with both (the seed report's
+    "2 regularizers") and with L1 + L2 + dropout + batch normalization: how the
+    gap between training and validation loss changes."""
     variants = {
         "none": {},
         "dropout": {"dropout": 0.33},
         "batch norm": {"batch_norm": True},
+        "dropout + batch norm": {"dropout": 0.33, "batch_norm": True},
         "L1 + L2 + dropout + batch norm": {"l1": 1e-5, "l2": 1e-4, "dropout": 0.33,
                                            "batch_norm": True},
     }
@@ -632,6 +638,141 @@ def _pca_error(n_components, X, X_test, random_state):
 
     pca = PCA(n_components, random_state=random_state).fit(X)
     return float(np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2))
+
+
+# --- studies added for the seed reports 004 and 001 --------------------------------
+
+
+def _with_balanced_accuracy(table, models, data):
+    """Add the test balanced accuracy (the metric for imbalanced sets, e.g. Kuzushiji-49)."""
+    table["test_balanced_accuracy"] = [
+        balanced_accuracy_score(data.y_test, model.predict(data.X_test))
+        for model in models.values()]
+    return table
+
+
+@_register("training", "Training improvements and over-fitting", "004",
+           small=dict(hidden_layers=(100, 80), batch_size=64, max_epochs=40),
+           full=dict(hidden_layers=(100, 80), batch_size=128, max_epochs=25))
+def _training(study, data, settings, report):
+    """The two-layer network 100-80 trained with mini-batch SGD (learning rate
+    0.1), then with a linear (with saturation) and an exponential learning-rate
+    schedule, with Adam, Adam + L2, and Adam + L2 + early stopping; then a
+    deliberately over-fitted wide network (one layer of 5,000 units, no
+    regularization) trained for twice as many epochs, one at a time, while its
+    training and validation accuracy are recorded. Test accuracy and balanced
+    accuracy are reported."""
+    epochs = settings.epochs or (study.small if data.small else study.full)["max_epochs"]
+    variants = {
+        "SGD": dict(optimizer="sgd", lr=0.1),
+        "SGD + linear schedule": dict(optimizer="sgd", lr=0.1, lr_schedule="linear",
+                                      lr_decay=0.1 / epochs, lr_min=0.01),
+        "SGD + exponential schedule": dict(optimizer="sgd", lr=0.1,
+                                           lr_schedule="exponential",
+                                           lr_decay=4 / epochs, lr_min=1e-3),
+        "Adam": dict(optimizer="adam", lr=1e-3),
+        "Adam + L2": dict(optimizer="adam", lr=1e-3, l2=1e-4),
+        "Adam + L2 + early stopping": dict(optimizer="adam", lr=1e-3, l2=1e-4,
+                                           early_stopping=True, patience=5),
+    }
+    models = {name: MLPClassifier(**{**study.params(data, settings, **params),
+                                     **({"lr": settings.lr} if settings.lr else {})})
+              for name, params in variants.items()}
+    _fit_all(models, data, settings, "training")
+    report.section("Learning rates", "The learning rate of every epoch, as each schedule set it.")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(6, 3.6), layout="constrained")
+    for name, model in models.items():
+        axis.plot(model.history_["epoch"], model.history_["lr"], label=name)
+    axis.set(xlabel="epoch", ylabel="learning rate", yscale="log")
+    axis.legend(fontsize=7)
+    report.figure("learning_rates", axis.figure, "Learning rate by epoch.")
+    _report_classifiers(report, models, data,
+                        "Training and validation loss, and validation accuracy; every "
+                        "network starts from the same weights.")
+    _with_balanced_accuracy(report.tables["test_results"], models, data)
+    report.table("test_results", report.tables["test_results"])
+    # Twice the epochs: memorising the training set takes longer than converging.
+    _report_overfit(study, data, settings, report, 2 * epochs)
+
+
+def _report_overfit(study, data, settings, report, epochs):
+    """Train the [5000] network one epoch at a time, recording both accuracies."""
+    import matplotlib.pyplot as plt
+
+    model = MLPClassifier(**{**study.params(data, settings, hidden_layers=(5000,),
+                                            optimizer="adam", lr=1e-3),
+                             "patience": None})
+    rows = []
+    for epoch in tqdm(range(1, epochs + 1), desc="over-fitted [5000]", unit="epoch",
+                      disable=not settings.progress):
+        model.partial_fit(data.X_train, data.y_train, classes=data.labels)
+        rows.append({"epoch": epoch, "train_loss": float(model.history_["train_loss"].iloc[-1]),
+                     "train_accuracy": model.score(data.X_train, data.y_train),
+                     "valid_accuracy": model.score(data.X_val, data.y_val)})
+    curves = pd.DataFrame(rows).set_index("epoch")
+    fig, axis = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    axis.plot(curves.index, curves["train_accuracy"], label="training")
+    axis.plot(curves.index, curves["valid_accuracy"], "--", label="validation")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("accuracy")
+    axis.legend()
+    report.section("Over-fitting", "One hidden layer of 5,000 ReLU units, Adam, no "
+                                   "regularization and no early stopping: the last epoch's "
+                                   "weights are kept.")
+    report.figure("overfit", fig, "Accuracy on the training and validation sets by epoch.")
+    report.table("overfit_curves", curves)
+    final = {"train_accuracy": curves["train_accuracy"].iloc[-1],
+             "valid_accuracy": curves["valid_accuracy"].iloc[-1],
+             "best_valid_accuracy": curves["valid_accuracy"].max(),
+             "test_accuracy": model.score(data.X_test, data.y_test),
+             "test_balanced_accuracy": balanced_accuracy_score(data.y_test,
+                                                               model.predict(data.X_test))}
+    report.table("overfit_results", pd.DataFrame([final], index=pd.Index(["[5000]"],
+                                                                         name="model")))
+
+
+@_register("data-size", "Training-set size, depth, activation and dropout", "001",
+           small=dict(optimizer="rmsprop", lr=1e-3, batch_size=64, max_epochs=30),
+           full=dict(optimizer="rmsprop", lr=1e-3, batch_size=128, max_epochs=20))
+def _data_size(study, data, settings, report):
+    """Keras's MNIST example network, 2 x 512 ReLU units with dropout 0.2 trained
+    with RMSprop, on all of the training set and on 25% of it; then, on the same
+    25%, one layer of 512 units with ReLU or sigmoid and dropout 0.2, and with
+    sigmoid and dropout 0.5 or no dropout."""
+    from sklearn.model_selection import train_test_split
+
+    quarter = train_test_split(data.X_train, data.y_train, train_size=0.25,
+                               stratify=_stratify(data.y_train),
+                               random_state=settings.random_state)[::2]
+    variants = {
+        "2x512 relu, dropout 0.2, all data": ({"hidden_layers": (512, 512), "dropout": 0.2},
+                                              False),
+        "2x512 relu, dropout 0.2, 25%": ({"hidden_layers": (512, 512), "dropout": 0.2}, True),
+        "512 relu, dropout 0.2, 25%": ({"hidden_layers": (512,), "dropout": 0.2}, True),
+        "512 sigmoid, dropout 0.2, 25%": ({"hidden_layers": (512,), "dropout": 0.2,
+                                           "activation": "sigmoid"}, True),
+        "512 sigmoid, dropout 0.5, 25%": ({"hidden_layers": (512,), "dropout": 0.5,
+                                           "activation": "sigmoid"}, True),
+        "512 sigmoid, no dropout, 25%": ({"hidden_layers": (512,), "activation": "sigmoid"},
+                                         True),
+    }
+    models, sizes = {}, {}
+    bar = tqdm(variants.items(), desc="data-size", unit="model", disable=not settings.progress)
+    for name, (params, on_quarter) in bar:
+        bar.set_postfix_str(name)
+        X, y = quarter if on_quarter else (data.X_train, data.y_train)
+        models[name] = MLPClassifier(**study.params(data, settings, **params))
+        models[name].fit(X, y, validation_data=(data.X_val, data.y_val))
+        sizes[name] = len(X)
+    bar.close()
+    _report_classifiers(report, models, data,
+                        "Training and validation loss, and validation accuracy; the same "
+                        "validation set for all.")
+    table = report.tables["test_results"]
+    table.insert(0, "n_train", pd.Series(sizes))
+    report.table("test_results", table)
 
 
 _register_autoencoder()

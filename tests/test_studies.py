@@ -59,6 +59,31 @@ def test_optimizers_study_through_the_command(tmp_path):
     assert all((tmp_path / f).stat().st_size > 5_000 for f in results["figures"])
 
 
+
+@pytest.mark.parametrize("name", ["training", "data-size"])
+def test_seed_004_and_001_studies_through_the_command(name, tmp_path):
+    assert main(["study", name, *QUICK, "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["tables"]["test_results"]
+    assert len(rows) == 6
+    figures = {"training": {"learning_rates.png", "curves.png", "confusion_matrices.png",
+                            "overfit.png"},
+               "data-size": {"curves.png", "confusion_matrices.png"}}[name]
+    assert set(results["figures"]) == figures
+    assert all((tmp_path / f).stat().st_size > 5_000 for f in figures)
+    if name == "training":
+        assert all(0 < row["test_balanced_accuracy"] <= 1 for row in rows)
+        lrs = results["histories"]["SGD + exponential schedule"]["lr"]
+        assert lrs[1] < lrs[0]  # the schedule decays
+        curves = results["tables"]["overfit_curves"]
+        assert len(curves) == 4 and all(0 < r["train_accuracy"] <= 1 for r in curves)
+    else:
+        sizes = [row["n_train"] for row in rows]
+        assert sizes[1] == sizes[2] < sizes[0] / 3  # 25% of the training set
+        assert [results["parameters"][row["model"]]["activation"] for row in rows[2:4]] == [
+            "relu", "sigmoid"]
+
+
 def test_autoencoder_study_or_its_reason(tmp_path, capsys):
     status = main(["study", "autoencoder", *QUICK, "--out", str(tmp_path)])
     if "autoencoder" in STUDIES:
