@@ -675,8 +675,7 @@ def _training(study, data, settings, report):
         "Adam + L2 + early stopping": dict(optimizer="adam", lr=1e-3, l2=1e-4,
                                            early_stopping=True, patience=5),
     }
-    models = {name: MLPClassifier(**{**study.params(data, settings, **params),
-                                     **({"lr": settings.lr} if settings.lr else {})})
+    models = {name: MLPClassifier(**study.params(data, settings, **params))
               for name, params in variants.items()}
     _fit_all(models, data, settings, "training")
     report.section("Learning rates", "The learning rate of every epoch, as each schedule set it.")
