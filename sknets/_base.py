@@ -287,6 +287,11 @@ class BaseNetwork(BaseEstimator):
             if not incremental:
                 self.net_ = self._build_net(X.shape[1], device, valid)
             net = self.net_
+            if incremental:
+                # A warm fit may add or drop the validation set (and change
+                # verbose): its callbacks are those of this fit.
+                net.callbacks = self._callbacks(valid is not None)
+                net.initialize_callbacks()
             net.train_split = FixedValidation(valid)
             net.metrics = None if valid is None else self._valid_metrics(valid.y)
             net.batch_size = min(self.batch_size, len(X))
@@ -416,16 +421,21 @@ class BaseNetwork(BaseEstimator):
             return X_tensor, X_tensor
         return X_tensor, to_tensor(targets, device, self._target_dtype())
 
-    def _build_net(self, n_features, device, valid):
-        module = self._build_module(n_features)
-        has_valid = valid is not None
-        penalty, groups = self._penalty(module)
-        opt_cls, opt_kwargs = self._optimizer()
+    def _callbacks(self, has_valid):
+        """The skorch callbacks of a fit, which depend on having a validation set."""
         callbacks = [("epoch_timer", EpochTimer()), ("lr", self._lr_callback(has_valid))]
         # Progress before stopping: early stopping ends the epoch by raising,
         # and the last epoch's line must still be printed.
         callbacks += progress_callbacks(self.verbose)
         callbacks += self._stopping_callbacks(has_valid)
+        return callbacks
+
+    def _build_net(self, n_features, device, valid):
+        module = self._build_module(n_features)
+        has_valid = valid is not None
+        penalty, groups = self._penalty(module)
+        opt_cls, opt_kwargs = self._optimizer()
+        callbacks = self._callbacks(has_valid)
         generator = torch.Generator().manual_seed(self._seed)
         net = TensorNet(
             module=module,

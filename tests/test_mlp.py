@@ -415,3 +415,14 @@ def test_warm_start_best_epoch_names_the_restored_weights(classification):
     proba = clf.predict_proba(X_val)
     loss = -np.mean(np.log(proba[np.arange(len(y_val)), y_val]))
     assert loss == pytest.approx(history.loc[clf.best_epoch_, "valid_loss"], rel=1e-4)
+
+
+def test_warm_start_may_drop_or_add_the_validation_set(classification):
+    X, y = classification
+    clf = MLPClassifier(**dict(FAST, max_epochs=3, warm_start=True, patience=None))
+    clf.fit(X, y, validation_data=(X[:50], y[:50]))
+    clf.fit(X, y)
+    assert clf.n_epochs_ == 6
+    assert clf.history_["valid_loss"].iloc[3:].isna().all()
+    clf.fit(X, y, validation_data=(X[:50], y[:50]))
+    assert clf.history_["valid_loss"].iloc[6:].notna().all()
