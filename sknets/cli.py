@@ -5,7 +5,7 @@
     sknets study architectures                      # bundled 8x8 digits, no download
     sknets study optimizers --dataset mnist --data-home ~/data --out runs/optimizers
     sknets train --dataset fashion-mnist --hidden-layers 256 128 --dropout 0.2 \\
-        --epochs 30 --save model.joblib
+        --epochs 30 --save model.sknets
 
 Both commands write ``report.html`` (self-contained: figures, tables, the
 exact parameters, library versions), the figures as PNG and the tables as
@@ -60,22 +60,20 @@ def main(argv=None):
 
 
 def _parser():
-    from .studies import DATASETS, STUDIES, UNAVAILABLE
+    from .studies import DATASETS, STUDIES
 
     parser = argparse.ArgumentParser(
         prog="sknets", description="Train scikit-learn-style neural networks and write "
                                    "reports of what they learned.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    names = list(STUDIES) + list(UNAVAILABLE)
     lines = [f"  {name:<14} {study.title}" for name, study in STUDIES.items()]
-    lines += [f"  {name:<14} (unavailable: {reason})" for name, reason in UNAVAILABLE.items()]
     study = commands.add_parser(
         "study", help="run a named study and write its report",
         description="Run a named study and write its report.",
         epilog="studies:\n" + "\n".join(lines),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    study.add_argument("name", choices=names, metavar="NAME", help="the study to run")
+    study.add_argument("name", choices=list(STUDIES), metavar="NAME", help="the study to run")
     _add_data_arguments(study, DATASETS)
     study.add_argument("--epochs", type=int, help="max_epochs of every network "
                                                   "(default: the study's)")
@@ -92,7 +90,7 @@ def _parser():
     _add_data_arguments(train, DATASETS)
     _add_estimator_arguments(train)
     train.add_argument("--save", metavar="PATH",
-                       help="save the fitted model with joblib (load with joblib.load)")
+                       help="save the fitted model (estimator.save; load with sknets.load)")
     train.set_defaults(handler=_run_train)
     return parser
 
@@ -198,10 +196,8 @@ def _run_train(args, command):
     fit_and_report(model, data, report)
     status = _finish(report, args, command, "sknets-train")
     if args.save:
-        import joblib
-
-        joblib.dump(model, args.save)
-        print(f"model saved to {args.save}")
+        model.save(args.save)
+        print(f"model saved to {args.save} (load it with sknets.load)")
     return status
 
 

@@ -37,6 +37,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from tqdm.auto import tqdm
 
 from .compare import compare
+from .autoencoder import AutoencoderTransformer
 from .mlp import MLPClassifier
 from .plotting import plot_history, plot_reconstructions
 from .summary import summary
@@ -247,8 +248,6 @@ def default_threads(data, n_threads):
 
 
 STUDIES = {}
-# Studies that could not be registered, with the reason (e.g. a missing estimator).
-UNAVAILABLE = {}
 
 
 def _register(name, title, seed, small, full):
@@ -288,9 +287,6 @@ def run_study(name, data, settings=None, report=None):
     from .report import Report
 
     if name not in STUDIES:
-        reason = UNAVAILABLE.get(name)
-        if reason:
-            raise ValueError(f"The {name!r} study is not available: {reason}")
         raise ValueError(f"Unknown study {name!r}; the studies are {', '.join(STUDIES)}.")
     study = STUDIES[name]
     settings = settings or StudySettings()
@@ -562,59 +558,37 @@ class _ProgressScorer:
         return estimator.score(X, y)
 
 
-def _register_autoencoder():
-    try:
-        from . import AutoencoderTransformer  # noqa: F401
-    except ImportError:
-        UNAVAILABLE["autoencoder"] = (
-            "it needs sknets.AutoencoderTransformer, which this installation of sknets "
-            "does not have yet.")
-        return
-
-    @_register("autoencoder", "Autoencoder code sizes", "002",
-               small=dict(hidden_layers=(), lr=1e-2, batch_size=64, max_epochs=60,
-                          dropout=0.0),
-               full=dict(hidden_layers=(), lr=1e-3, batch_size=1000, max_epochs=15,
-                         dropout=0.1))
-    def _autoencoder(study, data, settings, report):
-        """Autoencoders input → code (ReLU) → input (sigmoid) trained with Adam on
-        the mean squared reconstruction error, for several code sizes: training and
-        validation loss, reconstructions of test images, and the test error next to
-        PCA with as many components."""
-        _run_autoencoder(study, data, settings, report)
-
-
-def _run_autoencoder(study, data, settings, report):
-    from . import AutoencoderTransformer
-
+@_register("autoencoder", "Autoencoder code sizes", "002",
+           small=dict(hidden_layers=(), lr=1e-2, batch_size=64, max_epochs=60, dropout=0.0),
+           full=dict(hidden_layers=(), lr=1e-3, batch_size=1000, max_epochs=15, dropout=0.1))
+def _autoencoder(study, data, settings, report):
+    """Autoencoders input → code (ReLU) → input (sigmoid) trained with Adam on
+    the mean squared reconstruction error, for several code sizes: training and
+    validation loss, reconstructions of test images, and the test error next to
+    PCA with as many components."""
     sizes = (4, 8, 16, 32) if data.small else (64, 128, 256, 512)
-    X = np.concatenate([data.X_train, data.X_val])
-    accepted = AutoencoderTransformer().get_params()
-    models = {}
-    for size in sizes:
-        # patience=None: train every epoch, keep the best validation epoch's weights.
-        params = study.params(data, settings, code_size=size, activation="relu",
-                              output_activation="sigmoid", early_stopping=True, patience=None,
-                              validation_fraction=len(data.X_val) / len(X))
-        # Settings the autoencoder does not take (n_threads, say) are left out.
-        models[f"code {size}"] = AutoencoderTransformer(
-            **{name: value for name, value in params.items() if name in accepted})
+    models = {f"code {size}": AutoencoderTransformer(
+        **study.params(data, settings, code_size=size, code_activation="relu",
+                       output_activation="sigmoid"))
+        for size in sizes}
     bar = tqdm(models.items(), desc="autoencoder", unit="model", disable=not settings.progress)
     for name, model in bar:
         bar.set_postfix_str(name)
-        model.fit(X)
+        model.fit(data.X_train, validation_data=data.X_val)
     bar.close()
 
     report.section("Training curves", "Mean squared reconstruction error by epoch.")
     axis = plot_history(models, "loss")
     axis.set_ylabel("loss (mean squared error)")
-    report.figure("curves", axis.figure, "Solid: training, dashed: validation.")
+    report.figure("curves", axis.figure, "Solid: training, dashed: validation; a star marks "
+                                         "the epoch whose weights each model kept.")
 
     table = compare(models, data.X_test)
-    table["pca_test_mse"] = [_pca_error(size, X, data.X_test, settings.random_state)
+    table["pca_test_mse"] = [_pca_error(size, data.X_train, data.X_test, settings.random_state)
                              for size in sizes]
     report.section("Test results", "Mean squared reconstruction error of the test images, "
-                                   "next to PCA with as many components.")
+                                   "next to PCA with as many components (fitted on the "
+                                   "same training images).")
     report.table("test_results", table)
     report.results["histories"] = {name: model.history_.to_dict(orient="list")
                                    for name, model in models.items()}
@@ -773,8 +747,6 @@ def _data_size(study, data, settings, report):
     table.insert(0, "n_train", pd.Series(sizes))
     report.table("test_results", table)
 
-
-_register_autoencoder()
 
 __all__ = ["DATASETS", "STUDIES", "Study", "StudyData", "StudySettings", "default_threads",
            "fit_and_report",

@@ -8,11 +8,11 @@ import shutil
 import subprocess
 import sys
 
-import joblib
 import numpy as np
 import pytest
 from PIL import Image
 
+import sknets
 from sknets.cli import main
 
 QUICK = ["--epochs", "3", "--quiet"]  # few epochs: these tests check the files
@@ -103,7 +103,7 @@ def test_command_line_errors(capsys):
 
 
 def test_train_command(tmp_path, capsys):
-    model_path = tmp_path / "model.joblib"
+    model_path = tmp_path / "model.sknets"
     assert main(["train", "--hidden-layers", "32", "16", "--dropout", "0.2", "--epochs", "3",
                  "--no-shuffle", "--optimizer", "rmsprop", "--patience", "none",
                  "--out", str(tmp_path / "run"), "--save", str(model_path)]) == 0
@@ -113,7 +113,7 @@ def test_train_command(tmp_path, capsys):
     assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"]
     assert "test_accuracy" in out
     assert (tmp_path / "run" / "report.html").is_file()
-    model = joblib.load(model_path)
+    model = sknets.load(model_path)
     assert (model.hidden_layers, model.dropout, model.optimizer) == ((32, 16), 0.2, "rmsprop")
     assert (model.shuffle, model.patience, model.n_epochs_) == (False, None, 3)
     results = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -56,3 +56,20 @@ def test_adding_a_table_again_replaces_it_in_place(tmp_path):
     page = report.write(tmp_path).read_text()
     assert page.count('<table class="dataframe data">') == 1
     assert page.index("<th>w</th>") < page.index("between")
+
+
+def test_insight_guide_examples_run(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    guide = (Path(__file__).parent.parent / "docs" / "insight.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in guide.split("```python\n")[1:]]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, "insight.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "Total params: 17,610" in out and "76042 75914 128" in out
+    assert "Total params: 17,610\nTrainable params: 17,610" in guide
+    for name in ("curves.png", "confusion.png", "reconstructions.png",
+                 "my-report/report.html", "my-report/test_results.csv"):
+        assert (tmp_path / name).is_file()
