@@ -4,6 +4,7 @@ Times one 12-fit ``GridSearchCV`` (4 ``hidden_layers`` settings x 3 folds,
 no refit) of sknets' ``MLPClassifier`` on Fashion-MNIST training images, run
 
 * with ``n_jobs=1`` (one process, the fit's default thread budget: all cores),
+* with ``n_jobs=1`` and ``n_threads=1`` (what one core does alone),
 * with ``n_jobs=2`` (two loky worker processes, one thread each by default),
 * on a Dask ``LocalCluster`` of 2 worker processes x 1 thread (loopback only)
   through ``joblib.parallel_config(backend="dask")``,
@@ -103,6 +104,7 @@ def main():
 
     settings = {
         "n_jobs=1": dict(n_jobs=None),
+        "n_jobs=1, n_threads=1": dict(n_jobs=None, n_threads=1),
         "n_jobs=2": dict(n_jobs=2),
         "Dask LocalCluster, 2 processes x 1 thread": dict(backend="dask"),
     }
