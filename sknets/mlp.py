@@ -174,11 +174,13 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         proba : ndarray of shape (n_samples, n_classes)
             Columns ordered as ``classes_``.
         """
-        return torch.softmax(self._forward(X), dim=1).cpu().numpy().astype(np.float64)
+        # Softmax in float64 so each row sums to 1 to float64 precision
+        # (scikit-learn's log_loss checks it); the forward pass stays float32.
+        return torch.softmax(self._forward(X).double(), dim=1).cpu().numpy()
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed stably."""
-        return torch.log_softmax(self._forward(X), dim=1).cpu().numpy().astype(np.float64)
+        return torch.log_softmax(self._forward(X).double(), dim=1).cpu().numpy()
 
     def predict(self, X):
         """Most probable class of each sample.
