@@ -7,7 +7,7 @@ import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._base import NETWORK_CONSTRAINTS, NETWORK_TRAINING_DOC, BaseNetwork
+from ._base import NETWORK_CONSTRAINTS, NETWORK_TRAINING_DOC, BaseNetwork, store_params
 from ._params import Interval, Options, as_widths
 from .modules import ACTIVATIONS, NOISE_TYPES, Autoencoder
 
@@ -152,38 +152,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                  lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  random_state=None, device="cpu", n_threads=None, verbose=0):
-        self.hidden_layers = hidden_layers
-        self.code_size = code_size
-        self.activation = activation
-        self.code_activation = code_activation
-        self.output_activation = output_activation
-        self.loss = loss
-        self.noise = noise
-        self.noise_type = noise_type
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.l1 = l1
-        self.l2 = l2
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.max_epochs = max_epochs
-        self.lr_schedule = lr_schedule
-        self.lr_decay = lr_decay
-        self.lr_min = lr_min
-        self.lr_step_size = lr_step_size
-        self.lr_gamma = lr_gamma
-        self.lr_patience = lr_patience
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.tol = tol
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.device = device
-        self.n_threads = n_threads
-        self.verbose = verbose
+        store_params(self, locals())
 
     # --- fitting -----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import _params
-from .._base import NETWORK_CONSTRAINTS, holdout_indices
+from .._base import NETWORK_CONSTRAINTS, holdout_indices, store_params
 from .._params import Options, as_widths
 from .._targets import encode_labels, encode_outputs, stratify_labels
 from .backprop import ACTIVATIONS, LOSSES, forward, log_softmax, loss_and_gradients
@@ -190,25 +190,7 @@ class _NumpyNetwork(BaseEstimator):
                  lr_schedule="constant", lr_decay=0.0, lr_min=0.0, early_stopping=False,
                  patience=10, tol=1e-4, validation_fraction=0.1, init_weights=None,
                  dtype=np.float64, random_state=None):
-        self.hidden_layers = hidden_layers
-        self.activation = activation
-        self.l2 = l2
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.max_epochs = max_epochs
-        self.lr_schedule = lr_schedule
-        self.lr_decay = lr_decay
-        self.lr_min = lr_min
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.tol = tol
-        self.validation_fraction = validation_fraction
-        self.init_weights = init_weights
-        self.dtype = dtype
-        self.random_state = random_state
+        store_params(self, locals())
 
     # Subclass hooks: targets as the matrix Y the loss expects, and a score.
     def _encode_targets(self, y, reset):
