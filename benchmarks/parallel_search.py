@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_info  # noqa: E402
 
 import sknets  # noqa: E402
 from sknets import MLPClassifier  # noqa: E402
-from sknets._resources import thread_budget  # noqa: E402
+from sknets._engine.resources import thread_budget  # noqa: E402
 from sknets.datasets import fetch_fashion_mnist  # noqa: E402
 
 GRID = {"hidden_layers": [(64,), (128,), (256,), (128, 64)]}

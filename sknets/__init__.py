@@ -1,13 +1,11 @@
 """sknets: feed-forward networks and autoencoders with the scikit-learn API."""
 
 from .autoencoder import AutoencoderTransformer
-from .compare import compare
+from .inspection import compare, plot_history, plot_reconstructions, summary
 from .mlp import MLPClassifier, MLPRegressor
 from .persistence import load
-from .plotting import plot_history, plot_reconstructions
-from .summary import summary
+from ._version import __version__
 
-__version__ = "0.1.0"
 
 __all__ = [
     "AutoencoderTransformer",

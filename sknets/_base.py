@@ -19,15 +19,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _params
-from .callbacks import progress_callbacks
-from ._net import FixedValidation, TensorData, TensorNet, to_tensor
+from ._engine.callbacks import progress_callbacks
+from ._engine.net import FixedValidation, TensorData, TensorNet, to_tensor
 from ._params import Interval, LayerWidths, Options
+from .model_selection import holdout_indices
 from .exceptions import DivergenceError, DivergenceWarning, TrainingInterruptedWarning
-from ._resources import ThreadLimit as _ThreadLimit
-from ._resources import move_net
-from ._resources import resolve_device as _resolve_device
-from .modules import ACTIVATIONS, l1_penalty, linear_layers
-from .schedules import SCHEDULES, EpochSchedule, LRScheduler
+from ._engine.resources import ThreadLimit as _ThreadLimit
+from ._engine.resources import move_net
+from ._engine.resources import resolve_device as _resolve_device
+from ._engine.modules import ACTIVATIONS, l1_penalty, linear_layers
+from ._engine.schedules import SCHEDULES, EpochSchedule, LRScheduler
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 # torch implementations with a fused single-kernel step on CPU and CUDA.
@@ -630,42 +631,6 @@ class _Penalty:
             total = total + self.l2 / 2 * sum((layer.weight ** 2).sum()
                                               for layer in linear_layers(module))
         return total
-
-
-def holdout_indices(n_samples, validation_fraction, rng, stratify=None):
-    """Indices ``(train, valid)`` of the validation set held out for early stopping.
-
-    ``train`` is sorted, so the training samples keep their order.
-
-    Parameters
-    ----------
-    n_samples : int
-    validation_fraction : float in (0, 1)
-    rng : numpy.random.RandomState
-    stratify : array-like of shape (n_samples,) or None
-        Class of each sample, for a stratified split.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sknets._base import holdout_indices
-    >>> train, valid = holdout_indices(10, 0.2, np.random.RandomState(0))
-    >>> len(train), len(valid), list(train) == sorted(train)
-    (8, 2, True)
-    """
-    from sklearn.model_selection import train_test_split
-
-    try:
-        train, valid = train_test_split(np.arange(n_samples), test_size=validation_fraction,
-                                        random_state=rng, stratify=stratify)
-    except ValueError as exc:
-        raise ValueError(
-            f"Cannot hold out validation_fraction={validation_fraction} of "
-            f"{n_samples} samples for early stopping ({exc}). Pass validation_data, "
-            "raise validation_fraction, or set early_stopping=False."
-        ) from exc
-    train.sort()
-    return train, valid
 
 
 def _silent(*args, **kwargs):

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._base import NETWORK_CONSTRAINTS, NETWORK_TRAINING_DOC, BaseNetwork, store_params
 from ._params import Interval, Options, as_widths
-from .modules import ACTIVATIONS, NOISE_TYPES, Autoencoder
+from ._engine.modules import ACTIVATIONS, NOISE_TYPES, Autoencoder
 
 OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "identity")
 LOSSES = ("mse", "bce")
@@ -104,11 +104,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     decoder_ : torch.nn.Sequential
         Maps codes to reconstructions, output activation included (what
         ``inverse_transform`` runs).
-    module_ : sknets.modules.Autoencoder
+    module_ : sknets._engine.modules.Autoencoder
         The trained network: input noise, ``encoder_`` and ``decoder_``. Its
         ``forward`` returns the reconstruction, or the sigmoid's input
         (logits) when ``loss="bce"``.
-    net_ : sknets._net.TensorNet
+    net_ : sknets._engine.net.TensorNet
         The skorch net that trained it.
 
     See Also

@@ -8,8 +8,8 @@ from sklearn.utils.validation import _check_sample_weight
 
 from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork, store_params
 from ._params import InstanceOf, Options, as_widths
-from ._targets import encode_labels, encode_outputs, stratify_labels
-from .modules import MLP
+from ._input import encode_labels, encode_outputs, stratify_labels
+from ._engine.modules import MLP
 
 
 class _SupervisedNetwork(BaseNetwork):
@@ -92,7 +92,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         Wall-clock seconds of the last ``fit``.
     module_ : torch.nn.Module
         The trained network (outputs are logits).
-    net_ : sknets._net.TensorNet
+    net_ : sknets._engine.net.TensorNet
         The skorch net that trained it.
 
     See Also

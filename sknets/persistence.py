@@ -36,7 +36,8 @@ from sklearn.base import is_classifier, is_regressor
 from sklearn.utils.validation import check_is_fitted
 
 from . import _params
-from ._base import _resolve_device
+from ._version import library_versions
+from ._engine.resources import resolve_device as _resolve_device
 
 FORMAT = "sknets-model"
 FORMAT_VERSION = 1
@@ -92,7 +93,7 @@ def save(estimator, path):
         "history": [{key: _encode_float(value) if key != "epoch" else int(value)
                      for key, value in record.items()}
                     for record in estimator.history_.to_dict("records")],
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     model = json.dumps(document, indent=1, allow_nan=False).encode("utf-8")
     weights = safetensors.torch.save({key: tensor.detach().cpu().contiguous()
@@ -222,17 +223,6 @@ def _encode_fitted(estimator):
     if "_y_1d" in fitted:
         fitted["_y_1d"] = bool(fitted["_y_1d"])
     return fitted
-
-
-def _versions():
-    import sklearn
-    import skorch
-
-    from . import __version__
-
-    return {"sknets": __version__, "torch": torch.__version__, "scikit-learn": sklearn.__version__,
-            "skorch": skorch.__version__, "numpy": np.__version__,
-            "safetensors": safetensors.__version__}
 
 
 # --- reading ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from sknets import AutoencoderTransformer, MLPClassifier
-from sknets._net import TensorNet
+from sknets._engine.net import TensorNet
 
 # One intra-op thread: tiny networks on a shared machine train 20-50x
 # faster than with threads that wait for each other.

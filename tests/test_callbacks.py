@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sknets import MLPClassifier, MLPRegressor
-from sknets.callbacks import BatchProgressBar, EpochLog
+from sknets._engine.callbacks import BatchProgressBar, EpochLog
 
 FAST = dict(hidden_layers=(16,), lr=1e-2, random_state=0, n_threads=1)
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import sknets
-from sknets.cli import main
+from sknets.studies.cli import main
 
 QUICK = ["--epochs", "3", "--quiet"]  # few epochs: these tests check the files
 

@@ -8,8 +8,8 @@ import torch
 from sklearn.datasets import make_classification
 
 from sknets import MLPClassifier, MLPRegressor
-from sknets._fused import FusedStep
-from sknets.modules import MLP
+from sknets._engine.fused import FusedStep
+from sknets._engine.modules import MLP
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sknets import MLPClassifier, MLPRegressor
-from sknets.schedules import EpochSchedule
+from sknets._engine.schedules import EpochSchedule
 
 FAST = dict(hidden_layers=(16,), lr=1e-2, max_epochs=15, random_state=0)
 

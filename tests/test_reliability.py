@@ -14,9 +14,9 @@ from skorch.callbacks import Callback
 import sknets
 from sknets import MLPClassifier, MLPRegressor
 from sknets._base import BaseNetwork
-from sknets._net import to_tensor
+from sknets._engine.net import to_tensor
 from sknets.exceptions import DivergenceError, DivergenceWarning, TrainingInterruptedWarning
-from sknets.modules import linear_layers
+from sknets._engine.modules import linear_layers
 
 FAST = dict(hidden_layers=(8,), lr=1e-2, max_epochs=6, random_state=0)
 # Every network estimator sknets exports: the rules hold for all of them.

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sknets.report import Report, library_versions  # noqa: E402
+from sknets.studies.report import Report, library_versions  # noqa: E402
 
 
 def test_report_files_and_embedded_figures(tmp_path):

@@ -11,7 +11,7 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from sknets import MLPClassifier
-from sknets._resources import thread_budget
+from sknets._engine.resources import thread_budget
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA device; torch finds none")

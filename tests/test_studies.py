@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from sknets.cli import main
-from sknets.report import Report
+from sknets.studies.cli import main
+from sknets.studies.report import Report
 from sknets.studies import (STUDIES, StudySettings, default_threads,
                             load_study_data, run_study)
 

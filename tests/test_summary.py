@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from sknets import MLPClassifier, summary
-from sknets.summary import ModelSummary, count_parameters
+from sknets.inspection.summary import ModelSummary, count_parameters
 
 
 def seed_003_model():

@@ -27,9 +27,9 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.exceptions import DeviceWarning
 
-from ._fused import FusedStep
-from ._validation import as_float, check_finite_outputs
-from .exceptions import DivergenceError
+from .fused import FusedStep
+from .._input import as_float, check_finite_outputs
+from ..exceptions import DivergenceError
 
 EVAL_BATCH_SIZE = 65_536
 
@@ -368,7 +368,7 @@ def to_tensor(array, device, dtype=torch.float32):
     """``array`` as a tensor on ``device`` without a copy where possible.
 
     A float32 tensor is made from a float32 array (see
-    :func:`sknets._validation.as_float`): values beyond float32's range
+    :func:`sknets._input.as_float`): values beyond float32's range
     are refused rather than turned into infinity.
     """
     if isinstance(array, torch.Tensor):

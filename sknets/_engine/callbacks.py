@@ -136,7 +136,7 @@ def progress_callbacks(verbose):
 
     Examples
     --------
-    >>> from sknets.callbacks import progress_callbacks
+    >>> from sknets._engine.callbacks import progress_callbacks
     >>> [name for name, _ in progress_callbacks(2)]
     ['batch_progress', 'epoch_log']
     """

@@ -1,6 +1,6 @@
 """Training: optimizers, learning-rate schedules, mini-batches, stopping, starting weights.
 
-How a gradient from :mod:`sknets.scratch.backprop` becomes a step, epoch
+How a gradient from :mod:`sknets.reference.backprop` becomes a step, epoch
 after epoch. Each optimizer updates a flat list of parameter arrays in place.
 """
 
@@ -17,7 +17,7 @@ class GradientDescent:
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import GradientDescent
+    >>> from sknets.reference import GradientDescent
     >>> w = np.array([1.0])
     >>> GradientDescent().step([w], [np.array([2.0])], lr=0.1)
     >>> w
@@ -43,7 +43,7 @@ class Momentum:
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import Momentum
+    >>> from sknets.reference import Momentum
     >>> w, opt = np.array([0.0]), Momentum(0.5)
     >>> for _ in range(2):
     ...     opt.step([w], [np.array([1.0])], lr=1.0)
@@ -83,7 +83,7 @@ class Adam:
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import Adam
+    >>> from sknets.reference import Adam
     >>> w = np.array([1.0])
     >>> Adam().step([w], [np.array([123.0])], lr=0.1)
     >>> w.round(6)  # the first step has length lr whatever the gradient's size
@@ -116,7 +116,7 @@ def make_optimizer(name, momentum=0.9):
 
     Examples
     --------
-    >>> from sknets.scratch import make_optimizer
+    >>> from sknets.reference import make_optimizer
     >>> type(make_optimizer("momentum", 0.5)).__name__
     'Momentum'
     """
@@ -145,7 +145,7 @@ def learning_rate(epoch, lr, schedule="constant", lr_decay=0.0, lr_min=0.0):
 
     Examples
     --------
-    >>> from sknets.scratch import learning_rate
+    >>> from sknets.reference import learning_rate
     >>> [round(learning_rate(t, 0.1, "linear", 0.03, 0.02), 3) for t in range(5)]
     [0.1, 0.07, 0.04, 0.02, 0.02]
     """
@@ -170,7 +170,7 @@ class Patience:
 
     Examples
     --------
-    >>> from sknets.scratch import Patience
+    >>> from sknets.reference import Patience
     >>> counter = Patience(patience=2, tol=0.1)
     >>> [counter.should_stop(loss) for loss in [1.0, 0.95, 0.5, 0.45, 0.44]]
     [False, False, False, False, True]
@@ -198,7 +198,7 @@ def minibatches(n_samples, batch_size, rng=None):
 
     Examples
     --------
-    >>> from sknets.scratch import minibatches
+    >>> from sknets.reference import minibatches
     >>> [batch.tolist() for batch in minibatches(5, 2)]
     [[0, 1], [2, 3], [4]]
     """
@@ -228,7 +228,7 @@ def glorot_init(widths, rng, dtype=np.float64):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import glorot_init
+    >>> from sknets.reference import glorot_init
     >>> layers = glorot_init([784, 100, 10], np.random.RandomState(0))
     >>> [W.shape for W, b in layers], float(abs(layers[0][0]).max()) <= (6 / 884) ** 0.5
     ([(100, 784), (10, 100)], True)

@@ -5,11 +5,11 @@ backpropagation, the optimizers, the learning-rate schedules, early stopping)
 is written out here with NumPy arrays, one small function per idea, in the
 order ``docs/backpropagation.md`` explains them:
 
-* :mod:`sknets.scratch.backprop`: activations, forward pass, losses and
+* :mod:`sknets.reference.backprop`: activations, forward pass, losses and
   their gradients, backward pass, L2 penalty;
-* :mod:`sknets.scratch.training`: optimizers, schedules, mini-batches,
+* :mod:`sknets.reference.training`: optimizers, schedules, mini-batches,
   stopping, starting weights;
-* :mod:`sknets.scratch.estimators`: ``NumpyMLPClassifier`` and
+* :mod:`sknets.reference.estimators`: ``NumpyMLPClassifier`` and
   ``NumpyMLPRegressor``, the training loop behind the scikit-learn API.
 
 None of it shares code with torch or with the math of ``sknets.mlp``: torch

@@ -10,9 +10,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import _params
-from .._base import NETWORK_CONSTRAINTS, holdout_indices, store_params
+from .._base import NETWORK_CONSTRAINTS, store_params
+from ..model_selection import holdout_indices
 from .._params import Options, as_widths
-from .._targets import encode_labels, encode_outputs, stratify_labels
+from .._input import encode_labels, encode_outputs, stratify_labels
 from .backprop import ACTIVATIONS, LOSSES, forward, log_softmax, loss_and_gradients
 from .training import (
     OPTIMIZERS,
@@ -340,7 +341,7 @@ class NumpyMLPClassifier(ClassifierMixin, _NumpyNetwork):
     Examples
     --------
     >>> from sklearn.datasets import load_digits
-    >>> from sknets.scratch import NumpyMLPClassifier
+    >>> from sknets.reference import NumpyMLPClassifier
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = NumpyMLPClassifier(hidden_layers=(64,), lr=1e-2, max_epochs=20, random_state=0)
     >>> clf.fit(X / 16, y).score(X / 16, y) > 0.95
@@ -413,7 +414,7 @@ class NumpyMLPRegressor(RegressorMixin, _NumpyNetwork):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import NumpyMLPRegressor
+    >>> from sknets.reference import NumpyMLPRegressor
     >>> rng = np.random.RandomState(0)
     >>> X = rng.uniform(-1, 1, size=(500, 2))
     >>> y = X[:, 0] ** 2 + X[:, 1]

@@ -72,7 +72,7 @@ def forward(X, layers, activation="relu"):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import forward
+    >>> from sknets.reference import forward
     >>> layers = [(np.ones((3, 2)), np.zeros(3)), (np.ones((1, 3)), np.array([0.5]))]
     >>> output, cache = forward(np.array([[1.0, -2.0]]), layers)
     >>> output  # relu(1 - 2) = 0 in every hidden unit, so only the bias is left
@@ -101,7 +101,7 @@ def log_softmax(logits):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import log_softmax
+    >>> from sknets.reference import log_softmax
     >>> np.exp(log_softmax(np.array([[1000.0, 1000.0]])))
     array([[0.5, 0.5]])
     """
@@ -131,7 +131,7 @@ def softmax_cross_entropy(logits, Y):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import softmax_cross_entropy
+    >>> from sknets.reference import softmax_cross_entropy
     >>> loss, grad = softmax_cross_entropy(np.zeros((1, 2)), np.array([[1.0, 0.0]]))
     >>> round(loss, 4), grad
     (0.6931, array([[-0.5,  0.5]]))
@@ -151,7 +151,7 @@ def squared_error(output, Y):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import squared_error
+    >>> from sknets.reference import squared_error
     >>> squared_error(np.array([[1.0], [3.0]]), np.array([[0.0], [0.0]]))
     (5.0, array([[1.],
            [3.]]))
@@ -192,7 +192,7 @@ def backward(d_output, layers, cache, activation="relu"):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import backward, forward
+    >>> from sknets.reference import backward, forward
     >>> layers = [(np.array([[2.0]]), np.array([0.0]))]
     >>> output, cache = forward(np.array([[3.0]]), layers)
     >>> backward(np.ones_like(output), layers, cache)  # z = 2 x: dz/dW = x = 3
@@ -220,7 +220,7 @@ def l2_penalty(layers, l2):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import l2_penalty
+    >>> from sknets.reference import l2_penalty
     >>> l2_penalty([(np.array([[1.0, 2.0]]), np.array([9.0]))], l2=0.1)
     0.25
     """
@@ -255,7 +255,7 @@ def loss_and_gradients(X, Y, layers, activation="relu", l2=0.0, loss="cross_entr
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets.scratch import loss_and_gradients
+    >>> from sknets.reference import loss_and_gradients
     >>> layers = [(np.zeros((2, 3)), np.zeros(2))]
     >>> loss, grads = loss_and_gradients(np.ones((4, 3)), np.eye(2)[[0, 1, 0, 1]], layers)
     >>> round(loss, 4)  # log(2): two equally likely classes

@@ -18,7 +18,7 @@ import inspect
 import shlex
 import sys
 
-from . import _params
+from .. import _params
 
 _DATA_HELP = "data set: the bundled 8x8 digits (default, no download) or a 28x28 set"
 
@@ -38,7 +38,7 @@ def main(argv=None):
 
     Examples
     --------
-    >>> from sknets.cli import main
+    >>> from sknets.studies.cli import main
     >>> main(["study", "architectures", "--epochs", "2", "--quiet",
     ...       "--out", "/tmp/sknets-doctest"])  # doctest: +SKIP
     0
@@ -60,7 +60,7 @@ def main(argv=None):
 
 
 def _parser():
-    from .studies import DATASETS, STUDIES
+    from ._legacy import DATASETS, STUDIES
 
     parser = argparse.ArgumentParser(
         prog="sknets", description="Train scikit-learn-style neural networks and write "
@@ -118,7 +118,7 @@ _NOT_FLAGS = {"random_state", "device", "n_threads", "warm_start"}
 
 
 def _add_estimator_arguments(parser):
-    from .mlp import MLPClassifier
+    from ..mlp import MLPClassifier
 
     group = parser.add_argument_group("network (MLPClassifier parameters; see its docstring)")
     constraints = MLPClassifier._parameter_constraints
@@ -157,21 +157,21 @@ def _or_none(number):
 
 
 def _study_settings(args, **extra):
-    from .studies import StudySettings
+    from ._legacy import StudySettings
 
     return StudySettings(random_state=args.seed, device=args.device, n_threads=args.n_threads,
                          progress=not args.quiet, **extra)
 
 
 def _load(args):
-    from .studies import load_study_data
+    from ._legacy import load_study_data
 
     return load_study_data(args.dataset, data_home=args.data_home, n_train=args.n_train,
                            n_test=args.n_test, random_state=args.seed)
 
 
 def _run_study(args, command):
-    from .studies import run_study
+    from ._legacy import run_study
 
     data = _load(args)
     settings = _study_settings(args, epochs=args.epochs, lr=args.lr,
@@ -181,9 +181,9 @@ def _run_study(args, command):
 
 
 def _run_train(args, command):
-    from .mlp import MLPClassifier
+    from ..mlp import MLPClassifier
     from .report import Report
-    from .studies import default_threads, fit_and_report
+    from ._legacy import default_threads, fit_and_report
 
     data = _load(args)
     params = {name: value for name, value in vars(args).items()

@@ -28,7 +28,7 @@ class EpochSchedule:
 
     Examples
     --------
-    >>> from sknets.schedules import EpochSchedule
+    >>> from sknets._engine.schedules import EpochSchedule
     >>> s = EpochSchedule("linear", lr=0.1, lr_decay=0.03, lr_min=0.02)
     >>> [round(0.1 * s(t), 3) for t in range(5)]
     [0.1, 0.07, 0.04, 0.02, 0.02]
@@ -74,7 +74,7 @@ class LRScheduler(_SkorchLRScheduler):
     Examples
     --------
     >>> import pickle
-    >>> from sknets.schedules import EpochSchedule, LRScheduler
+    >>> from sknets._engine.schedules import EpochSchedule, LRScheduler
     >>> callback = LRScheduler(policy="LambdaLR", lr_lambda=EpochSchedule("constant", 0.1))
     >>> pickle.loads(pickle.dumps(callback)).policy
     'LambdaLR'

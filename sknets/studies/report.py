@@ -72,7 +72,7 @@ class Report:
     >>> matplotlib.use("Agg")
     >>> import matplotlib.pyplot as plt
     >>> import pandas as pd
-    >>> from sknets.report import Report
+    >>> from sknets.studies.report import Report
     >>> report = Report("Example")
     >>> report.section("Numbers", "A figure and a table.")
     >>> fig, ax = plt.subplots()
@@ -230,32 +230,25 @@ def _format_float(value):
 
 
 def library_versions():
-    """Versions of Python, the platform and the libraries sknets runs on.
+    """The library versions of saved models, plus Python, the platform and the CPUs.
 
     Examples
     --------
-    >>> from sknets.report import library_versions
+    >>> from sknets.studies.report import library_versions
     >>> sorted(library_versions())[:3]
     ['cpu_count', 'matplotlib', 'numpy']
     """
     import matplotlib
-    import skorch
-    import sklearn
     import torch
 
-    from . import __version__
+    from .._version import library_versions as versions
 
     return {
-        "sknets": __version__,
+        **versions(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
         "torch_default_threads": torch.get_num_threads(),
-        "skorch": skorch.__version__,
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
         "matplotlib": matplotlib.__version__,
     }
 

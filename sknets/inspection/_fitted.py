@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseNetwork
+from .._base import BaseNetwork
 
 
 def fitted_network(estimator):

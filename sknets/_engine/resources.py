@@ -38,7 +38,7 @@ def resolve_device(device):
 
     Examples
     --------
-    >>> from sknets._resources import resolve_device
+    >>> from sknets._engine.resources import resolve_device
     >>> resolve_device("cpu")
     'cpu'
     """
@@ -64,7 +64,7 @@ def move_net(net, device):
     --------
     >>> import numpy as np
     >>> from sknets import MLPClassifier
-    >>> from sknets._resources import move_net
+    >>> from sknets._engine.resources import move_net
     >>> clf = MLPClassifier((4,), max_epochs=1).fit(np.eye(3), [0, 1, 1])
     >>> move_net(clf.net_, "cpu").device
     'cpu'
@@ -118,7 +118,7 @@ def thread_budget(n_threads=None):
     Examples
     --------
     >>> from threadpoolctl import threadpool_limits
-    >>> from sknets._resources import thread_budget
+    >>> from sknets._engine.resources import thread_budget
     >>> with threadpool_limits(limits=1):
     ...     thread_budget()
     1
@@ -156,7 +156,7 @@ class ThreadLimit:
     Examples
     --------
     >>> import torch
-    >>> from sknets._resources import ThreadLimit
+    >>> from sknets._engine.resources import ThreadLimit
     >>> with ThreadLimit(1):
     ...     torch.get_num_threads()
     1

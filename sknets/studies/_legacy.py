@@ -1,9 +1,9 @@
 """Named studies: the experiments users run by hand, in one call each.
 
 A study trains a few networks on one data set and writes what its seed
-report showed into a :class:`~sknets.report.Report`: loss curves, confusion
+report showed into a :class:`~sknets.studies.report.Report`: loss curves, confusion
 matrices or reconstructions, a test table, model summaries and the exact
-parameters. ``sknets study NAME`` (see :mod:`sknets.cli`) runs one from the
+parameters. ``sknets study NAME`` (see :mod:`sknets.studies.cli`) runs one from the
 command line.
 
 ======================  =======================================================
@@ -36,11 +36,11 @@ from sklearn.metrics import ConfusionMatrixDisplay, balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from tqdm.auto import tqdm
 
-from .compare import compare
-from .autoencoder import AutoencoderTransformer
-from .mlp import MLPClassifier
-from .plotting import plot_history, plot_reconstructions
-from .summary import summary
+from ..inspection.compare import compare
+from ..autoencoder import AutoencoderTransformer
+from ..mlp import MLPClassifier
+from ..inspection.plotting import plot_history, plot_reconstructions
+from ..inspection.summary import summary
 
 # Data sets a study can run on; all but "digits" go through sknets.datasets.
 DATASETS = ("digits", "mnist", "fashion-mnist", "kmnist", "k49")
@@ -137,7 +137,7 @@ def load_study_data(dataset="digits", data_home=None, n_train=None, n_test=None,
         description = ("scikit-learn's bundled 8x8 handwritten digits (UCI), pixels / 16, "
                        "split at random 5/7 training, 1/7 validation, 1/7 test (stratified).")
     elif dataset in _FETCHERS:
-        from . import datasets
+        from .. import datasets
 
         fetch = getattr(datasets, _FETCHERS[dataset])
         train = fetch(subset="train", data_home=data_home)
@@ -268,12 +268,12 @@ def run_study(name, data, settings=None, report=None):
         From :func:`load_study_data`.
     settings : StudySettings, default=None
         User overrides; the study's defaults if None.
-    report : sknets.report.Report, default=None
+    report : sknets.studies.report.Report, default=None
         Report to fill; a new one if None.
 
     Returns
     -------
-    sknets.report.Report
+    sknets.studies.report.Report
         Call its ``write(folder)`` to save the HTML, PNG, CSV and JSON files.
 
     Examples
@@ -378,16 +378,16 @@ def fit_and_report(model, data, report):
         Unfitted; it is fitted on ``data``'s training set, monitored on its
         validation set.
     data : StudyData
-    report : sknets.report.Report
+    report : sknets.studies.report.Report
 
     Returns
     -------
-    report : sknets.report.Report
+    report : sknets.studies.report.Report
 
     Examples
     --------
     >>> from sknets import MLPClassifier
-    >>> from sknets.report import Report
+    >>> from sknets.studies.report import Report
     >>> from sknets.studies import fit_and_report, load_study_data
     >>> report = fit_and_report(MLPClassifier(max_epochs=3), load_study_data(), Report("x"))
     >>> list(report.tables)

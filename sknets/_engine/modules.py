@@ -34,7 +34,7 @@ def dense_stack(widths, activation="relu", dropout=0.0, batch_norm=False):
 
     Examples
     --------
-    >>> from sknets.modules import dense_stack
+    >>> from sknets._engine.modules import dense_stack
     >>> [type(m).__name__ for m in dense_stack([4, 8], dropout=0.5)]
     ['Linear', 'ReLU', 'Dropout']
     """
@@ -73,7 +73,7 @@ class MLP(nn.Sequential):
     Examples
     --------
     >>> import torch
-    >>> from sknets.modules import MLP
+    >>> from sknets._engine.modules import MLP
     >>> net = MLP(784, (100,), 10)
     >>> net(torch.zeros(2, 784)).shape
     torch.Size([2, 10])
@@ -126,7 +126,7 @@ class InputNoise(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sknets.modules import InputNoise
+    >>> from sknets._engine.modules import InputNoise
     >>> noise = InputNoise("masking", 0.5)
     >>> x = torch.ones(1000, 10)
     >>> 0.4 < (noise(x) == 0).float().mean().item() < 0.6
@@ -191,7 +191,7 @@ class Autoencoder(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sknets.modules import Autoencoder
+    >>> from sknets._engine.modules import Autoencoder
     >>> ae = Autoencoder(784, (128,), 32, output_activation="sigmoid")
     >>> [m.out_features for m in ae.encoder if isinstance(m, torch.nn.Linear)]
     [128, 32]

@@ -12,8 +12,8 @@ from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-from sknets import MLPClassifier, MLPRegressor, scratch
-from sknets.scratch import (
+from sknets import MLPClassifier, MLPRegressor, reference
+from sknets.reference import (
     Adam,
     Momentum,
     NumpyMLPClassifier,
@@ -25,7 +25,7 @@ from sknets.scratch import (
     softmax_cross_entropy,
     squared_error,
 )
-from sknets.scratch.backprop import ACTIVATIONS
+from sknets.reference.backprop import ACTIVATIONS
 
 # Both sides compute on one thread: on networks this small a second BLAS or
 # torch thread only adds synchronisation, and is several times slower on a
@@ -367,7 +367,7 @@ DOCS_PAGE = Path(__file__).parent.parent / "docs" / "backpropagation.md"
 
 
 def test_docs_page_quotes_the_code_and_its_examples_run():
-    source = "".join(path.read_text() for path in Path(scratch.__file__).parent.glob("*.py"))
+    source = "".join(path.read_text() for path in Path(reference.__file__).parent.glob("*.py"))
     blocks = re.findall(r"```python\n(.*?)```", DOCS_PAGE.read_text(), re.S)
     quoted = [block for block in blocks if block.startswith(("def ", "for "))]
     assert len(quoted) >= 4

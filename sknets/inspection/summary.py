@@ -153,7 +153,7 @@ def count_parameters(estimator_or_module):
     Examples
     --------
     >>> import torch
-    >>> from sknets.summary import count_parameters
+    >>> from sknets.inspection.summary import count_parameters
     >>> count_parameters(torch.nn.Linear(3, 2))
     8
     """
