@@ -1,4 +1,4 @@
-"""A multi-layer perceptron written from scratch in NumPy: the oracle for the torch path.
+"""A multi-layer perceptron written out in plain NumPy: the oracle for the torch path.
 
 Everything the torch estimators leave to PyTorch (the forward pass,
 backpropagation, the optimizers, the learning-rate schedules, early stopping)
@@ -12,10 +12,11 @@ order ``docs/backpropagation.md`` explains them:
 * :mod:`sknets.reference.estimators`: ``NumpyMLPClassifier`` and
   ``NumpyMLPRegressor``, the training loop behind the scikit-learn API.
 
-None of it shares code with torch or with the math of ``sknets.mlp``: torch
-is imported only to read the weights out of a torch module passed as
+None of it shares code with torch or with the torch estimators: it imports
+only sknets' parameter constraints, input rules and ``model_selection``, and
+torch only to read the weights out of a torch module passed as
 ``init_weights``. That makes it an independent second implementation, and
-``tests/test_scratch.py`` checks that both train to the same losses from the
+``tests/test_reference.py`` checks that both train to the same losses from the
 same starting weights.
 """
 

@@ -1,6 +1,7 @@
 """``NumpyMLPClassifier`` and ``NumpyMLPRegressor``: the training loop as estimators."""
 
 import time
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -9,11 +10,9 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .. import _params
-from .._base import NETWORK_CONSTRAINTS, store_params
-from ..model_selection import holdout_indices
-from .._params import Options, as_widths
 from .._input import encode_labels, encode_outputs, stratify_labels
+from .._params import InstanceOf, Interval, LayerWidths, Options, as_widths, validate_params
+from ..model_selection import holdout_indices
 from .backprop import ACTIVATIONS, LOSSES, forward, log_softmax, loss_and_gradients
 from .training import (
     OPTIMIZERS,
@@ -89,17 +88,30 @@ class _FloatDtype:
 
 # --- The estimators ----------------------------------------------------------
 
-# The torch estimators' constraints for the parameters both have; the
-# choices narrowed to what is written out here.
+# The torch estimators' ranges for the parameters both have, with the choices
+# narrowed to what is written out here. A table of its own, so that the oracle
+# does not import the estimators it checks; tests/test_architecture.py pins
+# the ranges and defaults to the torch estimators'.
 _CONSTRAINTS = {
-    **{name: NETWORK_CONSTRAINTS[name] for name in (
-        "hidden_layers", "l2", "lr", "momentum", "batch_size", "shuffle", "max_epochs",
-        "lr_decay", "lr_min", "early_stopping", "patience", "tol", "validation_fraction",
-        "random_state")},
+    "hidden_layers": [LayerWidths()],
     "activation": [Options(*ACTIVATIONS)],
+    "l2": [Interval(Real, 0, None)],
     "optimizer": [Options(*OPTIMIZERS)],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "momentum": [Interval(Real, 0, 1, closed="left")],
+    "batch_size": [Interval(Integral, 1, None)],
+    "shuffle": [Options(True, False)],
+    "max_epochs": [Interval(Integral, 1, None)],
     "lr_schedule": [Options(*SCHEDULES)],
+    "lr_decay": [Interval(Real, 0, None)],
+    "lr_min": [Interval(Real, 0, None)],
+    "early_stopping": [Options(True, False)],
+    "patience": [Interval(Integral, 1, None), Options(None)],
+    "tol": [Interval(Real, 0, None)],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "dtype": [_FloatDtype()],
+    "random_state": [Interval(Integral, 0, 2**32 - 1), Options(None),
+                     InstanceOf(np.random.RandomState)],
 }
 
 _PARAMETERS_DOC = """hidden_layers : tuple of int, default=(100,)
@@ -191,7 +203,25 @@ class _NumpyNetwork(BaseEstimator):
                  lr_schedule="constant", lr_decay=0.0, lr_min=0.0, early_stopping=False,
                  patience=10, tol=1e-4, validation_fraction=0.1, init_weights=None,
                  dtype=np.float64, random_state=None):
-        store_params(self, locals())
+        self.hidden_layers = hidden_layers
+        self.activation = activation
+        self.l2 = l2
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.lr_min = lr_min
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.validation_fraction = validation_fraction
+        self.init_weights = init_weights
+        self.dtype = dtype
+        self.random_state = random_state
 
     # Subclass hooks: targets as the matrix Y the loss expects, and a score.
     def _encode_targets(self, y, reset):
@@ -218,7 +248,7 @@ class _NumpyNetwork(BaseEstimator):
         -------
         self
         """
-        _params.validate_params(self)
+        validate_params(self)
         dtype = np.dtype(self.dtype)
         X, y = validate_data(self, X, y, dtype=dtype, **self._validate_kwargs())
         Y, strata = self._encode_targets(y, reset=True)
