@@ -2,8 +2,9 @@
 
 The four data sets share one shape (28x28 grey images, one integer label
 each), so one implementation serves them all; what differs lives in the
-table ``DATASETS``: the publisher's URL and file names, the md5 of each
-file, the class names and the description.
+table ``SPECS``, keyed by the names of :data:`sknets.datasets.DATASETS`:
+the publisher's URL and file names, the md5 of each file, the class names
+and the description.
 """
 
 import csv
@@ -47,7 +48,7 @@ License: CC BY-SA 4.0. "KMNIST Dataset" (created by CODH), adapted from
 Reference: T. Clanuwat et al., "Deep Learning for Classical Japanese
 Literature", arXiv:1812.01718, 2018."""
 
-DATASETS = {
+SPECS = {
     "mnist": {
         "title": "MNIST handwritten digits",
         "folder": "mnist",
@@ -67,7 +68,7 @@ images, centred by centre of mass. 60,000 training and 10,000 test images;
 classes are nearly balanced (5,421 to 6,742 training images per digit).
 Source: {url}""",
     },
-    "fashion_mnist": {
+    "fashion-mnist": {
         "title": "Fashion-MNIST clothing images",
         "folder": "fashion-mnist",
         "url": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -151,7 +152,7 @@ _SHARED_DOC = """\
         training images first.
     data_home : str or path-like, default=None
         The cache folder (see :func:`get_data_home`): the files are looked
-        for, and downloaded to, its subfolder ``%(folder)s/``. By default
+        for, and downloaded to, its subfolder named above. By default
         the environment variable ``SKNETS_DATA``, else ``~/sknets_data``.
     download_if_missing : bool, default=True
         Whether to download missing files. If False and a file is missing,
@@ -164,9 +165,9 @@ _SHARED_DOC = """\
         both together.
     base_url : str, default=None
         The root URL of a mirror laid out like the cache (the files at
-        ``<base_url>/%(folder)s/<file name>``). By default the environment
+        ``<base_url>/<subfolder>/<file name>``). By default the environment
         variable ``SKNETS_DATASETS_MIRROR``, else the publisher's site
-        %(url)s.
+        named above.
     n_retries : int, default=3
         How many times a failed download is tried again.
     delay : float, default=1.0
@@ -184,7 +185,7 @@ _SHARED_DOC = """\
             ``as_frame=False``).
         target : ndarray of shape (n_samples,), int64, or Series
             The class index of each image.
-        target_names : ndarray of str of shape (%(n_classes)d,)
+        target_names : ndarray of str of shape (n_classes,)
             The class names, ``target_names[target]`` naming each image.
         feature_names : list of str
             ``pixel_0`` .. ``pixel_783``.
@@ -214,21 +215,11 @@ _SHARED_DOC = """\
     is validated instead (magic numbers, shapes, counts)."""
 
 
-def _fill_doc(name):
-    """Insert the parameters every fetcher shares into its docstring."""
-    spec = DATASETS[name]
-    shared = _SHARED_DOC % {
-        "folder": spec["folder"],
-        "url": spec["url"],
-        "n_classes": len(spec["target_names"]),
-    }
-
-    def decorate(fetcher):
-        if fetcher.__doc__:  # None under python -OO
-            fetcher.__doc__ = fetcher.__doc__.replace("    {shared}", shared)
-        return fetcher
-
-    return decorate
+def _shared_doc(fetcher):
+    """Insert the parameters and returns every fetcher shares into its docstring."""
+    if fetcher.__doc__:  # None under python -OO
+        fetcher.__doc__ = fetcher.__doc__.replace("    {shared}", _SHARED_DOC)
+    return fetcher
 
 
 def _check_params(subset, n_retries, delay):
@@ -242,7 +233,7 @@ def _check_params(subset, n_retries, delay):
 
 def _ensure_files(name, folder, file_names, *, download_if_missing, base_url, n_retries, delay):
     """Download the files missing from ``folder``, or say which are."""
-    spec = DATASETS[name]
+    spec = SPECS[name]
     missing = [f for f in file_names if not (folder / f).is_file()]
     if missing and not download_if_missing:
         raise FileNotFoundError(
@@ -320,9 +311,9 @@ def fetch_mnist_like(
     n_retries,
     delay,
 ):
-    """Load one of the data sets of ``DATASETS``; see :func:`fetch_mnist`."""
+    """Load the data set ``name`` (a key of ``SPECS``); see :func:`fetch_mnist`."""
     _check_params(subset, n_retries, delay)
-    spec = DATASETS[name]
+    spec = SPECS[name]
     folder = get_data_home(data_home) / spec["folder"]
     subsets = ("train", "test") if subset == "all" else (subset,)
     _ensure_files(
@@ -362,7 +353,7 @@ def fetch_mnist_like(
     )
 
 
-@_fill_doc("mnist")
+@_shared_doc
 def fetch_mnist(
     *,
     subset="train",
@@ -404,7 +395,7 @@ def fetch_mnist(
     return fetch_mnist_like("mnist", **locals())
 
 
-@_fill_doc("fashion_mnist")
+@_shared_doc
 def fetch_fashion_mnist(
     *,
     subset="train",
@@ -425,7 +416,8 @@ def fetch_fashion_mnist(
     Features            float32, in [0, 1]
     =================   ==========================
 
-    The files are downloaded once, from the publisher's site, into
+    The files are downloaded once, from the publisher's site
+    http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/, into
     ``data_home/fashion-mnist/``.
 
     {shared}
@@ -441,10 +433,10 @@ def fetch_fashion_mnist(
     >>> X.shape, X.dtype  # doctest: +SKIP
     ((10000, 784), dtype('float32'))
     """
-    return fetch_mnist_like("fashion_mnist", **locals())
+    return fetch_mnist_like("fashion-mnist", **locals())
 
 
-@_fill_doc("kmnist")
+@_shared_doc
 def fetch_kmnist(
     *,
     subset="train",
@@ -466,7 +458,8 @@ def fetch_kmnist(
     =================   ==========================
 
     The NumPy-format files (``kmnist-train-imgs.npz`` ...) are downloaded
-    once into ``data_home/kmnist/``. ``target_names`` are the characters of
+    once, from http://codh.rois.ac.jp/kmnist/dataset/kmnist/, into
+    ``data_home/kmnist/``. ``target_names`` are the characters of
     the publisher's class map, which is built in; a ``kmnist_classmap.csv``
     placed in that folder is read instead.
 
@@ -486,7 +479,7 @@ def fetch_kmnist(
     return fetch_mnist_like("kmnist", **locals())
 
 
-@_fill_doc("k49")
+@_shared_doc
 def fetch_kuzushiji49(
     *,
     subset="train",
@@ -512,10 +505,11 @@ def fetch_kuzushiji49(
     them with :func:`sklearn.metrics.balanced_accuracy_score` (the
     publishers' metric for this data set) rather than plain accuracy.
 
-    The NumPy-format files (``k49-train-imgs.npz`` ...) are downloaded once
-    into ``data_home/k49/``. ``target_names`` are the characters of the
-    publisher's class map, in its order (あ い う ... わ ゐ ゑ を ん ゝ), which
-    is built in; a ``k49_classmap.csv`` placed in that folder is read
+    The NumPy-format files (``k49-train-imgs.npz`` ...) are downloaded once,
+    from http://codh.rois.ac.jp/kmnist/dataset/k49/, into ``data_home/k49/``.
+    ``target_names`` are the characters of the publisher's class map, in its
+    order (あ い う ... わ ゐ ゑ を ん ゝ), which is built in; a
+    ``k49_classmap.csv`` placed in that folder is read
     instead.
 
     {shared}
