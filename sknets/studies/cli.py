@@ -9,8 +9,9 @@
 
 Both commands write ``report.html`` (self-contained: figures, tables, the
 exact parameters, library versions), the figures as PNG and the tables as
-CSV plus ``results.json`` into ``--out``. ``python -m sknets`` is the same
-command.
+CSV plus ``results.json`` (its schema: :mod:`sknets.studies.report`) into
+``--out``. ``sknets --version`` prints the version. ``python -m sknets`` is
+the same command.
 """
 
 import argparse
@@ -18,9 +19,18 @@ import inspect
 import shlex
 import sys
 
-from .. import _params
+from .._version import __version__
 
 _DATA_HELP = "data set: the bundled 8x8 digits (default, no download) or a 28x28 set"
+
+# Heavy modules (the studies, MLPClassifier, the report: torch and matplotlib,
+# seconds to import) are imported inside the functions that need them, and
+# the flags of a command are only built when that command runs, so that
+# `sknets --help` and `sknets --version` answer at once.
+_COMMANDS = {
+    "study": "run a named study and write its report",
+    "train": "fit one MLPClassifier, print its log and test score, write a report",
+}
 
 
 def main(argv=None):
@@ -43,15 +53,15 @@ def main(argv=None):
     ...       "--out", "/tmp/sknets-doctest"])  # doctest: +SKIP
     0
     """
-    import matplotlib
-
-    matplotlib.use("Agg")  # the command only writes files
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = _parser()
+    parser = _parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 1
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command only writes files
     try:
         return args.handler(args, "sknets " + shlex.join(argv))
     except (ValueError, OSError) as exc:
@@ -59,20 +69,30 @@ def main(argv=None):
         return 1
 
 
-def _parser():
-    from ._legacy import DATASETS, STUDIES
-
+def _parser(command=None):
+    """The argument parser, with the flags of ``command`` only (None: no command's)."""
     parser = argparse.ArgumentParser(
         prog="sknets", description="Train scikit-learn-style neural networks and write "
                                    "reports of what they learned.")
+    parser.add_argument("--version", action="version", version=f"sknets {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = {name: commands.add_parser(name, help=text, description=text[0].upper()
+                                            + text[1:] + ".")
+                  for name, text in _COMMANDS.items()}
+    if command == "study":
+        _add_study_arguments(subparsers["study"])
+    elif command == "train":
+        _add_train_arguments(subparsers["train"])
+    return parser
 
-    lines = [f"  {name:<14} {study.title}" for name, study in STUDIES.items()]
-    study = commands.add_parser(
-        "study", help="run a named study and write its report",
-        description="Run a named study and write its report.",
-        epilog="studies:\n" + "\n".join(lines),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def _add_study_arguments(study):
+    from . import STUDIES
+    from .data import DATASETS
+
+    lines = [f"  {name:<14} {entry.title}" for name, entry in STUDIES.items()]
+    study.epilog = "studies:\n" + "\n".join(lines)
+    study.formatter_class = argparse.RawDescriptionHelpFormatter
     study.add_argument("name", choices=list(STUDIES), metavar="NAME", help="the study to run")
     _add_data_arguments(study, DATASETS)
     study.add_argument("--epochs", type=int, help="max_epochs of every network "
@@ -83,16 +103,17 @@ def _parser():
                        help="1 prints a line per epoch of every network")
     study.set_defaults(handler=_run_study)
 
-    train = commands.add_parser(
-        "train", help="fit one MLPClassifier, print its log and test score, write a report",
-        description="Fit one MLPClassifier (every constructor parameter is a flag), "
-                    "print the per-epoch log and the test score, and write a report.")
+
+def _add_train_arguments(train):
+    from .data import DATASETS
+
+    train.description = ("Fit one MLPClassifier (every constructor parameter is a flag), "
+                         "print the per-epoch log and the test score, and write a report.")
     _add_data_arguments(train, DATASETS)
     _add_estimator_arguments(train)
     train.add_argument("--save", metavar="PATH",
                        help="save the fitted model (estimator.save; load with sknets.load)")
     train.set_defaults(handler=_run_train)
-    return parser
 
 
 def _add_data_arguments(parser, datasets):
@@ -118,6 +139,7 @@ _NOT_FLAGS = {"random_state", "device", "n_threads", "warm_start"}
 
 
 def _add_estimator_arguments(parser):
+    from .. import _params
     from ..mlp import MLPClassifier
 
     group = parser.add_argument_group("network (MLPClassifier parameters; see its docstring)")
@@ -157,21 +179,21 @@ def _or_none(number):
 
 
 def _study_settings(args, **extra):
-    from ._legacy import StudySettings
+    from . import StudySettings
 
     return StudySettings(random_state=args.seed, device=args.device, n_threads=args.n_threads,
                          progress=not args.quiet, **extra)
 
 
 def _load(args):
-    from ._legacy import load_study_data
+    from . import load_study_data
 
     return load_study_data(args.dataset, data_home=args.data_home, n_train=args.n_train,
                            n_test=args.n_test, random_state=args.seed)
 
 
 def _run_study(args, command):
-    from ._legacy import run_study
+    from . import run_study
 
     data = _load(args)
     settings = _study_settings(args, epochs=args.epochs, lr=args.lr,
@@ -181,9 +203,10 @@ def _run_study(args, command):
 
 
 def _run_train(args, command):
+    """``sknets train``: one MLPClassifier from the flags, fitted and reported."""
     from ..mlp import MLPClassifier
+    from . import default_threads, fit_and_report
     from .report import Report
-    from ._legacy import default_threads, fit_and_report
 
     data = _load(args)
     params = {name: value for name, value in vars(args).items()

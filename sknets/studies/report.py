@@ -7,8 +7,47 @@ order, then :meth:`Report.write` saves them into a folder:
   figures embedded as base64 PNG, with the models' exact parameters and the
   library versions;
 - ``<figure>.png`` for every figure and ``<table>.csv`` for every table;
-- ``results.json``: the tables, training histories, parameters, data set,
-  settings and versions, for other programs.
+- ``results.json``: the same results as data, for other programs; read it
+  back with :func:`read_results`.
+
+``results.json`` schema
+-----------------------
+One JSON object. Always present:
+
+``title`` (str)
+    The report's title.
+``created`` (str)
+    When the report was started, ISO 8601 in UTC.
+``seconds`` (float)
+    Wall seconds from the report's creation to ``write``.
+``tables`` (object)
+    Table name -> list of rows; each row an object whose first key is the
+    table's index (``"model"`` for the test results) followed by its
+    columns. NaN and infinities are written as ``null``.
+``figures`` (list of str)
+    File names of the figures (``"curves.png"``), in the report's order.
+``versions`` (object)
+    Library name -> version, plus Python, the platform and CPU count
+    (:func:`library_versions`).
+
+Present when the step that writes them ran:
+
+``study`` (str)
+    Name of the study (``sknets study NAME``).
+``command`` (str)
+    The command line that made the report.
+``dataset`` (object)
+    ``name``, ``description``, ``n_features``, ``classes`` (list of str)
+    and the sizes ``train``, ``validation``, ``test``
+    (:meth:`Report.describe_data`).
+``histories`` (object)
+    Model name -> training history, column name -> list with one value per
+    epoch (``epoch``, ``train_loss``, ``valid_loss``, ...;
+    :meth:`Report.histories`).
+``parameters`` (object)
+    Model name -> constructor parameters (:meth:`Report.parameters`).
+
+Callers may add other JSON-serialisable entries to :attr:`Report.results`.
 """
 
 import base64
@@ -20,11 +59,15 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+RESULTS_FILE = "results.json"
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
@@ -48,6 +91,67 @@ footer { padding: 1em 2em; color: #555; font-size: .85em; border-top: 1px solid 
 """
 
 
+@dataclass(frozen=True)
+class Section:
+    """A heading, and an optional paragraph under it."""
+
+    heading: str
+    text: str = ""
+
+    def html(self, report, anchor):
+        paragraph = f"<p>{html.escape(self.text)}</p>" if self.text else ""
+        return f'<h2 id="{anchor}">{html.escape(self.heading)}</h2>{paragraph}'
+
+
+@dataclass(frozen=True)
+class Text:
+    """A paragraph of plain text."""
+
+    paragraph: str
+
+    def html(self, report, anchor):
+        return f"<p>{html.escape(self.paragraph)}</p>"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure, by name in :attr:`Report.figures`, with its caption."""
+
+    name: str
+    caption: str = ""
+
+    def html(self, report, anchor):
+        data = base64.b64encode(report.figures[self.name]).decode("ascii")
+        return (f'<figure><img alt="{html.escape(self.name)}" '
+                f'src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(self.caption)}</figcaption></figure>")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table, by name in :attr:`Report.tables`, with its caption."""
+
+    name: str
+    caption: str = ""
+
+    def html(self, report, anchor):
+        frame = report.tables[self.name].to_html(classes="data", border=0, index_names=False,
+                                                 float_format=_format_float, na_rep="")
+        caption = f'<p class="caption">{html.escape(self.caption)}</p>' if self.caption else ""
+        return frame + caption
+
+
+@dataclass(frozen=True)
+class Code:
+    """A block of preformatted text under a small heading."""
+
+    title: str
+    text: str
+
+    def html(self, report, anchor):
+        return f"<h3>{html.escape(self.title)}</h3><pre>{html.escape(self.text)}</pre>"
+
+
 class Report:
     """Sections, figures, tables and text, in order, to write as one report.
 
@@ -62,9 +166,12 @@ class Report:
         The tables added, by name.
     figures : dict of str -> bytes
         The figures added, as PNG bytes, by name.
+    items : list of Section, Text, Figure, Table or Code
+        What the page shows, in order.
     results : dict
-        Everything written to ``results.json`` besides tables and versions;
-        callers may add JSON-serialisable entries.
+        Everything written to ``results.json`` besides the title, times,
+        tables, figures and versions (see the module docstring for its
+        keys); callers may add JSON-serialisable entries.
 
     Examples
     --------
@@ -96,46 +203,78 @@ class Report:
 
     def section(self, heading, text=""):
         """Start a section with a heading and an optional paragraph."""
-        self.items.append(("section", heading, text))
+        self.items.append(Section(heading, text))
 
     def text(self, paragraph):
         """Add a paragraph of plain text."""
-        self.items.append(("text", paragraph))
+        self.items.append(Text(paragraph))
 
     def figure(self, name, figure, caption=""):
         """Add a matplotlib figure (rendered to PNG now, then closed)."""
-        import matplotlib.pyplot as plt
-
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=100)
         plt.close(figure)
         if name not in self.figures:
-            self.items.append(("figure", name, caption))
+            self.items.append(Figure(name, caption))
         self.figures[name] = buffer.getvalue()
 
     def table(self, name, frame, caption=""):
         """Add a DataFrame; adding a name again replaces that table in place."""
         if name not in self.tables:
-            self.items.append(("table", name, caption))
+            self.items.append(Table(name, caption))
         self.tables[name] = frame
 
     def code(self, title, text):
         """Add a block of preformatted text (a model summary, a log)."""
-        self.items.append(("code", title, text))
+        self.items.append(Code(title, text))
 
-    def describe_data(self, data):
-        """Add the data set's description and sizes (a ``StudyData``)."""
-        sizes = data.sizes()
-        self.results["dataset"] = {"name": data.name, "description": data.description,
-                                   "n_features": int(data.X_train.shape[1]),
-                                   "classes": [str(c) for c in data.labels], **sizes}
-        self.section("Data", data.description)
+    def describe_data(self, dataset):
+        """Add a section on the data set: its description and sizes.
+
+        Parameters
+        ----------
+        dataset : mapping
+            ``name`` and ``description`` (str), ``n_features`` (int),
+            ``classes`` (the class names) and the sizes ``train``,
+            ``validation`` and ``test`` (int); recorded as ``dataset`` in
+            ``results.json``.
+
+        Examples
+        --------
+        >>> from sknets.studies.report import Report
+        >>> report = Report("r")
+        >>> report.describe_data({"name": "toy", "description": "Two points.",
+        ...                       "n_features": 2, "classes": ["a", "b"],
+        ...                       "train": 1, "validation": 0, "test": 1})
+        >>> report.tables["data"]["samples"].tolist()
+        [1, 0, 1]
+        """
+        sizes = {part: int(dataset[part]) for part in ("train", "validation", "test")}
+        classes = [str(c) for c in dataset["classes"]]
+        self.results["dataset"] = {"name": dataset["name"],
+                                   "description": dataset["description"],
+                                   "n_features": int(dataset["n_features"]),
+                                   "classes": classes, **sizes}
+        self.section("Data", dataset["description"])
         self.table("data", pd.DataFrame(
             {"samples": list(sizes.values())}, index=pd.Index(list(sizes), name="set")))
-        self.text(f"{data.X_train.shape[1]} features; {len(data.labels)} classes.")
+        self.text(f"{dataset['n_features']} features; {len(classes)} classes.")
+
+    def histories(self, models):
+        """Record each fitted model's per-epoch history as ``histories`` in ``results.json``.
+
+        Parameters
+        ----------
+        models : dict of str -> fitted sknets estimator
+        """
+        self.results["histories"] = {name: model.history_.to_dict(orient="list")
+                                     for name, model in models.items()}
 
     def parameters(self, models):
-        """Add the exact constructor parameters of each model, side by side."""
+        """Add the exact constructor parameters of each model, side by side.
+
+        Also recorded as ``parameters`` in ``results.json``.
+        """
         params = {name: model.get_params(deep=False) for name, model in models.items()}
         self.results["parameters"] = _jsonable(params)
         frame = pd.DataFrame({name: {k: repr(v) for k, v in p.items()}
@@ -173,7 +312,7 @@ class Report:
                               for name, frame in self.tables.items()},
                    "figures": [f"{name}.png" for name in self.figures],
                    "versions": versions}
-        with open(folder / "results.json", "w", encoding="utf-8") as file:
+        with open(folder / RESULTS_FILE, "w", encoding="utf-8") as file:
             json.dump(_jsonable(results), file, indent=1, allow_nan=False)
         path = folder / "report.html"
         path.write_text(self._html(seconds, versions), encoding="utf-8")
@@ -182,28 +321,10 @@ class Report:
     def _html(self, seconds, versions):
         body, toc = [], []
         for item in self.items:
-            kind = item[0]
-            if kind == "section":
-                anchor = f"s{len(toc)}"
-                toc.append(f'<a href="#{anchor}">{html.escape(item[1])}</a>')
-                body.append(f'<h2 id="{anchor}">{html.escape(item[1])}</h2>')
-                if item[2]:
-                    body.append(f"<p>{html.escape(item[2])}</p>")
-            elif kind == "text":
-                body.append(f"<p>{html.escape(item[1])}</p>")
-            elif kind == "figure":
-                data = base64.b64encode(self.figures[item[1]]).decode("ascii")
-                body.append(f'<figure><img alt="{html.escape(item[1])}" '
-                            f'src="data:image/png;base64,{data}">'
-                            f"<figcaption>{html.escape(item[2])}</figcaption></figure>")
-            elif kind == "table":
-                frame = self.tables[item[1]]
-                body.append(frame.to_html(classes="data", border=0, index_names=False,
-                                          float_format=_format_float, na_rep=""))
-                if item[2]:
-                    body.append(f'<p class="caption">{html.escape(item[2])}</p>')
-            elif kind == "code":
-                body.append(f"<h3>{html.escape(item[1])}</h3><pre>{html.escape(item[2])}</pre>")
+            anchor = f"s{len(toc)}"
+            if isinstance(item, Section):
+                toc.append(f'<a href="#{anchor}">{html.escape(item.heading)}</a>')
+            body.append(item.html(self, anchor))
         command = self.results.get("command")
         meta = [f"Created {self.created:%Y-%m-%d %H:%M} UTC in {seconds:.1f} s."]
         if command:
@@ -253,6 +374,67 @@ def library_versions():
     }
 
 
+@dataclass(frozen=True)
+class Results:
+    """What a report's ``results.json`` holds, as read by :func:`read_results`.
+
+    The attributes are the schema's keys (see the module docstring); the
+    optional ones are None (``study``, ``command``, ``dataset``) or empty
+    (``histories``, ``parameters``) when the run did not write them.
+    ``tables`` holds DataFrames indexed by each table's first column.
+    """
+
+    title: str
+    created: str
+    seconds: float
+    tables: dict
+    figures: list
+    versions: dict
+    study: str = None
+    command: str = None
+    dataset: dict = None
+    histories: dict = None
+    parameters: dict = None
+    extra: dict = None
+
+
+def read_results(folder):
+    """Read the ``results.json`` a :class:`Report` wrote into ``folder``.
+
+    Parameters
+    ----------
+    folder : str or path
+        The report's folder (``--out`` of the ``sknets`` command).
+
+    Returns
+    -------
+    Results
+        Every key of the schema as an attribute; entries the schema does not
+        name are in ``extra``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from sknets.studies.report import Report, read_results
+    >>> report = Report("Example")
+    >>> report.table("test_results", pd.DataFrame({"test_accuracy": [0.9]},
+    ...                                           index=pd.Index(["m"], name="model")))
+    >>> folder = report.write(tempfile.mkdtemp()).parent
+    >>> results = read_results(folder)
+    >>> results.tables["test_results"]["test_accuracy"].to_dict(), results.study
+    ({'m': 0.9}, None)
+    """
+    with open(Path(folder) / RESULTS_FILE, encoding="utf-8") as file:
+        raw = json.load(file)
+    tables = {}
+    for name, rows in raw.pop("tables").items():
+        frame = pd.DataFrame(rows)
+        tables[name] = frame.set_index(frame.columns[0]) if len(frame.columns) else frame
+    known = {key: raw.pop(key) for key in list(raw) if key in Results.__dataclass_fields__}
+    return Results(tables=tables, extra=raw, **known)
+
+
 def _jsonable(value):
     """``value`` with numpy scalars, tuples and NaN made JSON-safe."""
     if isinstance(value, dict):
@@ -270,4 +452,5 @@ def _jsonable(value):
     return repr(value)
 
 
-__all__ = ["Report", "library_versions"]
+__all__ = ["Code", "Figure", "Report", "Results", "Section", "Table", "Text", "library_versions",
+           "read_results"]
