@@ -1,7 +1,12 @@
-"""Shared fixtures: small synthetic data sets and the real-data folder."""
+"""Shared fixtures: training settings, small synthetic data sets and the real-data folder.
+
+Tests that use the real-data fixtures (``real_data_home``, ``mnist_small``)
+belong to the slow tier: mark them ``@pytest.mark.slow``.
+"""
 
 import os
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pytest
@@ -22,6 +27,27 @@ def _real_data_home():
         # not a reason to skip silently.
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+# Quick, reproducible training for tests on small data: a learning rate that
+# converges in a few epochs, a fixed seed, and one torch thread, since on
+# networks this small a second thread only adds synchronisation.
+_FAST_TRAINING = MappingProxyType({"lr": 1e-2, "random_state": 0, "n_threads": 1})
+
+
+@pytest.fixture(scope="session")
+def fast_training():
+    """Read-only ``lr``, ``random_state`` and ``n_threads`` for small, quick fits.
+
+    Pass as ``MLPClassifier(max_epochs=5, **fast_training)``.
+    """
+    return _FAST_TRAINING
+
+
+@pytest.fixture(scope="session")
+def small_network(fast_training):
+    """``fast_training`` with one hidden layer of 16 units (``hidden_layers=(16,)``)."""
+    return MappingProxyType({"hidden_layers": (16,), **fast_training})
 
 
 @pytest.fixture(scope="session")

@@ -9,19 +9,16 @@ from sklearn.preprocessing import StandardScaler
 
 from sknets import MLPClassifier, MLPRegressor, compare
 
-FAST = dict(lr=1e-2, random_state=0, n_threads=1)
-
-
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)
     return X[:700] / 16, y[:700], X[700:1000] / 16, y[700:1000]
 
 
-def test_classifiers(digits):
+def test_classifiers(digits, fast_training):
     X, y, X_test, y_test = digits
-    small = MLPClassifier((8,), max_epochs=4, **FAST).fit(X, y)
-    large = MLPClassifier((32,), max_epochs=6, early_stopping=True, **FAST).fit(X, y)
+    small = MLPClassifier((8,), max_epochs=4, **fast_training).fit(X, y)
+    large = MLPClassifier((32,), max_epochs=6, early_stopping=True, **fast_training).fit(X, y)
     table = compare({"small": small, "large": large}, X_test, y_test)
     assert list(table.index) == ["small", "large"] and table.index.name == "model"
     assert list(table.columns) == ["test_accuracy", "test_log_loss", "train_loss", "best_epoch",
@@ -39,12 +36,12 @@ def test_classifiers(digits):
     assert table.loc["small", "epochs"] == 4
 
 
-def test_regressor_pipeline_and_default_names(digits):
+def test_regressor_pipeline_and_default_names(digits, fast_training):
     X, _, X_test, _ = digits
     target, test_target = X[:, :3].sum(1), X_test[:, :3].sum(1)
-    reg = make_pipeline(StandardScaler(), MLPRegressor((8,), max_epochs=5, **FAST))
+    reg = make_pipeline(StandardScaler(), MLPRegressor((8,), max_epochs=5, **fast_training))
     reg.fit(X, target)
-    other = MLPRegressor((4,), max_epochs=2, **FAST).fit(X, target)
+    other = MLPRegressor((4,), max_epochs=2, **fast_training).fit(X, target)
     table = compare([reg, other, other], X_test, test_target)
     assert list(table.index) == ["Pipeline", "MLPRegressor 1", "MLPRegressor 2"]
     assert list(table.columns[:2]) == ["test_r2", "test_mse"]
@@ -55,9 +52,9 @@ def test_regressor_pipeline_and_default_names(digits):
     assert table.loc["Pipeline", "parameters"] == 64 * 8 + 8 + 8 + 1
 
 
-def test_errors(digits):
+def test_errors(digits, fast_training):
     X, y, X_test, _ = digits
-    clf = MLPClassifier((8,), max_epochs=1, **FAST).fit(X, y)
+    clf = MLPClassifier((8,), max_epochs=1, **fast_training).fit(X, y)
     with pytest.raises(ValueError, match="y_test is needed"):
         compare(clf, X_test)
     with pytest.raises(TypeError, match="not an sknets network"):

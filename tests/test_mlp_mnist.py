@@ -1,11 +1,15 @@
 """The core estimators on real MNIST (folder from SKNETS_TEST_DATA)."""
 
 import numpy as np
+import pytest
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sknets import MLPClassifier
+
+# Every test here trains on real MNIST.
+pytestmark = pytest.mark.slow
 
 
 def test_784_100_10_three_epochs_scores_093(mnist_small):

@@ -15,8 +15,6 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from sknets import MLPClassifier, MLPRegressor, plot_history, plot_reconstructions  # noqa: E402
 
-FAST = dict(hidden_layers=(16,), lr=1e-2, random_state=0, n_threads=1)
-
 
 @pytest.fixture(autouse=True)
 def close_figures():
@@ -25,12 +23,13 @@ def close_figures():
 
 
 @pytest.fixture(scope="module")
-def fitted(request):
+def fitted(small_network):
     X, y = load_digits(return_X_y=True)
     X = X[:600] / 16
     names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
                       "eight", "nine"])
-    clf = MLPClassifier(max_epochs=12, early_stopping=True, **FAST).fit(X, names[y[:600]])
+    clf = MLPClassifier(max_epochs=12, early_stopping=True, **small_network).fit(
+        X, names[y[:600]])
     return clf, X, names[y[:600]]
 
 
@@ -71,9 +70,10 @@ def test_plot_history_one_axes_per_metric(fitted):
     assert list(_stars(accuracy_ax)[0].get_xdata()) == [clf.best_epoch_]
 
 
-def test_plot_history_overlays_named_estimators(fitted):
+def test_plot_history_overlays_named_estimators(fitted, small_network):
     clf, X, y = fitted
-    other = MLPClassifier(max_epochs=5, early_stopping=True, **{**FAST, "lr": 3e-2}).fit(X, y)
+    other = MLPClassifier(max_epochs=5, early_stopping=True,
+                          **{**small_network, "lr": 3e-2}).fit(X, y)
     ax = plot_history({"slow": clf, "fast": other})
     lines = [line for line in ax.get_lines() if line.get_marker() != "*"]
     assert len(lines) == 4
@@ -86,10 +86,10 @@ def test_plot_history_overlays_named_estimators(fitted):
     assert legend == ["slow", "fast", "train", "validation", "best epoch"]
 
 
-def test_plot_history_without_validation_marks_the_training_curve():
+def test_plot_history_without_validation_marks_the_training_curve(small_network):
     rng = np.random.RandomState(0)
     X = rng.rand(120, 3)
-    reg = MLPRegressor(max_epochs=7, patience=None, **FAST).fit(X, X.sum(1))
+    reg = MLPRegressor(max_epochs=7, patience=None, **small_network).fit(X, X.sum(1))
     fig, ax = plt.subplots()
     assert plot_history([reg], ax=ax) is ax
     (train,) = [line for line in ax.get_lines() if line.get_marker() != "*"]
@@ -100,9 +100,10 @@ def test_plot_history_without_validation_marks_the_training_curve():
         plot_history(reg, metrics="r2")
 
 
-def test_plot_history_accepts_a_pipeline_and_rejects_other_estimators(fitted):
+def test_plot_history_accepts_a_pipeline_and_rejects_other_estimators(fitted, small_network):
     clf, X, y = fitted
-    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_epochs=3, **FAST)).fit(X, y)
+    pipe = make_pipeline(StandardScaler(),
+                         MLPClassifier(max_epochs=3, **small_network)).fit(X, y)
     assert len(plot_history(pipe).get_lines()[0].get_xdata()) == 3
     with pytest.raises(TypeError, match="not an sknets network"):
         plot_history(StandardScaler().fit(X))

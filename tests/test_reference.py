@@ -1,8 +1,5 @@
 """The NumPy oracle: its gradients, and the torch estimators' agreement with it."""
 
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -12,7 +9,7 @@ from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-from sknets import MLPClassifier, MLPRegressor, reference
+from sknets import MLPClassifier, MLPRegressor
 from sknets.reference import (
     Adam,
     Momentum,
@@ -214,6 +211,7 @@ def test_regressor_agrees_with_torch():
 # --- real data ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mnist_accuracy_matches_torch(mnist_small):
     X, y, X_test, y_test = mnist_small
     params = dict(hidden_layers=(100,), lr=1e-3, batch_size=200, max_epochs=5, patience=None,
@@ -359,27 +357,3 @@ CHECKED = [
 @parametrize_with_checks(CHECKED)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
-
-
-# --- the docs page ------------------------------------------------------------
-
-DOCS_PAGE = Path(__file__).parent.parent / "docs" / "backpropagation.md"
-
-
-def test_docs_page_quotes_the_code_and_its_examples_run():
-    source = "".join(path.read_text() for path in Path(reference.__file__).parent.glob("*.py"))
-    blocks = re.findall(r"```python\n(.*?)```", DOCS_PAGE.read_text(), re.S)
-    quoted = [block for block in blocks if block.startswith(("def ", "for "))]
-    assert len(quoted) >= 4
-    for block in quoted:  # excerpts of the code, line for line
-        missing = [line for line in block.splitlines() if line.strip() not in source]
-        assert not missing, f"docs/backpropagation.md quotes lines not in the code: {missing}"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            for block in blocks:
-                if block not in quoted:
-                    exec(compile(block, str(DOCS_PAGE), "exec"), {})
-    finally:
-        torch.set_num_threads(threads)

@@ -1,5 +1,6 @@
 """Scaling out: small pickles, devices, thread budgets, searches on Dask."""
 
+import os
 import pickle
 
 import joblib
@@ -167,20 +168,30 @@ def test_cuda_end_to_end(digits784):
 class ThreadRecorder(MLPClassifier):
     """Records the torch and BLAS thread counts in force while it trains."""
 
-    def _build_module(self, n_features):
+    # Any arguments: only the moment of the call matters, inside the fit's
+    # thread limits.
+    def _build_module(self, *args, **kwargs):
         blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
         self.fit_threads_ = (torch.get_num_threads(), max(blas))
-        return super()._build_module(n_features)
+        self.fit_pid_ = os.getpid()
+        return super()._build_module(*args, **kwargs)
 
 
+@pytest.mark.slow  # starts loky worker processes
 def test_fits_in_joblib_worker_processes_use_their_share_of_cores(blobs):
-    if joblib.cpu_count() != 2:
-        pytest.skip("2 worker processes get 1 thread each on a 2-core machine")
     X, y = blobs
-    result = cross_validate(ThreadRecorder((8,), max_epochs=2, random_state=0), X, y,
-                            cv=2, n_jobs=2, return_estimator=True)
+    # What loky gives each of n_jobs workers: OMP_NUM_THREADS and friends set
+    # to cpu_count // n_jobs, unless the parent's environment already sets them.
+    n_jobs = 2
+    share = int(os.environ.get("OMP_NUM_THREADS", max(joblib.cpu_count() // n_jobs, 1)))
+    share = min(share, joblib.cpu_count())
+    with parallel_config(backend="loky"):
+        result = cross_validate(ThreadRecorder((8,), max_epochs=2, random_state=0), X, y,
+                                cv=2, n_jobs=n_jobs, return_estimator=True)
     # (torch threads, BLAS threads) during each fit.
-    assert [est.fit_threads_ for est in result["estimator"]] == [(1, 1), (1, 1)]
+    assert [est.fit_threads_ for est in result["estimator"]] == [(share, share)] * 2
+    # ... in worker processes, not in this one.
+    assert all(est.fit_pid_ != os.getpid() for est in result["estimator"])
 
 
 def test_fits_in_joblib_worker_threads_use_one_torch_thread_each(blobs):
@@ -213,6 +224,7 @@ def dask_client():
             yield client
 
 
+@pytest.mark.slow  # real MNIST on a Dask cluster of worker processes
 def test_grid_search_on_a_dask_cluster_matches_n_jobs_1(mnist_small, dask_client):
     X, y = mnist_small[0][:3000], mnist_small[1][:3000]
     grid = {"hidden_layers": [(16,), (32,), (64, 32)]}
