@@ -1,14 +1,16 @@
 """The named studies and the data they run on."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
+from sknets.studies import (DATASETS, STUDIES, StudySettings, default_threads, load_study_data,
+                            run_study)
 from sknets.studies.cli import main
 from sknets.studies.report import Report
-from sknets.studies import (STUDIES, StudySettings, default_threads,
-                            load_study_data, run_study)
+from sknets.studies.steps import pca_reconstruction_error
 
 QUICK = ["--epochs", "2", "--quiet", "--n-train", "600"]
 
@@ -16,6 +18,7 @@ QUICK = ["--epochs", "2", "--quiet", "--n-train", "600"]
 def test_digits_split():
     data = load_study_data("digits", random_state=0)
     assert data.sizes() == {"train": 1283, "validation": 257, "test": 257}
+    assert data.small
     assert data.X_train.dtype == np.float32 and data.X_train.max() == 1.0
     assert list(data.labels) == list("0123456789")
     assert set(data.y_test) == set(data.labels)  # stratified: every class in every set
@@ -25,11 +28,21 @@ def test_digits_split():
     assert not np.array_equal(data.X_val, other.X_val)
     small = load_study_data("digits", n_train=600, n_test=50)
     assert small.sizes() == {"train": 500, "validation": 100, "test": 50}
+    assert data.describe()["classes"] == list("0123456789")
+
+
+def test_dataset_names_are_the_registry_s():
+    assert DATASETS == ("digits", "mnist", "fashion-mnist", "kmnist", "k49")
 
 
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="Unknown dataset 'cifar'.*digits, mnist"):
         load_study_data("cifar")
+
+
+def test_unknown_study():
+    with pytest.raises(ValueError, match="Unknown study 'nonsense'; the studies are arch"):
+        run_study("nonsense", load_study_data("digits", n_train=60))
 
 
 def test_settings_override_study_defaults():
@@ -41,9 +54,23 @@ def test_settings_override_study_defaults():
     params = study.params(data, StudySettings(epochs=5, lr=0.1, n_threads=2, random_state=7))
     assert (params["max_epochs"], params["lr"], params["n_threads"]) == (5, 0.1, 2)
     assert params["random_state"] == 7
-    data.name = "mnist"  # a 28x28 set: the study's full-size defaults, torch's threads
-    assert study.params(data, StudySettings())["lr"] == 2e-4
-    assert default_threads(data, None) is None
+    large = dataclasses.replace(data, small=False)  # the study's 28x28 defaults, torch's threads
+    assert study.params(large, StudySettings())["lr"] == 2e-4
+    assert default_threads(large, None) is None
+
+
+def test_every_study_is_described():
+    assert list(STUDIES) == ["architectures", "optimizers", "regularizers", "search",
+                             "autoencoder", "training", "data-size"]
+    for study in STUDIES.values():
+        assert len(study.description) > 80 and "\n" not in study.description
+        assert study.small["max_epochs"] and study.full["max_epochs"]
+
+
+def test_pca_reconstruction_error_falls_with_components():
+    data = load_study_data("digits")
+    errors = [pca_reconstruction_error(data.X_train, data.X_test, n) for n in (4, 16, 64)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 1e-12 < errors[0]
 
 
 def test_optimizers_study_through_the_command(tmp_path):
@@ -59,9 +86,8 @@ def test_optimizers_study_through_the_command(tmp_path):
     assert all((tmp_path / f).stat().st_size > 5_000 for f in results["figures"])
 
 
-
 @pytest.mark.parametrize("name", ["training", "data-size"])
-def test_seed_004_and_001_studies_through_the_command(name, tmp_path):
+def test_training_and_data_size_studies_through_the_command(name, tmp_path):
     assert main(["study", name, *QUICK, "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     rows = results["tables"]["test_results"]
@@ -77,9 +103,11 @@ def test_seed_004_and_001_studies_through_the_command(name, tmp_path):
         assert lrs[1] < lrs[0]  # the schedule decays
         curves = results["tables"]["overfit_curves"]
         assert len(curves) == 4 and all(0 < r["train_accuracy"] <= 1 for r in curves)
+        assert results["parameters"]["Adam + L2 + early stopping"]["patience"] == 5
     else:
         sizes = [row["n_train"] for row in rows]
-        assert sizes[1] == sizes[2] < sizes[0] / 3  # 25% of the training set
+        assert sizes[0] == 500  # all of the training set
+        assert sizes[1] == sizes[2] < sizes[0] / 3  # 25% of it
         assert [results["parameters"][row["model"]]["activation"] for row in rows[2:4]] == [
             "relu", "sigmoid"]
 
@@ -98,24 +126,6 @@ def test_autoencoder_study(tmp_path):
     assert all(len(h["epoch"]) == 2 for h in results["histories"].values())
 
 
-class RecordingReport(Report):
-    """A Report that also keeps what each figure's axes hold before rendering."""
-
-    def __init__(self, title):
-        super().__init__(title)
-        self.axes = {}
-
-    def figure(self, name, figure, caption=""):
-        self.axes[name] = [
-            {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
-             "lines": [(line.get_label(), line.get_marker(), list(line.get_xdata()))
-                       for line in ax.get_lines()],
-             "patches": [p.get_facecolor() for p in ax.patches],
-             "images": [im.get_array().shape for im in ax.get_images()]}
-            for ax in figure.axes]
-        super().figure(name, figure, caption)
-
-
 def _curves(axis):
     return [points for _, marker, points in axis["lines"] if marker != "*"]
 
@@ -124,31 +134,32 @@ def _stars(axis):
     return [points for _, marker, points in axis["lines"] if marker == "*"]
 
 
-def test_architectures_figures_content():
-    data = load_study_data("digits", n_train=600)
-    report = run_study("architectures", data, StudySettings(epochs=4, progress=False),
-                       RecordingReport("t"))
-    histories = report.results["histories"]
-    loss, accuracy = report.axes["curves"]
+def test_architectures_figures_content(architectures):
+    epochs = list(range(1, architectures.epochs + 1))
+    histories = architectures.results.histories
+    table = architectures.results.tables["test_results"]
+    loss, accuracy = architectures.axes["curves"]
     assert (loss["xlabel"], loss["ylabel"]) == ("epoch", "loss")
     assert (accuracy["xlabel"], accuracy["ylabel"]) == ("epoch", "accuracy")
-    assert _curves(loss) == [[1, 2, 3, 4]] * 8  # train and validation of 4 models
-    assert _curves(accuracy) == [[1, 2, 3, 4]] * 4  # validation only
-    best = [[report.tables["test_results"].loc[name, "best_epoch"]] for name in histories]
+    assert _curves(loss) == [epochs] * 8  # train and validation of 4 models
+    assert _curves(accuracy) == [epochs] * 4  # validation only
+    best = [[table.loc[name, "best_epoch"]] for name in histories]
     assert _stars(loss) == best and _stars(accuracy) == best
-    matrices = report.axes["confusion_matrices"]
+    matrices = architectures.axes["confusion_matrices"]
     assert [m["title"] for m in matrices] == list(histories)
     assert all(m["images"] == [(10, 10)] for m in matrices)
     assert all(m["xlabel"] == "Predicted label" for m in matrices)
 
 
-def test_regularizers_and_search_figures_content(tmp_path):
+def test_regularizers_and_search_figures_content(tmp_path, figure_axes):
+    axes = figure_axes
     data = load_study_data("digits", n_train=600)
     settings = StudySettings(epochs=3, progress=False)
-    report = run_study("regularizers", data, settings, RecordingReport("t"))
-    panels = report.axes["loss_by_model"]
-    assert [p["title"] for p in panels] == list(report.results["histories"])
-    for panel, name in zip(panels, report.results["histories"]):
+    report = run_study("regularizers", data, settings, Report("t"))
+    histories = report.results["histories"]
+    panels = axes["loss_by_model"]
+    assert [p["title"] for p in panels] == list(histories)
+    for panel, name in zip(panels, histories):
         assert _curves(panel) == [[1, 2, 3]] * 2
         assert _stars(panel) == [[report.tables["test_results"].loc[name, "best_epoch"]]]
 
@@ -156,15 +167,16 @@ def test_regularizers_and_search_figures_content(tmp_path):
     assert {p.name for p in (tmp_path / "regularizers").glob("*.png")} == {
         "loss_by_model.png", "curves.png", "confusion_matrices.png"}
 
-    report = run_study("search", data, settings, RecordingReport("t"))
+    report = run_study("search", data, settings, Report("t"))
     assert report.tables["test_results"].columns[-1] == "test_balanced_accuracy"
+    assert list(report.results["histories"]) == report.tables["test_results"].index.tolist()
     assert report.tables["search_results"].index.tolist() == [
         "(50,)", "(100,)", "(100, 80)", "(256, 128)"]
-    (scores,) = report.axes["search_scores"]
+    (scores,) = axes["search_scores"]
     assert scores["xlabel"] == "hidden_layers"
     ranks = report.tables["search_results"]["rank"].tolist()
     colours = [tuple(np.round(c, 3)) for c in scores["patches"]]
     assert len(colours) == 4 and len(set(colours)) == 2
     assert colours[ranks.index(1)] != colours[ranks.index(2)]
-    loss, _ = report.axes["best_curves"]
+    loss, _ = axes["best_curves"]
     assert _curves(loss) == [[1, 2, 3]] * 2

@@ -1,6 +1,7 @@
 """The sknets command: studies and training runs writing their reports."""
 
 import base64
+import io
 import json
 import os
 import re
@@ -15,48 +16,38 @@ from PIL import Image
 import sknets
 from sknets.studies.cli import main
 
-QUICK = ["--epochs", "3", "--quiet"]  # few epochs: these tests check the files
-
-
-@pytest.fixture(scope="module")
-def architectures(tmp_path_factory):
-    """`sknets study architectures` on the bundled digits, with few epochs."""
-    out = tmp_path_factory.mktemp("architectures")
-    assert main(["study", "architectures", "--epochs", "6", "--quiet", "--out", str(out)]) == 0
-    return out
-
 
 def test_study_writes_report_files(architectures):
-    names = {p.name for p in architectures.iterdir()}
+    out, results = architectures.out, architectures.results
+    names = {p.name for p in out.iterdir()}
     assert names == {"report.html", "results.json", "curves.png", "confusion_matrices.png",
                      "test_results.csv", "parameters.csv", "data.csv"}
-    results = json.loads((architectures / "results.json").read_text())
-    assert results["study"] == "architectures"
-    assert results["command"] == ("sknets study architectures --epochs 6 --quiet --out "
-                                  + str(architectures))
-    assert results["dataset"]["name"] == "digits"
-    assert (results["dataset"]["train"], results["dataset"]["validation"],
-            results["dataset"]["test"]) == (1283, 257, 257)
+    assert results.study == "architectures"
+    assert results.command == architectures.command
+    dataset = results.dataset
+    assert dataset["name"] == "digits"
+    assert (dataset["train"], dataset["validation"], dataset["test"]) == (1283, 257, 257)
     models = ["1 layer", "2 layers", "1 layer + L2", "1 layer + dropout"]
-    assert [row["model"] for row in results["tables"]["test_results"]] == models
-    assert all(len(results["histories"][m]["epoch"]) == 6 for m in models)
-    assert results["parameters"]["2 layers"]["hidden_layers"] == [100, 100]
-    assert results["parameters"]["1 layer + dropout"]["dropout"] == 0.2
-    assert results["parameters"]["1 layer"]["max_epochs"] == 6
-    for row in results["tables"]["test_results"]:
-        assert 0.5 < row["test_accuracy"] <= 1 and 1 <= row["best_epoch"] <= 6
-    assert results["versions"]["sknets"]
+    table = results.tables["test_results"]
+    assert table.index.tolist() == models
+    assert all(len(results.histories[m]["epoch"]) == architectures.epochs for m in models)
+    assert results.parameters["2 layers"]["hidden_layers"] == [100, 100]
+    assert results.parameters["1 layer + dropout"]["dropout"] == 0.2
+    assert results.parameters["1 layer"]["max_epochs"] == architectures.epochs
+    assert (table["test_accuracy"] > 0.5).all() and (table["test_accuracy"] <= 1).all()
+    assert table["best_epoch"].between(1, architectures.epochs).all()
+    assert results.versions["sknets"] == sknets.__version__
 
 
 def test_report_html_embeds_every_figure(architectures):
-    page = (architectures / "report.html").read_text()
+    out = architectures.out
+    page = (out / "report.html").read_text()
     embedded = [base64.b64decode(data)
                 for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
-    files = [(architectures / name).read_bytes()
-             for name in ("curves.png", "confusion_matrices.png")]
+    files = [(out / name).read_bytes() for name in ("curves.png", "confusion_matrices.png")]
     assert embedded == files
     for png in files:
-        image = np.asarray(Image.open(architectures / "curves.png").convert("L"))
+        image = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
         assert image.shape[1] > 500 and image.std() > 10
     assert "Total params: 7,510" in page and "Total params: 17,610" in page
     assert "<th>hidden_layers</th>" in page
@@ -72,6 +63,7 @@ def _chromium():
     return found
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(architectures, tmp_path):
     shot = tmp_path / "report.png"
     subprocess.run(
@@ -79,7 +71,7 @@ def test_report_renders_in_headless_chromium(architectures, tmp_path):
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
          f"--screenshot={shot}", "--window-size=1200,2000",
-         (architectures / "report.html").as_uri()],
+         (architectures.out / "report.html").as_uri()],
         check=True, capture_output=True, timeout=120)
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert pixels.shape == (2000, 1200, 3)
@@ -100,6 +92,14 @@ def test_command_line_errors(capsys):
         main(["study", "--help"])
     assert "architectures" in capsys.readouterr().out
     assert main([]) == 1
+    assert "study" in capsys.readouterr().out  # the help, listing the commands
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sknets {sknets.__version__}"
 
 
 def test_train_command(tmp_path, capsys):
@@ -121,20 +121,35 @@ def test_train_command(tmp_path, capsys):
     assert f"{accuracy:.4g}" in out
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_command():
     completed = subprocess.run([sys.executable, "-m", "sknets", "study", "--help"],
                                capture_output=True, text=True, timeout=300, check=True)
     assert "usage: sknets study" in completed.stdout
-    for name in ("architectures", "optimizers", "regularizers", "search", "autoencoder"):
+    for name in ("architectures", "optimizers", "regularizers", "search", "autoencoder",
+                 "training", "data-size"):
         assert name in completed.stdout
+
+
+@pytest.mark.slow
+def test_help_imports_no_study():
+    # `sknets --help` must answer at once: the studies (torch, matplotlib) are
+    # only imported by the command that runs them.
+    code = ("import sys\nfrom sknets.studies.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print([m for m in sys.modules if m.startswith('sknets.studies.') "
+            "or m == 'matplotlib.pyplot'])")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=300, check=True)
+    assert completed.stdout.splitlines()[-1] == "['sknets.studies.cli']"
 
 
 @pytest.mark.slow
 def test_study_on_real_mnist(real_data_home, tmp_path):
     out = tmp_path / "mnist"
     assert main(["study", "architectures", "--dataset", "mnist", "--data-home",
-                 str(real_data_home), "--n-train", "3000", "--n-test", "1000", *QUICK,
-                 "--n-threads", "1", "--out", str(out)]) == 0
+                 str(real_data_home), "--n-train", "3000", "--n-test", "1000", "--epochs", "3",
+                 "--quiet", "--n-threads", "1", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     data = results["dataset"]
     assert (data["name"], data["n_features"]) == ("mnist", 784)

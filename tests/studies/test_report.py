@@ -3,6 +3,7 @@
 import base64
 import json
 import re
+from pathlib import Path
 
 import matplotlib
 
@@ -12,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sknets.studies.report import Report, library_versions  # noqa: E402
+from sknets.studies.report import (Code, Figure, Report, Section, Table, Text,  # noqa: E402
+                                   library_versions, read_results)
 
 
 def test_report_files_and_embedded_figures(tmp_path):
@@ -25,6 +27,8 @@ def test_report_files_and_embedded_figures(tmp_path):
     report.table("scores", pd.DataFrame({"score": [0.5, np.nan]}, index=["a", "b"]))
     report.code("log", "x < y")
     report.results["extra"] = {"values": (np.float32(1.5), np.int64(2), float("nan"))}
+    assert report.items == [Section("Numbers", "Figures & tables."), Figure("line", "A line."),
+                            Table("scores"), Code("log", "x < y")]
     path = report.write(tmp_path / "out")
 
     assert sorted(p.name for p in path.parent.iterdir()) == [
@@ -59,9 +63,7 @@ def test_adding_a_table_again_replaces_it_in_place(tmp_path):
 
 
 def test_insight_guide_examples_run(tmp_path, monkeypatch, capsys):
-    from pathlib import Path
-
-    guide = (Path(__file__).parent.parent / "docs" / "insight.md").read_text()
+    guide = (Path(__file__).parents[2] / "docs" / "insight.md").read_text()
     blocks = [block.split("```", 1)[0] for block in guide.split("```python\n")[1:]]
     monkeypatch.chdir(tmp_path)
     namespace = {}
@@ -73,3 +75,33 @@ def test_insight_guide_examples_run(tmp_path, monkeypatch, capsys):
     for name in ("curves.png", "confusion.png", "reconstructions.png",
                  "my-report/report.html", "my-report/test_results.csv"):
         assert (tmp_path / name).is_file()
+
+
+def test_describe_data_takes_plain_values(tmp_path):
+    report = Report("r")
+    report.describe_data({"name": "toy", "description": "Three <points>.", "n_features": 2,
+                          "classes": ("a", 1), "train": 2, "validation": 0, "test": 1})
+    assert report.items[0] == Section("Data", "Three <points>.")
+    assert report.items[-1] == Text("2 features; 2 classes.")
+    results = read_results(report.write(tmp_path).parent)
+    assert results.dataset == {"name": "toy", "description": "Three <points>.",
+                               "n_features": 2, "classes": ["a", "1"], "train": 2,
+                               "validation": 0, "test": 1}
+    assert results.tables["data"]["samples"].to_dict() == {"train": 2, "validation": 0,
+                                                           "test": 1}
+
+
+def test_read_results_follows_the_schema(tmp_path):
+    report = Report("r")
+    report.results.update(study="demo", command="sknets study demo", custom=[1])
+    report.table("test_results", pd.DataFrame({"test_accuracy": [0.5, 0.75]},
+                                              index=pd.Index(["a", "b"], name="model")))
+    report.write(tmp_path)
+    results = read_results(tmp_path)
+    assert (results.title, results.study, results.command) == ("r", "demo", "sknets study demo")
+    assert results.seconds >= 0 and results.created.endswith("+00:00")
+    assert results.tables["test_results"].index.name == "model"
+    assert results.tables["test_results"]["test_accuracy"].tolist() == [0.5, 0.75]
+    assert results.extra == {"custom": [1]}
+    assert results.dataset is None and results.histories is None
+    assert set(results.versions) == set(library_versions())
