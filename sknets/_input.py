@@ -112,23 +112,112 @@ def check_finite_outputs(outputs, X):
             "Scale X (e.g. with sklearn.preprocessing.StandardScaler) before fit and predict."
         )
 
-def encode_labels(estimator, y, reset, classes=None):
-    """Index of each label of ``y`` in ``estimator.classes_``.
+def fit_labels(y, classes=None):
+    """The sorted classes of a classifier trained on ``y``.
 
     Parameters
     ----------
-    estimator : classifier
-        Gets ``classes_`` when ``reset``.
     y : array-like of shape (n_samples,) or (n_samples, 1)
         Labels of any type.
-    reset : bool
-        Set ``classes_`` from ``y`` (or from ``classes``).
     classes : array-like, default=None
         Every label, when ``y`` may lack some.
 
     Returns
     -------
+    classes : ndarray
+
+    Raises
+    ------
+    ValueError
+        If the labels cannot be sorted together, or there is only one class.
+
+    Examples
+    --------
+    >>> from sknets._input import fit_labels
+    >>> fit_labels(["b", "a", "b"]).tolist()
+    ['a', 'b']
+    """
+    y = _labels(y)
+    labels = y if classes is None else np.asarray(classes)
+    try:
+        check_classification_targets(y)
+        classes = np.unique(labels)
+    except TypeError as exc:  # e.g. str and int labels cannot be sorted together
+        kinds = sorted({type(label).__name__ for label in (*y.ravel(), *labels.ravel())})
+        raise ValueError(
+            f"y mixes labels of types {kinds}, which cannot be sorted together; "
+            "use labels of one type (e.g. y.astype(str))."
+        ) from exc
+    if len(classes) < 2:
+        raise ValueError(
+            f"y has only one class ({classes.tolist()[0]!r}); a classifier needs "
+            "samples of at least two classes."
+        )
+    return classes
+
+
+def label_index(y, classes, hint=""):
+    """Index of each label of ``y`` in the sorted ``classes``.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, 1)
+    classes : ndarray
+        As returned by :func:`fit_labels`.
+    hint : str, default=""
+        Appended to the error about unseen labels (what the user can do).
+
+    Returns
+    -------
     index : ndarray of int64, shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknets._input import label_index
+    >>> label_index(["b", "a"], np.array(["a", "b"]))
+    array([1, 0])
+    """
+    y = _labels(y)
+    check_classification_targets(y)
+    check_labels(y, classes, hint)
+    return np.searchsorted(classes, y).astype(np.int64)
+
+
+def check_labels(labels, classes, hint=""):
+    """Refuse labels that are not among the fitted ``classes``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknets._input import check_labels
+    >>> check_labels([0, 2], np.array([0, 1]))
+    Traceback (most recent call last):
+    ...
+    ValueError: y contains labels not seen at fit: [2]; known classes are [0, 1].
+    """
+    labels = np.asarray(labels)
+    try:
+        unseen = ~np.isin(labels, classes)
+    except TypeError:  # labels of a type that cannot be compared with the classes
+        unseen = np.ones(labels.shape, dtype=bool)
+    if unseen.any():
+        unseen = sorted(set(labels[unseen].tolist()), key=str)
+        raise ValueError(
+            f"y contains labels not seen at fit: {unseen}; "
+            f"known classes are {classes.tolist()}.{hint}"
+        )
+
+
+def _labels(y):
+    y = np.asarray(y)
+    return y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+
+
+def encode_labels(estimator, y, reset, classes=None):
+    """:func:`fit_labels` and :func:`label_index` for an estimator's ``classes_``.
+
+    Sets ``estimator.classes_`` when ``reset``.
 
     Examples
     --------
@@ -138,34 +227,9 @@ def encode_labels(estimator, y, reset, classes=None):
     >>> encode_labels(clf, ["b", "a", "b"], reset=True), clf.classes_.tolist()
     (array([1, 0, 1]), ['a', 'b'])
     """
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
-    labels = y if classes is None else np.asarray(classes)
-    try:
-        check_classification_targets(y)
-        if reset:
-            estimator.classes_ = np.unique(labels)
-    except TypeError as exc:  # e.g. str and int labels cannot be sorted together
-        kinds = sorted({type(label).__name__ for label in (*y.ravel(), *labels.ravel())})
-        raise ValueError(
-            f"y mixes labels of types {kinds}, which cannot be sorted together; "
-            "use labels of one type (e.g. y.astype(str))."
-        ) from exc
-    if reset and len(estimator.classes_) < 2:
-        raise ValueError(
-            f"y has only one class ({estimator.classes_.tolist()[0]!r}); a classifier needs "
-            "samples of at least two classes."
-        )
-    unseen = ~np.isin(y, estimator.classes_)
-    if unseen.any():
-        hint = (" Pass every label as `classes` to the first partial_fit call."
-                if hasattr(estimator, "partial_fit") else "")
-        raise ValueError(
-            f"y contains labels not seen at fit: {np.unique(y[unseen]).tolist()}; "
-            f"known classes are {estimator.classes_.tolist()}.{hint}"
-        )
-    return np.searchsorted(estimator.classes_, y).astype(np.int64)
+    if reset:
+        estimator.classes_ = fit_labels(y, classes)
+    return label_index(y, estimator.classes_)
 
 
 def stratify_labels(index):
@@ -180,6 +244,24 @@ def stratify_labels(index):
     """
     counts = np.bincount(index)
     return index if counts[counts > 0].min() >= 2 else None
+
+
+def output_matrix(y, n_outputs, name="the estimator"):
+    """Regression targets as a float32 matrix of shape (n_samples, n_outputs).
+
+    Examples
+    --------
+    >>> from sknets._input import output_matrix
+    >>> output_matrix([1, 2], n_outputs=1).shape
+    (2, 1)
+    """
+    y = as_float(y, np.float32, "y")
+    y = y.reshape(len(y), -1)
+    if y.shape[1] != n_outputs:
+        raise ValueError(
+            f"y has {y.shape[1]} outputs, but {name} was fitted with {n_outputs}."
+        )
+    return y
 
 
 def encode_outputs(estimator, y, reset, dtype):

@@ -4,7 +4,7 @@ The idea is scikit-learn's ``_parameter_constraints``; the helpers behind it
 are private to scikit-learn, so sknets keeps its own small table and check.
 """
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
@@ -107,3 +107,120 @@ def validate_params(estimator):
             f"The {name!r} parameter of {type(estimator).__name__} must be {allowed}; "
             f"got {value!r}."
         )
+
+
+def fill_choices(doc, **choices):
+    """``doc`` with each ``NAME_CHOICES`` token replaced by ``{"a", "b", ...}``.
+
+    Examples
+    --------
+    >>> from sknets._params import fill_choices
+    >>> fill_choices("activation : {ACTIVATION_CHOICES}", activation=("relu", "tanh"))
+    'activation : {"relu", "tanh"}'
+    """
+    for name, options in choices.items():
+        doc = doc.replace("{" + f"{name.upper()}_CHOICES" + "}",
+                          "{" + ", ".join(f'"{option}"' for option in options) + "}")
+    return doc
+
+
+# The parameters' documentation, shared by every estimator's docstring: the
+# layers of a supervised network, then the training parameters that every
+# network (the autoencoder included) has in common. The *_CHOICES tokens are
+# filled in from the engine's vocabularies by fill_choices, so that a new
+# activation, optimizer or schedule is documented where it is added.
+NETWORK_LAYERS_DOC = """hidden_layers : tuple of int, default=(100,)
+        Width of each hidden layer; ``()`` trains a network with no hidden
+        layer (a linear model).
+    activation : {ACTIVATION_CHOICES}, default="relu"
+        Non-linearity after each hidden layer.
+    dropout : float in [0, 1), default=0.0
+        Dropout rate after each hidden layer (training only).
+    batch_norm : bool, default=False
+        Batch normalisation of each hidden layer's pre-activations
+        (layer order ``Linear -> BatchNorm1d -> activation -> Dropout``)."""
+
+NETWORK_TRAINING_DOC = """l1 : float, default=0.0
+        L1 penalty strength. The training objective of a mini-batch is
+        ``data_loss + l1 * sum(|W|) + l2 / 2 * sum(W ** 2)``, where the sums
+        run over the weight matrices of all linear layers; biases and
+        batch-norm parameters are not penalised. ``history_["train_loss"]``
+        reports ``data_loss`` alone.
+    l2 : float, default=0.0
+        L2 penalty strength, as above: its gradient is ``l2 * W``, which is
+        torch's ``weight_decay=l2`` applied to the weight matrices only.
+    optimizer : {OPTIMIZER_CHOICES}, default="adam"
+        "sgd" is vanilla mini-batch gradient descent, "momentum" and
+        "nesterov" are ``torch.optim.SGD`` with ``momentum`` (Nesterov's
+        variant for the latter), the others are the torch optimizers of the
+        same name with torch's defaults ("adamw" also applies torch's default
+        decoupled weight decay, 0.01, to the weight matrices). Fused
+        implementations are used where torch has them.
+    lr : float, default=1e-3
+        Initial learning rate η0.
+    momentum : float in [0, 1), default=0.9
+        Momentum of "momentum" and "nesterov"; ignored by other optimizers.
+    batch_size : int, default=200
+        Mini-batch size (capped at the number of training samples).
+    shuffle : bool, default=True
+        Reshuffle the training set every epoch; False keeps the data order
+        (reproducible batch composition, for comparisons).
+    max_epochs : int, default=200
+        Number of passes over the training data (the most, when stopping
+        early).
+    lr_schedule : {SCHEDULE_CHOICES}, default="constant"
+        Learning rate η_t of epoch ``t`` (``t = 0`` first), set once per
+        epoch: "constant" η0; "linear" ``max(η0 - lr_decay * t, lr_min)``;
+        "exponential" ``max(η0 * exp(-lr_decay * t), lr_min)``; "step"
+        ``max(η0 * lr_gamma ** (t // lr_step_size), lr_min)``; "cosine"
+        ``lr_min + (η0 - lr_min) * (1 + cos(pi * t / max_epochs)) / 2``;
+        "plateau" multiplies the rate by ``lr_gamma`` when the validation
+        loss (training loss without a validation set) has not improved for
+        ``lr_patience`` epochs, down to ``lr_min``.
+    lr_decay : float, default=0.0
+        Slope ``k`` of "linear", rate ``λ`` of "exponential".
+    lr_min : float, default=0.0
+        Floor of every decaying schedule.
+    lr_step_size : int, default=10
+        Epochs between the steps of "step".
+    lr_gamma : float in (0, 1], default=0.1
+        Factor of "step" and "plateau".
+    lr_patience : int, default=5
+        Epochs without improvement before "plateau" lowers the rate.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for
+        classifiers) unless ``validation_data`` is given to ``fit``, and stop
+        when the validation loss has not improved by more than ``tol`` for
+        ``patience`` epochs. Whenever there is a validation set, the weights
+        of the epoch with the lowest validation loss (``best_epoch_``) are
+        restored at the end of training.
+    patience : int or None, default=10
+        Epochs without improvement before stopping. Without a validation
+        set, training stops when the training loss has not improved by more
+        than ``tol`` for ``patience`` epochs (as scikit-learn's
+        ``n_iter_no_change``); ``None`` always trains ``max_epochs`` epochs.
+    tol : float, default=1e-4
+        Smallest loss decrease that counts as an improvement.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the training data held out when ``early_stopping=True``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, batch order, dropout (and any input
+        noise) and the validation split. The same int gives identical
+        ``history_`` and predictions on the same machine.
+    device : {"cpu", "cuda", "auto"} or str, default="cpu"
+        Torch device; "auto" takes CUDA when available. The data is moved to
+        the device once per fit; predictions come back as NumPy arrays. A
+        CUDA device that torch cannot find is an error, also for a model
+        unpickled on a machine without one (``set_params(device="cpu")``
+        runs it there); "auto" falls back to the CPU with a warning.
+    n_threads : int or None, default=None
+        CPU threads of torch and of the BLAS/OpenMP thread pools during
+        ``fit`` and ``predict``. ``None`` uses what the current process is
+        allowed: torch's setting, capped by the OpenMP limit in force (which
+        joblib's worker processes and Dask's workers set so that parallel
+        fits share the cores, and ``threadpoolctl.threadpool_limits``
+        sets) and by the CPUs available; 1 in a worker thread of joblib's
+        "threading" backend.
+    verbose : int, default=0
+        0 is silent, 1 prints one line per epoch, 2 adds a progress bar
+        within each epoch."""

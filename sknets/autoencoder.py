@@ -7,12 +7,15 @@ import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._base import NETWORK_CONSTRAINTS, NETWORK_TRAINING_DOC, BaseNetwork, store_params
-from ._params import Interval, Options, as_widths
+from ._base import NETWORK_CONSTRAINTS, NETWORK_TRAINING_DOC, BaseNetwork
 from ._engine.modules import ACTIVATIONS, NOISE_TYPES, Autoencoder
+from ._params import Interval, Options, as_widths, fill_choices
 
 OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "identity")
 LOSSES = ("mse", "bce")
+
+
+_ACTIVATION_CHOICES = fill_choices("{ACTIVATION_CHOICES}", activation=tuple(ACTIVATIONS))
 
 
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseNetwork):
@@ -40,11 +43,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         output (``784 -> 32 -> 784``).
     code_size : int, default=32
         Width of the code layer: the number of features ``transform`` returns.
-    activation : {{"relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", \
-"identity"}}, default="relu"
+    activation : {_ACTIVATION_CHOICES}, default="relu"
         Non-linearity of each hidden layer.
-    code_activation : {{"identity", "relu", "sigmoid", "tanh", "leaky_relu", \
-"elu", "gelu"}}, default="identity"
+    code_activation : {_ACTIVATION_CHOICES}, default="identity"
         Non-linearity of the code layer. The default linear code
         reconstructs best: a "relu" code leaves units stuck at 0 (MNIST,
         ``hidden_layers=(128,)``, code 32: test MSE 0.0208 against 0.0092,
@@ -104,11 +105,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     decoder_ : torch.nn.Sequential
         Maps codes to reconstructions, output activation included (what
         ``inverse_transform`` runs).
-    module_ : sknets._engine.modules.Autoencoder
+    module_ : torch.nn.Module
         The trained network: input noise, ``encoder_`` and ``decoder_``. Its
         ``forward`` returns the reconstruction, or the sigmoid's input
         (logits) when ``loss="bce"``.
-    net_ : sknets._engine.net.TensorNet
+    net_ : skorch.NeuralNet
         The skorch net that trained it.
 
     See Also
@@ -143,6 +144,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         "noise": [Interval(Real, 0, None), Options(None)],
         "noise_type": [Options(*NOISE_TYPES)],
     }
+    _network_params = (*BaseNetwork._network_params, "code_size", "code_activation",
+                       "output_activation", "loss", "noise", "noise_type")
+    _exposed_attributes = (*BaseNetwork._exposed_attributes, "encoder_", "decoder_",
+                           "_n_features_out")
+    _score_name = "mse"
 
     def __init__(self, hidden_layers=(128,), code_size=32, *, activation="relu",
                  code_activation="identity", output_activation="identity", loss="mse",
@@ -152,7 +158,38 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                  lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  random_state=None, device="cpu", n_threads=None, verbose=0):
-        store_params(self, locals())
+        self.hidden_layers = hidden_layers
+        self.code_size = code_size
+        self.activation = activation
+        self.code_activation = code_activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.noise = noise
+        self.noise_type = noise_type
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.l1 = l1
+        self.l2 = l2
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.lr_min = lr_min
+        self.lr_step_size = lr_step_size
+        self.lr_gamma = lr_gamma
+        self.lr_patience = lr_patience
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
 
     # --- fitting -----------------------------------------------------------------
 
@@ -178,14 +215,13 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             validation_data = validation_data[0]
         if validation_data is not None:
             validation_data = (validation_data, None)
-        return self._fit(X, None, None, validation_data, incremental=False,
-                         epochs=self.max_epochs)
+        return self._fit(X, None, validation_data=validation_data, epochs=self.max_epochs)
 
-    def _check_data(self, X, y, reset):
-        X = validate_data(self, X, reset=reset, dtype=np.float32)
+    def _check_data(self, checker, X, y, reset):
+        X = validate_data(checker, X, reset=reset, dtype=np.float32)
         return X, X
 
-    def _encode_targets(self, y, reset):
+    def _encode_targets(self, y, targets):
         if self.loss == "bce" and (y.min() < 0 or y.max() > 1):
             raise ValueError(
                 f"loss='bce' needs inputs in [0, 1]; X ranges over [{y.min():g}, "
@@ -207,10 +243,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 "noise is a probability in [0, 1)."
             )
 
-    def _n_outputs(self):
-        return self.n_features_in_
+    def _n_outputs(self, n_features, targets):
+        return n_features
 
-    def _build_module(self, n_features):
+    def _build_module(self, n_features, n_outputs):
         self._check_settings()
         return Autoencoder(n_features, as_widths(self.hidden_layers), self.code_size,
                            self.activation, self.code_activation, self.output_activation,
@@ -225,20 +261,14 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             return torch.nn.BCEWithLogitsLoss()
         return torch.nn.MSELoss()
 
-    def _target_dtype(self):
-        return torch.float32
-
     def _valid_metrics(self, y_valid):
         return _SquaredErrorSum(self._logits())
 
-    def _score_names(self):
-        return ("mse",)
-
-    def _after_fit(self, first_epoch=0):
-        super()._after_fit(first_epoch)
+    def _set_fitted_state(self, state, weights=None):
+        super()._set_fitted_state(state, weights)
         self.encoder_ = self.module_.encoder
         self.decoder_ = self.module_.decoder
-        self._n_features_out = self.code_size
+        self._n_features_out = state.params["code_size"]
 
     # --- transforming --------------------------------------------------------------
 
@@ -277,10 +307,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """
         check_is_fitted(self)
         codes = check_array(X, dtype=(np.float64, np.float32))
-        if codes.shape[1] != self.code_size:
+        if codes.shape[1] != self._n_features_out:
             raise ValueError(
                 f"X has {codes.shape[1]} columns, but inverse_transform expects codes of "
-                f"code_size={self.code_size} columns, as transform returns."
+                f"code_size={self._n_features_out} columns, as transform returns."
             )
         return self._run(codes, self.decoder_).cpu().numpy().astype(codes.dtype, copy=False)
 

@@ -6,10 +6,10 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import _check_sample_weight
 
-from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork, store_params
-from ._params import InstanceOf, Options, as_widths
-from ._input import encode_labels, encode_outputs, stratify_labels
+from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
 from ._engine.modules import MLP
+from ._input import check_labels, fit_labels, label_index, output_matrix, stratify_labels
+from ._params import InstanceOf, Options, as_widths
 
 
 class _SupervisedNetwork(BaseNetwork):
@@ -17,14 +17,44 @@ class _SupervisedNetwork(BaseNetwork):
 
     _parameter_constraints = {**NETWORK_CONSTRAINTS, "warm_start": [Options(True, False)]}
 
-    def _build_module(self, n_features):
-        return MLP(n_features, as_widths(self.hidden_layers), self._n_outputs(),
+    def fit(self, X, y, sample_weight=None, validation_data=None):
+        """Train the network from scratch (or further, with ``warm_start``).
+
+        A call that raises leaves the estimator as it was before the call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss: a mini-batch's data loss is
+            ``sum(w_i * loss_i) / sum(w_i)``.
+        validation_data : tuple (X_val, y_val), default=None
+            Validation set monitored every epoch, used instead of carving
+            ``validation_fraction`` out of ``X``.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            With ``warm_start=True``, if a parameter that shapes the network
+            (``hidden_layers``, ``activation``, ``dropout``, ``batch_norm``)
+            differs from the fitted network's.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, validation_data=validation_data,
+                         epochs=self.max_epochs, warm=self.warm_start)
+
+    def _build_module(self, n_features, n_outputs):
+        return MLP(n_features, as_widths(self.hidden_layers), n_outputs,
                    self.activation, self.dropout, self.batch_norm)
 
-    def _sample_weight(self, y, sample_weight):
+    def _sample_weight(self, sample_weight, encoded, targets):
         if sample_weight is None:
             return None
-        weights = _check_sample_weight(sample_weight, np.empty(len(y)), dtype=np.float32)
+        weights = _check_sample_weight(sample_weight, np.empty(len(encoded)), dtype=np.float32)
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError("sample_weight must be finite and non-negative.")
         if weights.sum() <= 0:
@@ -33,23 +63,33 @@ class _SupervisedNetwork(BaseNetwork):
         # weighted mean; dropping them keeps the unweighted (faster) path.
         return None if np.all(weights == weights[0]) else weights
 
-    def partial_fit(self, X, y, sample_weight=None, **kwargs):
-        """Train for one epoch on ``(X, y)``, continuing from the current weights.
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train one epoch on ``(X, y)``, continuing from the current weights.
 
-        The first call builds the network (for a classifier, pass every label
-        that will ever occur as ``classes``).
+        The first call builds the network. A call that raises leaves the
+        estimator as it was: a diverging epoch keeps the model of the
+        previous call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        DivergenceError
+            If training diverged in this epoch.
         """
-        incremental = hasattr(self, "net_")
-        self._partial_kwargs = kwargs
-        try:
-            return self._fit(X, y, sample_weight, None, incremental, epochs=1,
-                             partial=True)
-        finally:
-            del self._partial_kwargs
+        return self._partial_fit(X, y, sample_weight)
+
+    def _partial_fit(self, X, y, sample_weight, classes=None):
+        return self._fit(X, y, sample_weight=sample_weight, epochs=1, warm=True, partial=True,
+                         classes=classes)
 
 
 class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
@@ -67,8 +107,14 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         Weights of the classes in the loss, multiplied into ``sample_weight``;
         "balanced" uses ``n_samples / (n_classes * count(class))``.
     warm_start : bool, default=False
-        If True, ``fit`` continues from the weights and optimizer state of
-        the previous ``fit`` instead of starting anew.
+        If True, ``fit`` continues training the network of the previous
+        ``fit`` (its weights, and its optimizer's state when ``optimizer``
+        is unchanged) instead of starting anew. Training parameters changed
+        in between (``lr``, the schedule, ``optimizer``, ``l1``, ``l2``,
+        ``batch_size``, ``max_epochs``, stopping...) apply to the new fit;
+        changing a parameter that shapes the network (``hidden_layers``,
+        ``activation``, ``dropout``, ``batch_norm``) raises a
+        ``ValueError``: set ``warm_start=False`` to train a new network.
 
     Attributes
     ----------
@@ -92,7 +138,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         Wall-clock seconds of the last ``fit``.
     module_ : torch.nn.Module
         The trained network (outputs are logits).
-    net_ : sknets._engine.net.TensorNet
+    net_ : skorch.NeuralNet
         The skorch net that trained it.
 
     See Also
@@ -116,6 +162,9 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         **_SupervisedNetwork._parameter_constraints,
         "class_weight": [Options(None, "balanced"), InstanceOf(dict)],
     }
+    _target_dtype = torch.int64
+    _target_attributes = ("classes_",)
+    _score_name = "accuracy"
 
     def __init__(self, hidden_layers=(100,), *, activation="relu", dropout=0.0,
                  batch_norm=False, l1=0.0, l2=0.0, optimizer="adam", lr=1e-3,
@@ -124,43 +173,66 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  class_weight=None, warm_start=False, random_state=None, device="cpu",
                  n_threads=None, verbose=0):
-        store_params(self, locals())
+        self.hidden_layers = hidden_layers
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.l1 = l1
+        self.l2 = l2
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.lr_min = lr_min
+        self.lr_step_size = lr_step_size
+        self.lr_gamma = lr_gamma
+        self.lr_patience = lr_patience
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.validation_fraction = validation_fraction
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
 
-    def _encode_targets(self, y, reset):
-        classes = getattr(self, "_partial_kwargs", {}).get("classes")
-        return encode_labels(self, y, reset, classes)
+    def _fit_targets(self, y, classes=None):
+        return {"classes_": fit_labels(y, classes)}
 
-    def _n_outputs(self):
-        return len(self.classes_)
+    def _encode_targets(self, y, targets):
+        return label_index(y, targets["classes_"], hint=_PARTIAL_FIT_HINT)
+
+    def _n_outputs(self, n_features, targets):
+        return len(targets["classes_"])
 
     def _criterion(self):
         return torch.nn.CrossEntropyLoss()
 
-    def _target_dtype(self):
-        return torch.int64
+    def _split_stratify(self, encoded):
+        return stratify_labels(encoded)
 
-    def _split_stratify(self, targets):
-        return stratify_labels(targets)
-
-    def _sample_weight(self, y, sample_weight):
-        weights = super()._sample_weight(y, sample_weight)
+    def _sample_weight(self, sample_weight, encoded, targets):
+        weights = super()._sample_weight(sample_weight, encoded, targets)
         if self.class_weight is None:
             return weights
-        encoded = self._encode_targets(y, reset=False)
+        classes = targets["classes_"]
         class_weight = self.class_weight
         if isinstance(class_weight, dict):
-            missing = set(class_weight) - set(self.classes_.tolist())
+            missing = set(class_weight) - set(classes.tolist())
             if missing:
                 raise ValueError(f"class_weight names labels not in y: {sorted(missing, key=str)}")
-            class_weight = {i: class_weight.get(c, 1.0) for i, c in enumerate(self.classes_)}
+            class_weight = {i: class_weight.get(c, 1.0) for i, c in enumerate(classes)}
         per_sample = compute_sample_weight(class_weight, encoded).astype(np.float32)
         return per_sample if weights is None else per_sample * weights
 
     def _valid_metrics(self, y_valid):
         return _accuracy_sum
-
-    def _score_names(self):
-        return ("accuracy",)
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the network's outputs).
@@ -205,19 +277,31 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         classes : array-like, default=None
-            All labels, required on the first call if ``y`` lacks some.
+            All labels, required on the first call if ``y`` lacks some;
+            later calls may repeat them, but not change them.
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        DivergenceError
+            If training diverged in this epoch; the estimator keeps the
+            model of the previous call.
         """
-        return super().partial_fit(X, y, sample_weight=sample_weight, classes=classes)
+        if classes is not None and self.__sklearn_is_fitted__():
+            check_labels(classes, self.classes_)
+        return self._partial_fit(X, y, sample_weight, classes)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = False
         return tags
+
+
+_PARTIAL_FIT_HINT = " Pass every label as `classes` to the first partial_fit call."
 
 
 def _accuracy_sum(y_pred, y_true):
@@ -254,8 +338,14 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
     ----------
     {NETWORK_PARAMETERS_DOC}
     warm_start : bool, default=False
-        If True, ``fit`` continues from the weights and optimizer state of
-        the previous ``fit`` instead of starting anew.
+        If True, ``fit`` continues training the network of the previous
+        ``fit`` (its weights, and its optimizer's state when ``optimizer``
+        is unchanged) instead of starting anew. Training parameters changed
+        in between (``lr``, the schedule, ``optimizer``, ``l1``, ``l2``,
+        ``batch_size``, ``max_epochs``, stopping...) apply to the new fit;
+        changing a parameter that shapes the network (``hidden_layers``,
+        ``activation``, ``dropout``, ``batch_norm``) raises a
+        ``ValueError``: set ``warm_start=False`` to train a new network.
 
     Attributes
     ----------
@@ -285,6 +375,10 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
     True
     """
 
+    _validate_kwargs = {"multi_output": True, "y_numeric": True}
+    _target_attributes = ("n_outputs_", "_y_1d")
+    _score_name = "r2"
+
     def __init__(self, hidden_layers=(100,), *, activation="relu", dropout=0.0,
                  batch_norm=False, l1=0.0, l2=0.0, optimizer="adam", lr=1e-3,
                  momentum=0.9, batch_size=200, shuffle=True, max_epochs=200, lr_schedule="constant",
@@ -292,28 +386,49 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  warm_start=False, random_state=None, device="cpu", n_threads=None,
                  verbose=0):
-        store_params(self, locals())
+        self.hidden_layers = hidden_layers
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.l1 = l1
+        self.l2 = l2
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.lr_min = lr_min
+        self.lr_step_size = lr_step_size
+        self.lr_gamma = lr_gamma
+        self.lr_patience = lr_patience
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
 
-    def _validate_kwargs(self):
-        return {"multi_output": True, "y_numeric": True}
+    def _fit_targets(self, y, classes=None):
+        y = np.asarray(y)
+        return {"n_outputs_": 1 if y.ndim == 1 else y.shape[1], "_y_1d": y.ndim == 1}
 
-    def _encode_targets(self, y, reset):
-        return encode_outputs(self, y, reset, np.float32)
+    def _encode_targets(self, y, targets):
+        return output_matrix(y, targets["n_outputs_"], type(self).__name__)
 
-    def _n_outputs(self):
-        return self.n_outputs_
+    def _n_outputs(self, n_features, targets):
+        return targets["n_outputs_"]
 
     def _criterion(self):
         return torch.nn.MSELoss()
 
-    def _target_dtype(self):
-        return torch.float32
-
     def _valid_metrics(self, y_valid):
         return _R2Sum(y_valid)
-
-    def _score_names(self):
-        return ("r2",)
 
     def predict(self, X):
         """Predicted targets.

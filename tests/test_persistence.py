@@ -16,7 +16,7 @@ from sklearn.exceptions import NotFittedError
 
 import sknets
 from sknets import MLPClassifier, MLPRegressor, load
-from sknets.persistence import MAX_MODEL_BYTES, MODEL, WEIGHTS
+from sknets._archive import MAX_MODEL_BYTES, MODEL, WEIGHTS
 
 FAST = dict(hidden_layers=(8,), lr=1e-2, max_epochs=4, random_state=0)
 _RNG = np.random.RandomState(0)
@@ -134,7 +134,7 @@ def test_a_failed_save_leaves_the_previous_file_intact(tmp_path, monkeypatch):
         file.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr("sknets.persistence._write_zip", crash)
+    monkeypatch.setattr("sknets._archive._write_zip", crash)
     with pytest.raises(OSError, match="disk full"):
         clf.save(path)
     assert path.read_bytes() == before

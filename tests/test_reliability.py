@@ -14,7 +14,8 @@ from skorch.callbacks import Callback
 import sknets
 from sknets import MLPClassifier, MLPRegressor
 from sknets._base import BaseNetwork
-from sknets._engine.net import to_tensor
+from sknets._engine import build
+from sknets._input import as_float
 from sknets.exceptions import DivergenceError, DivergenceWarning, TrainingInterruptedWarning
 from sknets._engine.modules import linear_layers
 
@@ -48,9 +49,9 @@ def _predict(estimator, X):
 def extra_callbacks(monkeypatch):
     """Callbacks appended to those sknets builds, for the next fits of this test."""
     extra = []
-    build = BaseNetwork._stopping_callbacks
-    monkeypatch.setattr(BaseNetwork, "_stopping_callbacks",
-                        lambda self, has_valid: build(self, has_valid) + extra)
+    stopping = build.stopping_callbacks
+    monkeypatch.setattr(build, "stopping_callbacks",
+                        lambda params, has_valid: stopping(params, has_valid) + extra)
     return extra
 
 
@@ -347,9 +348,11 @@ def test_batch_norm_and_single_sample_batches(estimator_class):
 
 
 def test_float64_beyond_float32_range_never_reaches_torch():
+    with pytest.raises(ValueError, match=r"y has values up to 1e\+39 in magnitude"):
+        MLPRegressor(**FAST).fit(_X, np.full(len(_X), 1e39))
     with pytest.raises(ValueError, match=r"X has values up to 1e\+39 in magnitude"):
-        to_tensor(np.array([[1.0, 1e39]]), "cpu")
-    assert to_tensor(np.array([[1.0, 3e38]]), "cpu").dtype == torch.float32
+        as_float(np.array([[1.0, 1e39]]))
+    assert as_float(np.array([[1.0, 3e38]])).dtype == np.float32
 
 
 @pytest.mark.parametrize("early_stopping", [True, False])

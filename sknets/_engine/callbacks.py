@@ -1,4 +1,9 @@
-"""Training progress as skorch callbacks: the per-epoch log and the batch bar.
+"""sknets' skorch callbacks: tracking the best epoch, stopping, and progress output.
+
+:class:`BestWeights` knows which epochs are complete and which one was best,
+and restores that epoch's weights; :class:`StopWhenStalled` ends training
+when the monitored loss stops improving. Both replace skorch's
+``EarlyStopping``, whose internals sknets would otherwise have to read.
 
 ``verbose=1`` on any sknets estimator prints one line per epoch through
 :class:`EpochLog`; ``verbose=2`` also draws a progress bar over the batches
@@ -7,10 +12,118 @@ callback is installed, so training reads no value back from the device
 between epochs.
 """
 
+import math
 import time
 
 from skorch.callbacks import Callback
 from tqdm.auto import tqdm
+
+class BestWeights(Callback):
+    """Track the complete epochs and the best one; restore its weights at the end.
+
+    The best epoch is the one with the lowest ``monitor`` loss among the
+    epochs of this training call (NaN never counts). An epoch is complete
+    once this callback has seen its end; what it knows is kept in one tuple
+    assigned at once, so an interrupt (Ctrl-C) at any moment leaves the
+    complete epochs, the best epoch and its weights consistent.
+
+    Parameters
+    ----------
+    monitor : str
+        History key of the loss to minimise ("valid_loss" or "train_loss").
+    restore : bool
+        Keep a copy of the best epoch's weights and load it into the module
+        when training ends (normally, by early stopping or by an interrupt).
+
+    Attributes
+    ----------
+    completed_epochs_ : int
+        Number of complete epochs in the net's history.
+    best_epoch_ : int or None
+        Epoch number of the best epoch of this call, None before one.
+
+    Examples
+    --------
+    >>> from sknets._engine.callbacks import BestWeights
+    >>> BestWeights("valid_loss", restore=True).monitor
+    'valid_loss'
+    """
+
+    def __init__(self, monitor, restore):
+        self.monitor = monitor
+        self.restore = restore
+
+    def on_train_begin(self, net, **kwargs):
+        # (complete epochs, best epoch, its loss, its weights)
+        self.progress_ = (len(net.history), None, math.inf, None)
+
+    def on_epoch_end(self, net, **kwargs):
+        _, best_epoch, best_loss, weights = self.progress_
+        row = net.history[-1]
+        loss = row.get(self.monitor, math.nan)
+        if loss < best_loss:  # False for NaN
+            best_epoch, best_loss = row["epoch"], loss
+            if self.restore:
+                weights = {key: value.detach().clone()
+                           for key, value in net.module_.state_dict().items()}
+        self.progress_ = (len(net.history), best_epoch, best_loss, weights)
+
+    def on_train_end(self, net, **kwargs):
+        weights = self.best_weights
+        if weights is not None:
+            net.module_.load_state_dict(weights)
+
+    @property
+    def completed_epochs_(self):
+        return self.progress_[0]
+
+    @property
+    def best_epoch_(self):
+        return self.progress_[1]
+
+    @property
+    def best_weights(self):
+        """The best epoch's weights when ``restore``, else None."""
+        return self.progress_[3] if self.restore else None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "progress_" in state:  # the module holds the restored weights already
+            state["progress_"] = (*state["progress_"][:3], None)
+        return state
+
+
+class StopWhenStalled(Callback):
+    """End training when ``monitor`` has not improved by more than ``tol`` for ``patience`` epochs.
+
+    An epoch improves when its loss is below the best so far minus ``tol``.
+    Training ends as skorch's callbacks end it, by raising
+    ``KeyboardInterrupt`` at the end of the epoch; ``stopped_`` tells that
+    apart from a user's interrupt.
+
+    Examples
+    --------
+    >>> from sknets._engine.callbacks import StopWhenStalled
+    >>> StopWhenStalled("train_loss", patience=10, tol=1e-4).patience
+    10
+    """
+
+    def __init__(self, monitor, patience, tol):
+        self.monitor, self.patience, self.tol = monitor, patience, tol
+
+    def on_train_begin(self, net, **kwargs):
+        self.best_, self.misses_, self.stopped_ = math.inf, 0, False
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1].get(self.monitor, math.nan)
+        if loss < self.best_ - self.tol:
+            self.best_, self.misses_ = loss, 0
+        else:
+            self.misses_ += 1
+        if self.misses_ >= self.patience:
+            self.stopped_ = True
+            raise KeyboardInterrupt
+
 
 # History keys that are bookkeeping, not scores to print.
 _NOT_SCORES = ("_best", "_batch_count")
@@ -148,4 +261,5 @@ def progress_callbacks(verbose):
     return callbacks
 
 
-__all__ = ["BatchProgressBar", "EpochLog", "progress_callbacks"]
+__all__ = ["BatchProgressBar", "BestWeights", "EpochLog", "StopWhenStalled",
+           "progress_callbacks"]

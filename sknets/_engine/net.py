@@ -18,18 +18,20 @@ non-finite training loss ends training (see ``TensorNet.fit_loop``).
 """
 
 import collections
+import contextlib
 import copy
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback
 from skorch.exceptions import DeviceWarning
 
-from .fused import FusedStep
-from .._input import as_float, check_finite_outputs
 from ..exceptions import DivergenceError
+from .callbacks import BestWeights, StopWhenStalled
+from .fused import FusedStep
 
 EVAL_BATCH_SIZE = 65_536
 
@@ -108,6 +110,21 @@ class FixedValidation:
         return dataset, self.valid
 
 
+class Outcome(NamedTuple):
+    """How a training call ended (see :meth:`TensorNet.train_epochs`)."""
+
+    best_epoch: int
+    """Epoch of the lowest monitored loss in this call; the last complete
+    epoch if none had a finite loss (0 before any)."""
+    restored: bool
+    """Whether the weights are those of ``best_epoch``, restored at the end."""
+    interrupted_epoch: int | None
+    """The epoch a ``KeyboardInterrupt`` cut short, or None."""
+    divergence: DivergenceError | None
+    """The divergence that ended training after the best weights were
+    restored, or None."""
+
+
 def _listens(callback, method):
     return getattr(type(callback), method) is not getattr(Callback, method)
 
@@ -144,6 +161,75 @@ class TensorNet(NeuralNet):
         self.metrics = metrics
         self.generator = generator
         self.shuffle = shuffle
+
+    def train_epochs(self, train, valid=None, metrics=None, epochs=1):
+        """Train for ``epochs`` epochs (fewer if stopped) and say how it ended.
+
+        Parameters
+        ----------
+        train, valid : TensorData
+            Training data, and the validation set monitored every epoch (or None).
+        metrics : callable or None
+            As the constructor's ``metrics``, for this call only.
+        epochs : int
+
+        Returns
+        -------
+        Outcome
+
+        Raises
+        ------
+        DivergenceError
+            If the training loss or the weights became non-finite and no
+            finite best epoch could be restored.
+        """
+        with self._fitting(valid, metrics, min(self.batch_size, len(train))):
+            self.partial_fit(train, None, epochs=epochs)
+        tracker = self._callback(BestWeights)
+        # A cut-short epoch (interrupt, divergence) can only be the last.
+        del self.history[tracker.completed_epochs_:]
+        best = tracker.best_epoch_
+        return Outcome(best_epoch=len(self.history) if best is None else best,
+                       restored=tracker.best_weights is not None,
+                       interrupted_epoch=self.interrupted_epoch_, divergence=self.divergence_)
+
+    @contextlib.contextmanager
+    def _fitting(self, valid, metrics, batch_size):
+        """Settings of one training call, unset afterwards so pickles hold no data."""
+        batch_size_before = self.batch_size
+        self.train_split, self.metrics, self.batch_size = FixedValidation(valid), metrics, batch_size
+        try:
+            yield
+        finally:
+            self.train_split, self.metrics, self.batch_size = None, None, batch_size_before
+
+    def history_records(self, keys):
+        """The history's epochs as dicts ``{column: value}`` for ``keys = {history key: column}``.
+
+        A key an epoch lacks (``valid_loss`` without validation) gives NaN.
+        """
+        return [{column: row.get(key, np.nan) for key, column in keys.items()}
+                for row in self.history]
+
+    def restore_history(self, records, keys):
+        """Refill the history from records written by :meth:`history_records`.
+
+        NaN and None are left out, as a fit without that score leaves them out.
+        """
+        columns = {column: key for key, column in keys.items()}
+        for record in records:
+            self.history.new_epoch()
+            for column, value in record.items():
+                if value is not None and not (isinstance(value, float) and np.isnan(value)):
+                    self.history.record(columns[column],
+                                        int(value) if column == "epoch" else float(value))
+        # What the first learning-rate scheduler would have set: a continued
+        # fit resumes its schedule at epoch len(history).
+        for group in self.optimizer_.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+
+    def _callback(self, kind):
+        return next((cb for _, cb in self.callbacks_ if isinstance(cb, kind)), None)
 
     def get_default_callbacks(self):
         # Epoch-level losses are recorded by run_single_epoch, not averaged
@@ -242,14 +328,14 @@ class TensorNet(NeuralNet):
 
         ``interrupted_epoch_`` is the epoch a ``KeyboardInterrupt`` cut short
         (Ctrl-C or a callback; None if none did, or if it was an
-        ``EarlyStopping`` callback stopping training); skorch's
+        stopping callback ending training); skorch's
         ``partial_fit`` then ends training as it does for early stopping.
 
         A non-finite training loss (or non-finite weights at the end) raises
-        :class:`~sknets.exceptions.DivergenceError`, unless an
-        ``EarlyStopping(load_best=True)`` callback holds the weights of a
-        finite epoch: then ``divergence_`` keeps the error, training ends, and
-        that callback's ``on_train_end`` restores those weights.
+        :class:`~sknets.exceptions.DivergenceError`, unless the
+        :class:`BestWeights` callback holds the weights of a finite epoch:
+        then ``divergence_`` keeps the error, training ends, and that
+        callback's ``on_train_end`` restores those weights.
         """
         self.interrupted_epoch_ = None
         self.divergence_ = None
@@ -293,14 +379,14 @@ class TensorNet(NeuralNet):
                                    "its end", losses)
 
     def _stopped_early(self):
-        """Whether an ``EarlyStopping`` callback raised (its patience ran out)."""
-        return any(isinstance(cb, EarlyStopping) and cb.misses_ == cb.patience
-                   for _, cb in self.callbacks_)
+        """Whether a stopping callback ended training (its patience ran out)."""
+        stopper = self._callback(StopWhenStalled)
+        return stopper is not None and stopper.stopped_
 
     def _holds_best_weights(self):
-        return any(isinstance(cb, EarlyStopping) and cb.load_best
-                   and cb.best_model_weights_ is not None and _all_finite(cb.best_model_weights_)
-                   for _, cb in self.callbacks_)
+        tracker = self._callback(BestWeights)
+        weights = None if tracker is None else tracker.best_weights
+        return weights is not None and _all_finite(weights)
 
     def __getstate__(self):
         optimizer = getattr(self, "optimizer_", None)
@@ -331,10 +417,7 @@ class TensorNet(NeuralNet):
                 setattr(self, name, getattr(self, f"{name}_"))
 
     def forward_all(self, X, module=None, batch_size=EVAL_BATCH_SIZE):
-        """Outputs of ``module`` (default ``module_``) in eval mode for a whole tensor, no grad.
-
-        Raises ``ValueError`` if some are not finite (inputs too large).
-        """
+        """Outputs of ``module`` (default ``module_``) in eval mode for a whole tensor, no grad."""
         module = self.module_ if module is None else module
         module.eval()
         with torch.inference_mode():
@@ -343,7 +426,6 @@ class TensorNet(NeuralNet):
             else:
                 out = torch.cat([module(X[i:i + batch_size])
                                  for i in range(0, len(X), batch_size)])
-        check_finite_outputs(out, X)
         return out
 
 
@@ -367,13 +449,10 @@ def _without_state(optimizer):
 def to_tensor(array, device, dtype=torch.float32):
     """``array`` as a tensor on ``device`` without a copy where possible.
 
-    A float32 tensor is made from a float32 array (see
-    :func:`sknets._input.as_float`): values beyond float32's range
-    are refused rather than turned into infinity.
+    The caller has checked the values (``sknets._input.as_float`` for
+    float32): the conversion here is a plain cast.
     """
     if isinstance(array, torch.Tensor):
         return array.to(device=device, dtype=dtype)
-    if dtype == torch.float32:
-        array = as_float(array)
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     return tensor.to(device=device, dtype=dtype)

@@ -1,0 +1,201 @@
+"""From flat parameters to a ready ``TensorNet``: the one place that does it.
+
+The estimators hold scikit-learn style parameters (``lr``, ``l2``,
+``lr_schedule``, ``patience``...). This module turns a dict of them into the
+torch optimizer, the penalty, the learning-rate schedule and the skorch
+callbacks, and assembles the net. It is the only place where a parameter's
+meaning for training is decided; add an optimizer here (``OPTIMIZERS`` and
+:func:`optimizer`), and the constraint table and the docs follow from
+``OPTIMIZERS``.
+
+``params`` below is always the dict of an estimator's ``get_params()`` for
+the fit at hand.
+"""
+
+import copy
+
+import torch
+from skorch.callbacks import EpochTimer
+
+from .callbacks import BestWeights, StopWhenStalled, progress_callbacks
+from .modules import l1_penalty, linear_layers
+from .net import TensorNet
+from .schedules import EpochSchedule, LRScheduler
+
+OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "momentum": torch.optim.SGD,
+    "nesterov": torch.optim.SGD,
+    "adagrad": torch.optim.Adagrad,
+    "rmsprop": torch.optim.RMSprop,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+# torch implementations with a fused single-kernel step on CPU and CUDA.
+_FUSED_KERNELS = {"sgd", "momentum", "nesterov", "adagrad", "adam", "adamw"}
+# torch's default decoupled weight decay of AdamW, applied to weight matrices only.
+_ADAMW_DECAY = 0.01
+
+
+def build_net(params, module, criterion, *, device, seed, has_valid, previous=None):
+    """A skorch ``TensorNet`` ready to train ``module``, initialised.
+
+    Parameters
+    ----------
+    params : dict
+        The estimator's parameters.
+    module : torch.nn.Module
+        The network to train (a fresh one, or a copy of a trained one).
+    criterion : torch.nn.Module
+        The data loss, with ``reduction="mean"``.
+    device : str
+        Torch device, already resolved.
+    seed : int
+        Seed of the batch order.
+    has_valid : bool
+        Whether the fit monitors a validation set (which decides the
+        callbacks: best-weights restore, what "plateau" and stopping watch).
+    previous : TensorNet, default=None
+        A trained net to continue from: its history, the state of its batch
+        order and, if the optimizer is the same kind, its optimizer's state
+        (Adam's moments, momentum buffers) are carried over. The new
+        parameters (learning rate, momentum, penalties) apply from the
+        first step on.
+
+    Returns
+    -------
+    TensorNet
+    """
+    penalty, groups = _penalty(params, module)
+    optimizer_cls, optimizer_kwargs = optimizer(params)
+    generator = torch.Generator().manual_seed(seed)
+    net = TensorNet(
+        module=module,
+        criterion=criterion,
+        optimizer=optimizer_cls,
+        lr=params["lr"],
+        max_epochs=params["max_epochs"],
+        batch_size=params["batch_size"],
+        callbacks=callbacks(params, has_valid),
+        device=device,
+        train_split=None,
+        penalty=penalty,
+        generator=generator,
+        shuffle=params["shuffle"],
+        verbose=params["verbose"],
+        **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
+        **({"optimizer__param_groups": groups} if groups else {}),
+    ).initialize()
+    if previous is not None:
+        _continue_from(net, previous, same_optimizer=previous.optimizer_kind == params["optimizer"])
+    net.optimizer_kind = params["optimizer"]
+    return net
+
+
+def _continue_from(net, previous, same_optimizer):
+    """Carry history, batch order and (same optimizer only) optimizer state over."""
+    net.history = copy.deepcopy(previous.history)
+    net.generator.set_state(previous.generator.get_state())
+    # What a learning-rate scheduler sets on its first use: a continued fit
+    # resumes its schedule at epoch len(history), from the new learning rate.
+    for group in net.optimizer_.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+    if not same_optimizer:
+        return
+    old = dict(previous.module_.named_parameters())
+    for name, parameter in net.module_.named_parameters():
+        state = previous.optimizer_.state.get(old[name])
+        if state:
+            net.optimizer_.state[parameter] = {
+                key: value.detach().to(parameter.device, copy=True) if torch.is_tensor(value)
+                else value
+                for key, value in state.items()}
+
+
+def optimizer(params):
+    """``(torch optimizer class, keyword arguments)`` for ``params["optimizer"]``."""
+    name = params["optimizer"]
+    kwargs = {}
+    if name in ("momentum", "nesterov"):
+        kwargs["momentum"] = params["momentum"]
+        kwargs["nesterov"] = name == "nesterov"
+    if name == "adamw":
+        kwargs["weight_decay"] = 0.0  # set on the weight group only
+    if name in _FUSED_KERNELS:
+        kwargs["fused"] = True
+    return OPTIMIZERS[name], kwargs
+
+
+def _penalty(params, module):
+    """(penalty added to the loss or None, optimizer param groups)."""
+    names = {id(layer.weight) for layer in linear_layers(module)}
+    weight_names = [n for n, p in module.named_parameters() if id(p) in names]
+    l1, l2 = params["l1"], params["l2"]
+    adamw = params["optimizer"] == "adamw"
+    groups = []
+    if adamw:
+        groups = [(n, {"weight_decay": _ADAMW_DECAY}) for n in weight_names]
+    elif l2 > 0:
+        # d/dW (l2 / 2 * ||W||^2) = l2 * W: exactly torch's coupled weight decay.
+        groups = [(n, {"weight_decay": l2}) for n in weight_names]
+    in_loss_l2 = l2 if adamw else 0.0
+    if l1 == 0 and in_loss_l2 == 0:
+        return None, groups
+    return Penalty(l1, in_loss_l2), groups
+
+
+class Penalty:
+    """``l1 * sum|W| + l2 / 2 * sum W^2`` over linear weights (picklable)."""
+
+    def __init__(self, l1, l2):
+        self.l1, self.l2 = l1, l2
+
+    def __call__(self, module):
+        total = 0.0
+        if self.l1:
+            total = total + self.l1 * l1_penalty(module)
+        if self.l2:
+            total = total + self.l2 / 2 * sum((layer.weight ** 2).sum()
+                                              for layer in linear_layers(module))
+        return total
+
+
+def callbacks(params, has_valid):
+    """The skorch callbacks of a fit, in the order they run at the end of an epoch.
+
+    ``best_weights`` runs before the progress log, so that an epoch printed
+    is an epoch whose weights are tracked; stopping runs last, since it ends
+    the epoch by raising and the last epoch's line must still be printed.
+    """
+    return [("epoch_timer", EpochTimer()),
+            ("lr", lr_callback(params, has_valid)),
+            ("best_weights", BestWeights("valid_loss" if has_valid else "train_loss",
+                                         restore=has_valid)),
+            *progress_callbacks(params["verbose"]),
+            *stopping_callbacks(params, has_valid)]
+
+
+def lr_callback(params, has_valid):
+    """skorch ``LRScheduler`` setting the learning rate of each epoch."""
+    if params["lr_schedule"] == "plateau":
+        return LRScheduler(
+            policy="ReduceLROnPlateau", monitor="valid_loss" if has_valid else "train_loss",
+            factor=params["lr_gamma"], patience=params["lr_patience"],
+            min_lr=params["lr_min"], event_name="lr")
+    schedule = EpochSchedule(params["lr_schedule"], params["lr"], params["lr_decay"],
+                             params["lr_min"], params["lr_step_size"], params["lr_gamma"],
+                             params["max_epochs"])
+    return LRScheduler(policy="LambdaLR", lr_lambda=schedule, event_name="lr")
+
+
+def stopping_callbacks(params, has_valid):
+    """Stopping when the monitored loss stalls: validation loss if any, else training loss."""
+    if has_valid:
+        if not (params["early_stopping"] and params["patience"]):
+            return []
+        monitor = "valid_loss"
+    elif params["patience"] is None:
+        return []
+    else:
+        monitor = "train_loss"
+    return [("early_stopping", StopWhenStalled(monitor, params["patience"], params["tol"]))]
