@@ -24,8 +24,10 @@ import subprocess
 import sys
 import time
 
-# OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE slow numpy's BLAS (and so scikit-learn)
-# on this processor; they must be gone before numpy is imported.
+# OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE once, when numpy is
+# imported; a value that does not match the CPU makes numpy's BLAS (and so
+# scikit-learn) slower, and would skew the comparison. Re-executing without
+# them lets OpenBLAS detect the CPU itself.
 if any(k in os.environ for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")):
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}

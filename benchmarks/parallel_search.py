@@ -17,7 +17,7 @@ import torch), then ``--repeats`` times, the settings alternating; the table
 shows medians and the speed-up over ``n_jobs=1``. Worker processes stay up
 between runs (loky's idle timeout is raised so that, on a slow or busy
 machine, they do not exit while the other settings run). The load average before and
-after is printed: other programs on the machine make the timings noisy.
+after is printed, since other programs on the machine make the timings noisy.
 
     python benchmarks/parallel_search.py --data-home ../shared/data
 """
@@ -29,8 +29,10 @@ import statistics
 import sys
 import time
 
-# OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE slow numpy's BLAS on this processor; they
-# must be gone before numpy is imported, here and in every worker process.
+# OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE once, when numpy is
+# imported; a value that does not match the CPU slows numpy's BLAS. Re-executing
+# without them lets OpenBLAS detect the CPU itself, here and in the worker
+# processes, which inherit the environment.
 if any(k in os.environ for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")):
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}

@@ -11,8 +11,8 @@ from sknets import MLPClassifier, summary
 from sknets.inspection.summary import ModelSummary, count_parameters
 
 
-def seed_003_model():
-    """Seed report 003's final Keras model, rebuilt with torch.nn."""
+def keras_style_model():
+    """A six-layer Keras model with dropout and batch normalisation, rebuilt with torch.nn."""
     return nn.Sequential(
         nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.33),
         nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU(),
@@ -44,8 +44,8 @@ def test_784_100_10_classifier(mnist_shaped_classifier):
     assert count_parameters(clf) == 79_510
 
 
-def test_seed_003_model_counts_like_keras():
-    table = summary(seed_003_model())
+def test_keras_style_model_counts_like_keras():
+    table = summary(keras_style_model())
     assert table.total_params == 76_042
     assert table.trainable_params == 75_914
     assert table.non_trainable_params == 128
@@ -63,7 +63,7 @@ def test_seed_003_model_counts_like_keras():
 
 
 def test_summary_keeps_the_module_mode_and_counts_frozen_weights():
-    model = seed_003_model().train()
+    model = keras_style_model().train()
     model[0].weight.requires_grad_(False)
     table = summary(model)
     assert model.training and all(m.training for m in model.modules())
