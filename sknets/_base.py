@@ -364,7 +364,14 @@ class BaseNetwork(BaseEstimator):
 
         Built on torch's meta device: no memory is allocated, whatever the
         sizes, so a model file can be checked before anything is built.
+
+        Raises
+        ------
+        ValueError or RuntimeError
+            If the parameters cannot work together, or name a device this
+            machine lacks.
         """
+        torch.device(resolve_device(self.device))
         n_features = state.n_features_in
         with torch.device("meta"):
             module = self._build_module(n_features, self._n_outputs(n_features, state.targets))

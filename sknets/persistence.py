@@ -20,11 +20,9 @@ This module reads and writes an estimator's state only through
 import os
 
 import pandas as pd
-import torch
 
 from . import _archive, _params
 from ._base import FittedState, _draw_seed
-from ._engine.resources import resolve_device
 from .autoencoder import AutoencoderTransformer
 from .mlp import MLPClassifier, MLPRegressor
 
@@ -110,7 +108,7 @@ def load(path, *, device=None):
             estimator, state = _estimator_from(file.document, device)
             try:
                 spec = estimator._weights_spec(state)
-            except ValueError as exc:  # parameters that cannot work together
+            except (ValueError, RuntimeError) as exc:  # settings that cannot work (here)
                 raise _archive.Refused(str(exc)) from None
             weights = file.weights(spec)
     except _archive.Refused as error:
@@ -132,8 +130,7 @@ def _estimator_from(document, device):
     estimator = cls(**params)
     try:
         _params.validate_params(estimator)
-        torch.device(resolve_device(estimator.device))
-    except (ValueError, RuntimeError) as exc:
+    except ValueError as exc:
         raise _archive.Refused(str(exc)) from None
     fitted, names_in, targets = _archive.decode_fitted(document["fitted"],
                                                        cls._target_attributes)
