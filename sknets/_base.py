@@ -467,7 +467,8 @@ class BaseNetwork(BaseEstimator):
         # Training continues from the optimizer's state only with warm_start
         # or partial_fit; otherwise the pickle leaves it out (Adam's is twice
         # the weights).
-        fitted.net.keep_optimizer_state = bool(fitted.params.get("warm_start") or fitted.partial)
+        warm_start = self.get_params().get("warm_start", False)
+        fitted.net.keep_optimizer_state = bool(warm_start or fitted.partial)
         state["_saved_device"] = str(fitted.net.device)
         return state
 

@@ -87,7 +87,8 @@ def build_net(params, module, criterion, *, device, seed, has_valid, previous=No
         **({"optimizer__param_groups": groups} if groups else {}),
     ).initialize()
     if previous is not None:
-        _continue_from(net, previous, same_optimizer=previous.optimizer_kind == params["optimizer"])
+        same_optimizer = previous.optimizer_kind == params["optimizer"]
+        _continue_from(net, previous, same_optimizer)
     net.optimizer_kind = params["optimizer"]
     return net
 

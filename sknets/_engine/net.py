@@ -197,7 +197,8 @@ class TensorNet(NeuralNet):
     def _fitting(self, valid, metrics, batch_size):
         """Settings of one training call, unset afterwards so pickles hold no data."""
         batch_size_before = self.batch_size
-        self.train_split, self.metrics, self.batch_size = FixedValidation(valid), metrics, batch_size
+        self.train_split = FixedValidation(valid)
+        self.metrics, self.batch_size = metrics, batch_size
         try:
             yield
         finally:
