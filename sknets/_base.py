@@ -205,7 +205,7 @@ class BaseNetwork(BaseEstimator):
         ``warm``: continue from the fitted state, if there is one.
         """
         _params.validate_params(self)
-        params = copy.deepcopy(self.get_params(deep=False))
+        params = _snapshot(self.get_params(deep=False))
         previous = self._fitted if warm and self.__sklearn_is_fitted__() else None
         if previous is not None:
             self._check_network_unchanged(previous.params, params, partial)
@@ -492,6 +492,13 @@ class BaseNetwork(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _snapshot(params):
+    """The parameters a fit trains with, copied, NumPy scalars as Python ones."""
+    params = {name: _params.plain(value) for name, value in copy.deepcopy(params).items()}
+    params["hidden_layers"] = _params.as_widths(params["hidden_layers"])
+    return params
 
 
 def _draw_seed(random_state):

@@ -2,21 +2,42 @@
 
 The idea is scikit-learn's ``_parameter_constraints``; the helpers behind it
 are private to scikit-learn, so sknets keeps its own small table and check.
+NumPy scalars (``np.int64(3)``, ``np.float32(0.1)``, ``np.bool_(True)``)
+count as the Python numbers and bools they hold; NaN and infinity are never
+valid numbers of a parameter.
 """
 
-from numbers import Integral
+import math
+from collections.abc import Iterator
+from numbers import Integral, Real
 
 import numpy as np
 
 
+def plain(value):
+    """``value`` as a Python scalar if it is a NumPy scalar, else unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknets._params import plain
+    >>> type(plain(np.int64(3))).__name__, type(plain(np.bool_(True))).__name__
+    ('int', 'bool')
+    """
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class Interval:
-    """A numeric range; ``closed`` is one of "both", "left", "right", "neither"."""
+    """A finite number in a range; ``closed`` is one of "both", "left", "right", "neither"."""
 
     def __init__(self, kind, low, high, closed="both"):
         self.kind, self.low, self.high, self.closed = kind, low, high, closed
 
     def __call__(self, value):
+        value = plain(value)
         if isinstance(value, bool) or not isinstance(value, self.kind):
+            return False
+        if isinstance(value, Real) and not math.isfinite(value):
             return False
         if self.low is not None:
             if value < self.low or (value == self.low and self.closed in ("right", "neither")):
@@ -27,7 +48,7 @@ class Interval:
         return True
 
     def __str__(self):
-        kind = "an int" if self.kind is Integral else "a float"
+        kind = "an int" if self.kind is Integral else "a finite float"
         left = "[" if self.closed in ("both", "left") else "("
         right = "]" if self.closed in ("both", "right") else ")"
         low = "-inf" if self.low is None else self.low
@@ -42,6 +63,7 @@ class Options:
         self.options = options
 
     def __call__(self, value):
+        value = plain(value)
         return isinstance(value, (str, bool, type(None))) and value in self.options
 
     def __str__(self):
@@ -62,10 +84,9 @@ class InstanceOf:
 def _is_layer_tuple(value):
     if isinstance(value, (Integral, np.integer)) and not isinstance(value, bool):
         value = (value,)
-    try:
-        widths = list(value)
-    except TypeError:
-        return False
+    if isinstance(value, Iterator) or not isinstance(value, (tuple, list, np.ndarray)):
+        return False  # reading an iterator would consume it
+    widths = list(np.ravel(value)) if isinstance(value, np.ndarray) else list(value)
     return all(
         isinstance(w, (Integral, np.integer)) and not isinstance(w, bool) and w > 0
         for w in widths
@@ -79,7 +100,9 @@ class LayerWidths:
         return not isinstance(value, str) and _is_layer_tuple(value)
 
     def __str__(self):
-        return "a tuple of positive ints such as (100,) or (256, 128), or () for none"
+        return ("a tuple of positive ints such as (100,) or (256, 128), or () for none (a list "
+                "or a 1-D array works too, not an iterator or generator, which reading "
+                "consumes: pass tuple(...) of it)")
 
 
 def as_widths(value):

@@ -19,6 +19,8 @@ and trains through autograd as before.
 import torch
 from torch import nn
 
+_TINY = torch.finfo(torch.float32).tiny
+
 
 def _relu_grad(grad, out):
     return grad.mul_(out > 0)
@@ -151,12 +153,12 @@ class FusedStep:
             grad[torch.arange(n, device=out.device), target] -= 1
             if weight is None:
                 return -picked.mean(), grad.div_(n)
-            total = weight.sum()
+            total = weight.sum().clamp_min(_TINY)  # an all-zero batch contributes 0
             return -(picked * weight).sum() / total, grad.mul_((weight / total).unsqueeze(1))
         residual = out - target.reshape(out.shape)
         if weight is None:
             return residual.pow(2).mean(), residual.mul_(2 / residual.numel())
         per_sample = residual.pow(2).mean(1)
-        total = weight.sum()
+        total = weight.sum().clamp_min(_TINY)
         scale = (weight * (2 / residual.shape[1]) / total).unsqueeze(1)
         return (per_sample * weight).sum() / total, residual.mul_(scale)

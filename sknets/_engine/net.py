@@ -34,6 +34,7 @@ from .callbacks import BestWeights, StopWhenStalled
 from .fused import FusedStep
 
 EVAL_BATCH_SIZE = 65_536
+_TINY = torch.finfo(torch.float32).tiny
 
 
 class TensorData(torch.utils.data.Dataset):
@@ -267,7 +268,8 @@ class TensorNet(NeuralNet):
             per_sample = criterion(y_pred, target).reshape(len(weight), -1).mean(1)
         finally:
             criterion.reduction = "mean"
-        return (per_sample * weight).sum() / weight.sum()
+        # A batch whose weights are all zero contributes nothing (0, not 0 / 0).
+        return (per_sample * weight).sum() / weight.sum().clamp_min(_TINY)
 
     def train_step(self, batch, **fit_params):
         Xi, yi = batch
@@ -295,7 +297,7 @@ class TensorNet(NeuralNet):
         if iterator is None:
             return
         self.module_.train(training)
-        losses, sizes, scores = [], [], []
+        losses, sizes, masses, scores = [], [], [], []
         listening = bool(self.batch_callbacks_)
         metrics = None if training else self.metrics
         for batch in iterator:
@@ -305,24 +307,34 @@ class TensorNet(NeuralNet):
             # Keep the loss on the device: reading it here would sync per batch.
             losses.append(step["loss"].detach())
             sizes.append(len(batch[0]))
+            weight = batch[1][1]
+            if weight is not None:
+                masses.append(weight.sum())
             if metrics is not None:
                 scores.append(metrics(step["y_pred"], batch[1][0]))
             if listening:
                 self.notify_batch("on_batch_end", batch=batch, training=training, **step)
         n_samples = sum(sizes)
-        weights = torch.tensor(sizes, dtype=torch.float64, device=losses[0].device)
-        totals = {"loss": (torch.stack(losses).double() * weights).sum()}
+        # The epoch's loss is the mean of the batch losses weighted by what
+        # each batch holds: its samples, or with sample weights their sum.
+        if masses:
+            mass = torch.stack(masses).double()
+        else:
+            mass = torch.tensor(sizes, dtype=torch.float64, device=losses[0].device)
+        totals = {"loss": (torch.stack(losses).double() * mass).sum() / mass.sum()}
         for name in scores[0] if scores else ():
-            totals[name] = torch.stack([s[name] for s in scores]).double().sum()
+            totals[name] = torch.stack([s[name] for s in scores]).double().sum() / n_samples
         values = torch.stack(list(totals.values())).cpu().numpy()  # one sync per epoch
         for name, value in zip(totals, values):
-            self.history.record(f"{prefix}_{name}", float(value) / n_samples)
+            self.history.record(f"{prefix}_{name}", float(value))
         self.history.record(f"{prefix}_batch_count", len(sizes))
         loss = self.history[-1, f"{prefix}_loss"]
-        previous = [row[f"{prefix}_loss"] for row in self.history[:-1] if f"{prefix}_loss" in row]
-        self.history.record(f"{prefix}_loss_best", not previous or loss < min(previous))
+        best, last = self._loss_records.get(prefix, (np.inf, None))
+        self.history.record(f"{prefix}_loss_best", bool(loss < best))
         if training and not np.isfinite(loss):
-            raise self._divergence(f"the training loss is {loss}", previous)
+            raise self._divergence(f"the training loss is {loss}", last)
+        if np.isfinite(loss):
+            self._loss_records[prefix] = (min(best, loss), loss)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop, noting why it ended early.
@@ -341,13 +353,16 @@ class TensorNet(NeuralNet):
         self.interrupted_epoch_ = None
         self.divergence_ = None
         self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
+        self._loss_records = _loss_records(self.history)
         try:
-            super().fit_loop(X, y, epochs=epochs, **fit_params)
+            try:
+                super().fit_loop(X, y, epochs=epochs, **fit_params)
+            except KeyboardInterrupt:
+                if not self._stopped_early():
+                    self.interrupted_epoch_ = len(self.history)
+                self._check_finite_weights()  # however training ends
+                raise
             self._check_finite_weights()
-        except KeyboardInterrupt:
-            if not self._stopped_early():
-                self.interrupted_epoch_ = len(self.history)
-            raise
         except DivergenceError as error:
             if not self._holds_best_weights():
                 raise
@@ -359,10 +374,10 @@ class TensorNet(NeuralNet):
             self._fused_step = None
         return self
 
-    def _divergence(self, what, previous_losses):
+    def _divergence(self, what, last_finite_loss):
         epoch = len(self.history)
-        finite = [loss for loss in previous_losses if np.isfinite(loss)]
-        last = f" (it was {finite[-1]:.4g} in epoch {epoch - 1})" if finite else ""
+        last = ("" if last_finite_loss is None else
+                f" (it was {last_finite_loss:.4g} in epoch {epoch - 1})")
         lr = self.optimizer_.param_groups[0]["lr"]
         return DivergenceError(
             f"Training diverged in epoch {epoch}: {what}{last}. Lower the learning rate "
@@ -375,9 +390,8 @@ class TensorNet(NeuralNet):
         # cannot see weights broken by the very last step; nor does it see
         # batch-norm statistics that overflowed.
         if not _all_finite(self.module_.state_dict()):
-            losses = [row["train_loss"] for row in self.history if "train_loss" in row]
             raise self._divergence("the weights or batch-norm statistics are not finite at "
-                                   "its end", losses)
+                                   "its end", self._loss_records.get("train", (None, None))[1])
 
     def _stopped_early(self):
         """Whether a stopping callback ended training (its patience ran out)."""
@@ -428,6 +442,20 @@ class TensorNet(NeuralNet):
                 out = torch.cat([module(X[i:i + batch_size])
                                  for i in range(0, len(X), batch_size)])
         return out
+
+
+def _loss_records(history):
+    """{prefix: (lowest finite loss, last finite loss)} of the epochs in ``history``.
+
+    Read once per training call; each epoch then updates it in O(1).
+    """
+    records = {}
+    for prefix in ("train", "valid"):
+        finite = [row[f"{prefix}_loss"] for row in history
+                  if np.isfinite(row.get(f"{prefix}_loss", np.nan))]
+        if finite:
+            records[prefix] = (min(finite), finite[-1])
+    return records
 
 
 def _all_finite(state_dict):

@@ -126,7 +126,7 @@ def thread_budget(n_threads=None):
     3
     """
     if n_threads is not None:
-        return n_threads
+        return int(n_threads)  # a NumPy int trips threadpoolctl
     if _in_joblib_worker_thread():
         return 1
     openmp = [pool["num_threads"] for pool in _thread_pools().info()
@@ -167,11 +167,13 @@ class ThreadLimit:
 
     def __enter__(self):
         self.n_threads_ = thread_budget(self.n_threads)
+        # Read before limiting the pools: torch's threads are OpenMP's.
         self._torch_threads = torch.get_num_threads()
-        torch.set_num_threads(self.n_threads_)
         self._pools = None
         if threading.current_thread() is threading.main_thread():
             self._pools = _thread_pools().limit(limits=self.n_threads_)
+        # Set last: nothing after it can fail and leave torch's count changed.
+        torch.set_num_threads(self.n_threads_)
         return self
 
     def __exit__(self, *exc):
