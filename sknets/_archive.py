@@ -18,14 +18,21 @@ This module knows the container and its checks, not the estimators:
 Reading uses JSON and safetensors only, never pickle, and bounds every
 read: the archive's members and their sizes, every field of the JSON
 document, and the names, shapes and dtypes of the tensors against the
-network the document describes, before any of it is built. Anything else is
-refused with :class:`Refused`, a ``ValueError`` naming what is wrong.
+network the document describes, before any of it is built. Every size the
+document declares is checked against what the file holds before anything of
+that size is allocated: the labels' array against the size of
+``model.json``, the network's tensors against the stored (never compressed)
+weights member. Anything else is refused with :class:`Refused`, a
+``ValueError`` naming what is wrong.
 """
 
 import json
+import math
 import os
 import re
+import secrets
 import zipfile
+import zlib
 from collections import Counter
 from numbers import Integral, Real
 
@@ -41,6 +48,11 @@ FORMAT_VERSION = 1
 MODEL = "model.json"
 WEIGHTS = "weights.safetensors"
 MAX_MODEL_BYTES = 16 * 2**20
+# The labels' NumPy array may take this many times the bytes of model.json,
+# or MIN_LABEL_BYTES, whichever is larger: a str dtype far wider than its
+# labels (``<U999999``) is refused before the array is allocated.
+LABEL_BYTES_PER_MODEL_BYTE = 16
+MIN_LABEL_BYTES = 2**20
 # Longest list a parameter may hold (hidden_layers has one entry per layer).
 MAX_PARAM_ITEMS = 4096
 # Room for the safetensors header beyond the bytes of the tensors themselves.
@@ -91,19 +103,46 @@ def write_model(path, estimator_name, state, history_columns):
         "versions": library_versions(),
     }
     model = json.dumps(document, indent=1, allow_nan=False).encode("utf-8")
+    classes = state.targets.get("classes_")
+    if classes is not None:
+        try:
+            _check_label_bytes(len(classes), classes.dtype, len(model))
+        except Refused as exc:
+            raise ValueError(f"Cannot save classes_: {exc}. Fit with y as an object array "
+                             "of str (y.astype(object)) to save such labels.") from None
     weights = safetensors.torch.save(state.weights())
     if hasattr(path, "write"):
         _write_zip(path, model, weights)
         return
-    path = os.fspath(path)
-    partial = f"{path}.{os.getpid()}.partial"
+    _write_atomically(os.fspath(path), model, weights)
+
+
+def _write_atomically(path, model, weights):
+    """Write the zip to a new file next to ``path``, then rename it over ``path``.
+
+    Each call has its own temporary file, so concurrent saves to one path
+    all succeed (the last rename wins) and a crash leaves the previous file
+    intact. The file keeps the permission bits of the one it replaces; a new
+    file gets the usual ``0o666`` less the umask.
+    """
     try:
-        with open(partial, "xb") as file:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
+    folder, name = os.path.split(path)
+    # Not tempfile.mkstemp: it creates the file 0o600 whatever the umask.
+    partial = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            if mode is not None:
+                os.chmod(partial, mode)
             _write_zip(file, model, weights)
         os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    except BaseException:
+        os.remove(partial)
+        raise
 
 
 def _encode_fitted(state):
@@ -118,6 +157,11 @@ def _encode_fitted(state):
 
 def _encode_classes(classes):
     values = [v.item() if isinstance(v, np.generic) else v for v in classes.tolist()]
+    if classes.dtype.kind == "O" and not all(isinstance(v, str) for v in values):
+        raise ValueError(
+            "Cannot save classes_: object labels are saved when they are all str; got "
+            f"{sorted({type(v).__name__ for v in values})}. Fit with labels of one NumPy "
+            "dtype (bool, int, float or str) to save the model, or use pickle.")
     return {"dtype": classes.dtype.str, "values": values}
 
 
@@ -185,12 +229,14 @@ class ModelFile:
     def __init__(self, path):
         try:
             self._archive = zipfile.ZipFile(path)
-        except zipfile.BadZipFile as exc:
-            raise Refused(f"it is not a zip archive ({exc})") from None
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            # ValueError: a negative seek from a central directory that lies about its offset.
+            raise Refused(f"it is not a zip archive ({type(exc).__name__}: {exc})") from None
         try:
             self._infos = {info.filename: info for info in _check_members(self._archive)}
-            self.document = _parse_json(_read(self._archive, self._infos[MODEL],
-                                              MAX_MODEL_BYTES))
+            model = _read(self._archive, self._infos[MODEL], MAX_MODEL_BYTES)
+            self.model_bytes = len(model)
+            self.document = _parse_json(model)
         except BaseException:
             self._archive.close()
             raise
@@ -201,14 +247,42 @@ class ModelFile:
     def __exit__(self, *exc):
         self._archive.close()
 
+    def check_weights_size(self, spec):
+        """Refuse a weights member whose size cannot hold the tensors of ``spec``.
+
+        Compares the member's size in the archive (it is stored, so that is
+        its real size) with the bytes those tensors need, before anything
+        is read.
+        """
+        size, (low, high) = self._infos[WEIGHTS].file_size, _weights_bounds(spec)
+        if size < low:
+            raise Refused(f"{WEIGHTS!r} is {size} bytes; the network of {MODEL} needs {low} "
+                           f"bytes of tensors ({_describe(spec)})")
+        if size > high:
+            raise Refused(f"{WEIGHTS!r} is {size} bytes, more than the {high} it may hold "
+                           f"for the network of {MODEL} ({_describe(spec)})")
+
     def weights(self, spec):
         """The tensors, checked against ``spec = {name: (shape, dtype)}``.
 
-        No more bytes are read than those tensors need.
+        No more bytes are read than those tensors need; the bytes read are
+        released once they are parsed, so the tensors returned are the only
+        copy (a load peaks at about twice the weights' size).
         """
-        n_bytes = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in spec.values())
-        limit = n_bytes + _HEADER_ALLOWANCE + _HEADER_PER_TENSOR * len(spec)
-        return _parse_weights(_read(self._archive, self._infos[WEIGHTS], limit), spec)
+        self.check_weights_size(spec)
+        return _parse_weights(_read(self._archive, self._infos[WEIGHTS],
+                                    _weights_bounds(spec)[1]), spec)
+
+
+def _weights_bounds(spec):
+    """(fewest, most) bytes a safetensors file of the tensors of ``spec`` may have."""
+    n_bytes = sum(math.prod(shape) * dtype.itemsize for shape, dtype in spec.values())
+    return n_bytes, n_bytes + _HEADER_ALLOWANCE + _HEADER_PER_TENSOR * len(spec)
+
+
+def _describe(spec):
+    n_values = sum(math.prod(shape) for shape, _ in spec.values())
+    return f"{len(spec)} tensors of {n_values} values in all"
 
 
 def _check_members(archive):
@@ -231,6 +305,14 @@ def _check_members(archive):
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise Refused(f"{info.filename!r} uses compression method {info.compress_type}; "
                            "only stored and deflated members are read")
+    weights = next(info for info in infos if info.filename == WEIGHTS)
+    if weights.compress_type != zipfile.ZIP_STORED:
+        # Stored, its size in the archive is its real size: no inflation to bound.
+        raise Refused(f"{WEIGHTS!r} is compressed (method {weights.compress_type}); sknets "
+                       "writes it stored, uncompressed, and reads it only so")
+    if weights.compress_size != weights.file_size:
+        raise Refused(f"{WEIGHTS!r} is stored but declares {weights.file_size} bytes "
+                       f"uncompressed and {weights.compress_size} in the archive")
     return infos
 
 
@@ -242,8 +324,8 @@ def _read(archive, info, limit):
     try:
         with archive.open(info) as member:
             data = member.read(limit + 1)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:  # bad CRC, truncated data
-        raise Refused(f"{info.filename!r} is corrupt ({exc})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:  # bad CRC, truncated
+        raise Refused(f"{info.filename!r} is corrupt ({type(exc).__name__}: {exc})") from None
     if len(data) > limit:
         raise Refused(f"{info.filename!r} holds more than the {limit} bytes it may hold")
     return data
@@ -313,10 +395,11 @@ def _decode_param(name, value, depth=0):
     raise Refused(f"the {name!r} parameter has an unreadable value {value!r}")
 
 
-def decode_fitted(fitted, target_names):
+def decode_fitted(fitted, target_names, model_bytes):
     """The fitted attributes of ``model.json`` as ``(common, feature names, targets)``.
 
-    ``target_names`` are the target-state attributes the estimator has.
+    ``target_names`` are the target-state attributes the estimator has;
+    ``model_bytes`` is the size of ``model.json``, which bounds the labels' array.
     """
     _expect_keys(fitted, set(FITTED) | set(target_names), "fitted", optional=OPTIONAL_FITTED)
     n_features = fitted["n_features_in_"]
@@ -337,7 +420,7 @@ def decode_fitted(fitted, target_names):
         names_in = np.asarray(names_in, dtype=object)
     targets = {}
     if "classes_" in target_names:
-        targets["classes_"] = _decode_classes(fitted["classes_"])
+        targets["classes_"] = _decode_classes(fitted["classes_"], model_bytes)
     if "n_outputs_" in target_names:
         n_outputs, y_1d = fitted["n_outputs_"], fitted["_y_1d"]
         if not (_is_int(n_outputs) and n_outputs >= 1):
@@ -348,7 +431,7 @@ def decode_fitted(fitted, target_names):
     return fitted, names_in, targets
 
 
-def _decode_classes(encoded):
+def _decode_classes(encoded, model_bytes):
     _expect_keys(encoded, {"dtype", "values"}, "fitted.classes_")
     dtype, values = encoded["dtype"], encoded["values"]
     if not (isinstance(dtype, str) and _CLASS_DTYPES.fullmatch(dtype)):
@@ -362,18 +445,34 @@ def _decode_classes(encoded):
         raise Refused(f"fitted.classes_ must list at least 2 labels of dtype {dtype}")
     if dtype.kind == "U" and max(len(v) for v in values) > dtype.itemsize // 4:
         raise Refused(f"fitted.classes_ has labels longer than its dtype {dtype} holds")
+    _check_label_bytes(len(values), dtype, model_bytes,
+                       longest=max(map(len, values)) if dtype.kind == "U" else None)
     try:
         if dtype.kind == "O":
             classes = np.empty(len(values), dtype=object)
             classes[:] = values
         else:
             classes = np.array(values, dtype=dtype)
-        ordered = np.array_equal(np.unique(classes), classes)
+        ordered = classes.tolist() == values and np.array_equal(np.unique(classes), classes)
     except (OverflowError, TypeError, ValueError):
         ordered = False
     if not ordered:
-        raise Refused(f"fitted.classes_ must be sorted, distinct labels of dtype {dtype}")
+        raise Refused(f"fitted.classes_ must be sorted, distinct labels of dtype {dtype} "
+                       "(each label exactly representable in it)")
     return classes
+
+
+def _check_label_bytes(n_labels, dtype, model_bytes, longest=None):
+    """Refuse labels whose array would take more than their file's share of memory."""
+    limit = max(MIN_LABEL_BYTES, LABEL_BYTES_PER_MODEL_BYTE * model_bytes)
+    n_bytes = n_labels * dtype.itemsize
+    if n_bytes > limit:
+        longest = "" if longest is None else f" (the longest has {longest} characters)"
+        raise Refused(
+            f"fitted.classes_ declares {n_labels} labels of dtype {dtype}{longest}, an array "
+            f"of {n_bytes} bytes: more than the {limit} its {MODEL} of {model_bytes} bytes "
+            f"may hold (at most {LABEL_BYTES_PER_MODEL_BYTE} times its size, and "
+            f"{MIN_LABEL_BYTES} bytes in any case)")
 
 
 def check_history(history, columns, n_epochs, best_epoch):

@@ -19,6 +19,7 @@ This module reads and writes an estimator's state only through
 
 import os
 
+import joblib
 import pandas as pd
 
 from . import _archive, _params
@@ -105,11 +106,7 @@ def load(path, *, device=None):
     source = repr(os.fspath(path)) if not hasattr(path, "read") else "the file"
     try:
         with _archive.ModelFile(path) as file:
-            estimator, state = _estimator_from(file.document, device)
-            try:
-                spec = estimator._weights_spec(state)
-            except (ValueError, RuntimeError) as exc:  # settings that cannot work (here)
-                raise _archive.Refused(str(exc)) from None
+            estimator, state, spec = _estimator_from(file, device)
             weights = file.weights(spec)
     except _archive.Refused as error:
         raise ValueError(f"Refusing to load {source} as a sknets model: {error}") from None
@@ -117,8 +114,14 @@ def load(path, *, device=None):
     return estimator
 
 
-def _estimator_from(document, device):
-    """The estimator the document describes and its fitted state (without a net), checked."""
+def _estimator_from(file, device):
+    """The estimator ``file`` describes, its fitted state (without a net) and its tensors.
+
+    The sizes the document declares are checked against the file before
+    anything of those sizes is built: the labels against the size of
+    ``model.json``, the network's tensors against the weights member.
+    """
+    document = file.document
     classes = {cls.__name__: cls for cls in SAVABLE}
     name = document["estimator"]
     if not isinstance(name, str) or name not in classes:
@@ -132,21 +135,30 @@ def _estimator_from(document, device):
         _params.validate_params(estimator)
     except ValueError as exc:
         raise _archive.Refused(str(exc)) from None
+    if estimator.n_threads is not None and estimator.n_threads > joblib.cpu_count():
+        # A file's thread count is a wish of the machine that wrote it, capped by this one's.
+        estimator.set_params(n_threads=joblib.cpu_count())
     fitted, names_in, targets = _archive.decode_fitted(document["fitted"],
-                                                       cls._target_attributes)
+                                                       cls._target_attributes, file.model_bytes)
     columns = list(estimator._history_columns().values())
     _archive.check_history(document["history"], columns, fitted["n_epochs_"],
                            fitted["best_epoch_"])
+    state = FittedState(
+        params=estimator.get_params(deep=False), n_features_in=fitted["n_features_in_"],
+        feature_names_in=names_in, targets=targets, history=None,
+        best_epoch=fitted["best_epoch_"], fit_seconds=fitted["fit_seconds_"], net=None,
+        seed=_draw_seed(estimator.random_state))
+    try:
+        spec = estimator._weights_spec(state)
+    except (ValueError, RuntimeError, OverflowError) as exc:  # settings that cannot work (here)
+        raise _archive.Refused(str(exc)) from None
+    file.check_weights_size(spec)
     history = pd.DataFrame([{key: _archive.decode_float(record[key]) if key != "epoch"
                              else record[key] for key in columns}
                             for record in document["history"]], columns=columns)
     history["epoch"] = history["epoch"].astype(int)
-    state = FittedState(
-        params=estimator.get_params(deep=False), n_features_in=fitted["n_features_in_"],
-        feature_names_in=names_in, targets=targets, history=history,
-        best_epoch=fitted["best_epoch_"], fit_seconds=fitted["fit_seconds_"], net=None,
-        seed=_draw_seed(estimator.random_state))
-    return estimator, state
+    state.history = history
+    return estimator, state, spec
 
 
 __all__ = ["SAVABLE", "load", "save"]
