@@ -139,6 +139,7 @@ def fit_labels(y, classes=None):
     """
     y = _labels(y)
     labels = y if classes is None else np.asarray(classes)
+    _check_label_types(labels)
     try:
         check_classification_targets(y)
         classes = np.unique(labels)
@@ -154,6 +155,24 @@ def fit_labels(y, classes=None):
             "samples of at least two classes."
         )
     return classes
+
+
+# Labels a classifier keeps as classes_ (and a model file can hold): numbers,
+# strings and bools.
+_LABEL_TYPES = (str, bool, int, float, np.bool_, np.integer, np.floating, np.str_)
+
+
+def _check_label_types(labels):
+    if labels.dtype.kind in "mM":
+        raise ValueError(f"y holds {labels.dtype} labels; a classifier's labels are numbers, "
+                         "strings or bools: convert them first, e.g. y.astype(str).")
+    if labels.dtype.kind == "O":
+        odd = {type(label).__name__ for label in labels.ravel()
+               if not isinstance(label, _LABEL_TYPES)}
+        if odd:
+            raise ValueError(f"y holds labels of types {sorted(odd)}; a classifier's labels "
+                             "are numbers, strings or bools: convert them first, e.g. "
+                             "y.astype(str).")
 
 
 def label_index(y, classes, hint=""):

@@ -12,6 +12,8 @@ from ._engine.modules import ACTIVATIONS, NOISE_TYPES, Autoencoder
 from ._params import Interval, Options, as_widths, fill_choices
 
 OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "identity")
+# Rows per chunk of reconstruction_error and score.
+_CHUNK = 4096
 LOSSES = ("mse", "bce")
 
 
@@ -330,10 +332,15 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         errors : ndarray of shape (n_samples,), float64
         """
         X = self._check_X(X)
-        X_tensor = torch.as_tensor(X, device=self.net_.device)
-        reconstruction = self._run(X, torch.nn.Sequential(self.encoder_, self.decoder_))
-        squared = (reconstruction.to(X_tensor.dtype) - X_tensor) ** 2
-        return squared.mean(dim=1).cpu().numpy().astype(np.float64)
+        network = torch.nn.Sequential(self.encoder_, self.decoder_)
+        errors = np.empty(len(X))
+        # In chunks: the reconstructions and their differences cost a chunk's
+        # memory, not several copies of X.
+        for start in range(0, len(X), _CHUNK):
+            rows = X[start:start + _CHUNK]
+            reconstruction = self._run(rows, network).cpu().numpy()
+            errors[start:start + _CHUNK] = ((reconstruction - rows) ** 2).mean(axis=1)
+        return errors
 
     def score(self, X, y=None):
         """Negative mean squared reconstruction error of ``X`` (higher is better).

@@ -1,5 +1,8 @@
 """Multi-layer perceptrons for classification and regression."""
 
+import math
+from numbers import Real
+
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
@@ -9,7 +12,7 @@ from sklearn.utils.validation import _check_sample_weight
 from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
 from ._engine.modules import MLP
 from ._input import check_labels, fit_labels, label_index, output_matrix, stratify_labels
-from ._params import InstanceOf, Options, as_widths
+from ._params import InstanceOf, Options, as_widths, plain
 
 
 class _SupervisedNetwork(BaseNetwork):
@@ -224,12 +227,15 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         classes = targets["classes_"]
         class_weight = self.class_weight
         if isinstance(class_weight, dict):
-            missing = set(class_weight) - set(classes.tolist())
-            if missing:
-                raise ValueError(f"class_weight names labels not in y: {sorted(missing, key=str)}")
+            _check_class_weight(class_weight, classes)
             class_weight = {i: class_weight.get(c, 1.0) for i, c in enumerate(classes)}
         per_sample = compute_sample_weight(class_weight, encoded).astype(np.float32)
-        return per_sample if weights is None else per_sample * weights
+        if weights is not None:
+            per_sample = per_sample * weights
+        if per_sample.sum() <= 0:
+            raise ValueError("class_weight gives every sample of y weight zero: at least one "
+                             "class present in y must have a positive weight.")
+        return per_sample
 
     def _valid_metrics(self, y_valid):
         return _accuracy_sum
@@ -304,6 +310,21 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
 _PARTIAL_FIT_HINT = " Pass every label as `classes` to the first partial_fit call."
 
 
+def _check_class_weight(class_weight, classes):
+    """Refuse class weights that name unknown labels or are not finite and non-negative."""
+    missing = set(class_weight) - set(classes.tolist())
+    if missing:
+        raise ValueError(f"class_weight names labels not in y: {sorted(missing, key=str)}; "
+                         f"the classes are {classes.tolist()}.")
+    for label, weight in class_weight.items():
+        weight = plain(weight)
+        if isinstance(weight, bool) or not isinstance(weight, Real):
+            raise TypeError(f"class_weight[{label!r}] must be a number; got {weight!r}.")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"class_weight[{label!r}] must be finite and non-negative; "
+                             f"got {weight!r}.")
+
+
 def _accuracy_sum(y_pred, y_true):
     return {"accuracy": (y_pred.argmax(dim=1) == y_true).sum()}
 
@@ -312,20 +333,27 @@ class _R2Sum:
     """Per-batch shares of R² (uniform average over outputs).
 
     With ``N`` validation samples, ``K`` outputs and total sum of squares
-    ``S_k``, a batch contributes ``n_b - N / K * sum_ik r_ik^2 / S_k``; the net
-    divides the sum over batches by ``N``, which gives
-    ``1 - mean_k(SSE_k / S_k)``, scikit-learn's ``r2_score``.
+    ``S_k``, a batch contributes ``n_b / K * sum_k (1 - N * sse_bk / S_k)``;
+    the net divides the sum over batches by ``N``, which gives
+    ``1 - mean_k(SSE_k / S_k)``, scikit-learn's ``r2_score``. An output whose
+    validation targets are constant (``S_k = 0``) scores 1 where it is
+    predicted exactly and 0 elsewhere, as scikit-learn's ``force_finite``
+    does, instead of minus infinity.
     """
 
     def __init__(self, y_valid):
         y = y_valid.reshape(len(y_valid), -1)
         self.n = len(y)
-        self.total = ((y - y.mean(0)) ** 2).sum(0).clamp_min(torch.finfo(y.dtype).tiny)
+        total = ((y - y.mean(0)) ** 2).sum(0)
+        self.constant = total == 0
+        self.total = torch.where(self.constant, torch.ones_like(total), total)
 
     def __call__(self, y_pred, y_true):
         residual = (y_pred.reshape(len(y_pred), -1) - y_true.reshape(len(y_true), -1)) ** 2
-        share = (residual.sum(0) / self.total).sum() * self.n / residual.shape[1]
-        return {"r2": len(y_pred) - share}
+        sse = residual.sum(0)
+        per_output = torch.where(self.constant, len(y_pred) * (sse == 0).to(sse.dtype),
+                                 len(y_pred) - self.n * sse / self.total)
+        return {"r2": per_output.sum() / residual.shape[1]}
 
 
 class MLPRegressor(RegressorMixin, _SupervisedNetwork):

@@ -12,14 +12,12 @@ meaning for training is decided; add an optimizer here (``OPTIMIZERS`` and
 the fit at hand.
 """
 
-import copy
-
 import torch
 from skorch.callbacks import EpochTimer
 
 from .callbacks import BestWeights, StopWhenStalled, progress_callbacks
 from .modules import l1_penalty, linear_layers
-from .net import TensorNet
+from .net import EpochHistory, TensorNet
 from .schedules import EpochSchedule, LRScheduler
 
 OPTIMIZERS = {
@@ -95,7 +93,8 @@ def build_net(params, module, criterion, *, device, seed, has_valid, previous=No
 
 def _continue_from(net, previous, same_optimizer):
     """Carry history, batch order and (same optimizer only) optimizer state over."""
-    net.history = copy.deepcopy(previous.history)
+    # Training never changes the epochs it has recorded: share them.
+    net.history = EpochHistory(previous.history)
     net.generator.set_state(previous.generator.get_state())
     # What a learning-rate scheduler sets on its first use: a continued fit
     # resumes its schedule at epoch len(history), from the new learning rate.

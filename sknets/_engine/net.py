@@ -28,6 +28,7 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.exceptions import DeviceWarning
+from skorch.history import History
 
 from ..exceptions import DivergenceError
 from .callbacks import BestWeights, StopWhenStalled
@@ -124,6 +125,27 @@ class Outcome(NamedTuple):
     divergence: DivergenceError | None
     """The divergence that ended training after the best weights were
     restored, or None."""
+
+
+class EpochHistory(History):
+    """skorch's ``History`` with O(1) access to one epoch.
+
+    skorch's indexing copies the whole list first, and it records every
+    value through ``self[-1]``: a fit of ``n`` epochs then costs O(n²) in
+    bookkeeping alone. ``history[i]`` and ``history[i, key]`` are answered
+    here directly; every other form of index goes to skorch.
+    """
+
+    def __getitem__(self, index):
+        if isinstance(index, int):
+            return list.__getitem__(self, index)
+        if (isinstance(index, tuple) and len(index) == 2 and isinstance(index[0], int)
+                and isinstance(index[1], str)):
+            row = list.__getitem__(self, index[0])
+            if index[1] not in row:
+                raise KeyError(f"Key {index[1]!r} was not found in history.")
+            return row[index[1]]
+        return super().__getitem__(index)
 
 
 def _listens(callback, method):
@@ -233,6 +255,10 @@ class TensorNet(NeuralNet):
     def _callback(self, kind):
         return next((cb for _, cb in self.callbacks_ if isinstance(cb, kind)), None)
 
+    def initialize_history(self):
+        self.history_ = EpochHistory()
+        return self
+
     def get_default_callbacks(self):
         # Epoch-level losses are recorded by run_single_epoch, not averaged
         # from per-batch records by skorch's PassthroughScoring.
@@ -328,7 +354,7 @@ class TensorNet(NeuralNet):
         for name, value in zip(totals, values):
             self.history.record(f"{prefix}_{name}", float(value))
         self.history.record(f"{prefix}_batch_count", len(sizes))
-        loss = self.history[-1, f"{prefix}_loss"]
+        loss = float(values[0])
         best, last = self._loss_records.get(prefix, (np.inf, None))
         self.history.record(f"{prefix}_loss_best", bool(loss < best))
         if training and not np.isfinite(loss):
