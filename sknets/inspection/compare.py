@@ -197,6 +197,10 @@ not a significant difference']
                 out.append(f"{name} vs {self.best}: {self._amount(row['vs_best'])} in one "
                            "run each: no test possible (repeat the runs)")
                 continue
+            if row["vs_best_low"] == row["vs_best_high"] == row["vs_best"] == 0:
+                out.append(f"{name} vs {self.best}: the same score in each of the "
+                           f"{self._runs()}: no difference")
+                continue
             verdict = ("a significant difference" if row["p_value"] < alpha
                        else "not a significant difference")
             out.append(f"{name} vs {self.best}: {self._amount(row['vs_best'])} "
@@ -237,7 +241,7 @@ not a significant difference']
         return f"{self.n_repeats} {unit}{'s' if self.n_repeats != 1 else ''}"
 
     def _amount(self, value, unit=True):
-        if self.score == "test_accuracy" or self.score.endswith("_accuracy"):
+        if self.score.endswith("accuracy"):
             return f"{100 * value:+.1f}" + (" points" if unit else "")
         return f"{value:+.3g}"
 

@@ -20,7 +20,7 @@ def run(study, data, settings, report):
     }
     models = {name: MLPClassifier(**study.params(data, settings, **params))
               for name, params in variants.items()}
-    fit_all(models, data, settings, "architectures")
-    report_classifiers(report, models, data,
+    runs = fit_all(models, data, settings, "architectures")
+    report_classifiers(report, runs, data,
                        "Training and validation loss, and validation accuracy, of the "
-                       "four networks.")
+                       "four networks.", normalize=settings.normalize)

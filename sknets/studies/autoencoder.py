@@ -5,7 +5,8 @@ import matplotlib.pyplot as plt
 from ..autoencoder import AutoencoderTransformer
 from ..inspection import compare, plot_history, plot_reconstructions
 from .registry import register
-from .steps import fit_all, pca_reconstruction_error, report_models
+from .steps import (display_table, first_runs, fit_all, pca_reconstruction_error,
+                    report_comparison, report_models)
 
 
 @register("autoencoder", "Autoencoder code sizes",
@@ -21,22 +22,29 @@ def run(study, data, settings, report):
         **study.params(data, settings, code_size=size, code_activation="relu",
                        output_activation="sigmoid"))
         for size in sizes}
-    fit_all(models, data, settings, "autoencoder")
+    runs = fit_all(models, data, settings, "autoencoder")
+    models = first_runs(runs)
 
     report.section("Training curves", "Mean squared reconstruction error by epoch.")
-    axis = plot_history(models, "loss")
+    axis = plot_history(runs, "loss")
     axis.set_ylabel("loss (mean squared error)")
+    band = (" Lines are the mean of the runs; the band spans the lowest to the highest."
+            if settings.repeats > 1 else "")
     report.figure("curves", axis.figure, "Solid: training, dashed: validation; a star marks "
-                                         "the epoch whose weights each model kept.")
+                                         "the epoch whose weights each model kept." + band)
 
-    table = compare(models, data.X_test)
+    table = compare(runs, data.X_test)
     table["pca_test_mse"] = [
         pca_reconstruction_error(data.X_train, data.X_test, size, settings.random_state)
         for size in sizes]
+    repeated = (f"; mean over {settings.repeats} runs (seeds), 95% confidence interval in "
+                "brackets" if settings.repeats > 1 else "")
     report.section("Test results", "Mean squared reconstruction error of the test images, "
                                    "next to PCA with as many components (fitted on the "
-                                   "same training images).")
-    report.table("test_results", table)
+                                   f"same training images){repeated}.")
+    report.table("test_results", table, display=display_table(table))
+    report.section("Comparison")
+    report_comparison(report, table, what="code size")
     report.histories(models)
 
     n = 10
@@ -45,6 +53,7 @@ def run(study, data, settings, report):
     for row, (name, model) in enumerate(models.items(), start=1):
         plot_reconstructions(model, data.X_test, n=n, axes=axes[[0, row]])
         axes[row, 0].set_ylabel(name)
-    report.section("Reconstructions", "Test images (top row) and their reconstructions.")
+    report.section("Reconstructions", "Test images (top row) and their reconstructions "
+                                      "(first run of each code size).")
     report.figure("reconstructions", fig, "Top: originals; below: one row per code size.")
     report_models(report, models)

@@ -7,6 +7,10 @@
     sknets train --dataset fashion-mnist --hidden-layers 256 128 --dropout 0.2 \\
         --epochs 30 --save model.sknets
 
+A study runs each model ``--repeats`` times (5 by default), one seed per
+run, and reports each score's mean with a 95% interval and a paired test of
+every model against the best.
+
 Both commands write ``report.html`` (self-contained: figures, tables, the
 exact parameters, library versions), the figures as PNG and the tables as
 CSV plus ``results.json`` (its schema: :mod:`sknets.studies.report`) into
@@ -16,22 +20,29 @@ the same command.
 
 import argparse
 import inspect
+import pprint
+import re
 import shlex
 import sys
+from pathlib import Path
 
 from .._version import __version__
 
 _DATA_HELP = "data set: the bundled 8x8 digits (default, no download) or a 28x28 set"
 
-# Heavy modules (the studies, MLPClassifier, the report: torch and matplotlib,
-# seconds to import) are imported inside the functions that need them, and
-# the flags of a command are only built when that command runs, so that
-# `sknets --help` and `sknets --version` answer at once.
+# Heavy modules (the studies, MLPClassifier, the report: torch, scikit-learn
+# and matplotlib, seconds to import) are imported inside the functions that
+# need them. The help of every command is built from `_cli_spec.py`, what
+# `cli_spec()` derives from the studies and MLPClassifier (its signature,
+# constraints and docstring), written once by `write_cli_spec()` and checked
+# against them by the tests; so `sknets --help`, `sknets study --help` and
+# `sknets train --help` import none of them.
 _COMMANDS = {
     "study": "run a named study and write its report",
     "train": "fit one MLPClassifier, print its log and test score, write a report",
 }
 
+_SPEC_FILE = Path(__file__).with_name("_cli_spec.py")
 
 def main(argv=None):
     """Run the ``sknets`` command line; returns the exit status.
@@ -86,15 +97,24 @@ def _parser(command=None):
     return parser
 
 
-def _add_study_arguments(study):
-    from . import STUDIES
-    from .data import DATASETS
+def _spec():
+    from ._cli_spec import SPEC
 
-    lines = [f"  {name:<14} {entry.title}" for name, entry in STUDIES.items()]
+    return SPEC
+
+
+def _add_study_arguments(study):
+    spec = _spec()
+    lines = [f"  {name:<14} {title}" for name, title in spec["studies"]]
     study.epilog = "studies:\n" + "\n".join(lines)
     study.formatter_class = argparse.RawDescriptionHelpFormatter
-    study.add_argument("name", choices=list(STUDIES), metavar="NAME", help="the study to run")
-    _add_data_arguments(study, DATASETS)
+    study.add_argument("name", choices=[name for name, _ in spec["studies"]], metavar="NAME",
+                       help="the study to run")
+    _add_data_arguments(study, spec["datasets"])
+    study.add_argument("--repeats", type=int, default=5, metavar="N",
+                       help="runs of every model, one seed each (--seed, --seed + 1, ...): "
+                            "the report gives each score's mean with a 95%% interval and "
+                            "tests every model against the best (default: 5)")
     study.add_argument("--epochs", type=int, help="max_epochs of every network "
                                                   "(default: the study's)")
     study.add_argument("--lr", type=float, help="learning rate of every network")
@@ -105,12 +125,11 @@ def _add_study_arguments(study):
 
 
 def _add_train_arguments(train):
-    from .data import DATASETS
-
-    train.description = ("Fit one MLPClassifier (every constructor parameter is a flag), "
+    spec = _spec()
+    train.description = ("Fit one MLPClassifier (its constructor parameters are flags), "
                          "print the per-epoch log and the test score, and write a report.")
-    _add_data_arguments(train, DATASETS)
-    _add_estimator_arguments(train)
+    _add_data_arguments(train, spec["datasets"])
+    _add_estimator_arguments(train, spec["train_flags"])
     train.add_argument("--save", metavar="PATH",
                        help="save the fitted model (estimator.save; load with sknets.load)")
     train.set_defaults(handler=_run_train)
@@ -122,7 +141,8 @@ def _add_data_arguments(parser, datasets):
                         help="folder of the downloaded data sets (default: $SKNETS_DATA "
                              "or ~/sknets_data)")
     parser.add_argument("--n-train", type=int, metavar="N",
-                        help="use N training images only (validation is carved from them)")
+                        help="use N training and validation images together (1/6 of them "
+                             "for validation)")
     parser.add_argument("--n-test", type=int, metavar="N", help="use N test images only")
     parser.add_argument("--out", metavar="DIR",
                         help="folder of the report (default: sknets-<name>)")
@@ -130,45 +150,37 @@ def _add_data_arguments(parser, datasets):
                         help="random seed of the splits and the networks (default: 0)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--n-threads", type=int, help="torch threads")
+    parser.add_argument("--normalize", action="store_true",
+                        help="confusion matrices as fractions of each true class")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-# MLPClassifier parameters that are not flags of `sknets train`, or are under
-# another name: --seed, --device, --n-threads, --verbose are set separately.
-_NOT_FLAGS = {"random_state", "device", "n_threads", "warm_start"}
+# MLPClassifier parameters that are not flags of `sknets train`: --seed,
+# --device, --n-threads are set by the data options; the validation set is
+# the data's (1/6 of --n-train), so validation_fraction has nothing to split.
+_NOT_FLAGS = {"random_state", "device", "n_threads", "warm_start", "validation_fraction"}
+
+_TYPES = {"int": int, "float": float, "str": str}
 
 
-def _add_estimator_arguments(parser):
-    from .. import _params
-    from ..mlp import MLPClassifier
-
-    group = parser.add_argument_group("network (MLPClassifier parameters; see its docstring)")
-    constraints = MLPClassifier._parameter_constraints
-    for name, param in inspect.signature(MLPClassifier).parameters.items():
-        if name in _NOT_FLAGS:
-            continue
-        flags = ["--" + name.replace("_", "-")] + (["--epochs"] if name == "max_epochs" else [])
-        default = param.default
-        kwargs = {"dest": name, "default": argparse.SUPPRESS}
-        options = [c for c in constraints.get(name, []) if isinstance(c, _params.Options)]
-        choices = [o for c in options for o in c.options if isinstance(o, str)]
-        if name == "verbose":
-            kwargs.update(type=int, default=1, help="0 silent, 1 a line per epoch (default), "
-                                                    "2 also a bar per epoch")
-        elif isinstance(default, bool):
+def _add_estimator_arguments(parser, flags):
+    group = parser.add_argument_group("network (MLPClassifier parameters)")
+    for flag in flags:
+        name, kind = flag["name"], flag["kind"]
+        kwargs = {"dest": name, "default": 1 if name == "verbose" else argparse.SUPPRESS,
+                  "help": flag["help"].replace("%", "%%")}
+        if kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif isinstance(default, tuple):
+        elif kind == "widths":
             kwargs.update(type=int, nargs="*", metavar="WIDTH")
-        elif choices:
-            kwargs.update(choices=choices)
-        elif any(None in c.options for c in options):
-            number = int if isinstance(default, int) else float
-            kwargs.update(type=_or_none(number), metavar="N|none")
+        elif kind == "choice":
+            kwargs.update(choices=flag["choices"])
+        elif kind.endswith("_or_none"):
+            kwargs.update(type=_or_none(_TYPES[kind.split("_")[0]]), metavar="N|none")
         else:
-            kwargs["type"] = type(default)
-        if "help" not in kwargs:
-            kwargs["help"] = f"default: {default!r}"
-        group.add_argument(*flags, **kwargs)
+            kwargs["type"] = _TYPES[kind]
+        names = ["--" + name.replace("_", "-")] + (["--epochs"] if name == "max_epochs" else [])
+        group.add_argument(*names, **kwargs)
 
 
 def _or_none(number):
@@ -178,11 +190,88 @@ def _or_none(number):
     return parse
 
 
+def cli_spec():
+    """What the command's help needs, derived from the studies and MLPClassifier.
+
+    The studies' names and titles, the data sets, and one entry per flag of
+    ``sknets train``: the parameter's name, its kind (how the flag parses),
+    its choices and its help, the first sentence of the parameter's entry
+    in the ``Parameters`` section of MLPClassifier's docstring, with the
+    default. Building it imports torch, so the command reads it from
+    ``_cli_spec.py`` (see :func:`write_cli_spec`).
+
+    Examples
+    --------
+    >>> from sknets.studies.cli import cli_spec
+    >>> spec = cli_spec()  # doctest: +SKIP
+    >>> spec["train_flags"][0]["help"]  # doctest: +SKIP
+    'Width of each hidden layer; `()` trains a network with no hidden layer (a linear model). \
+(default: (100,))'
+    """
+    from sklearn.externals._numpydoc.docscrape import NumpyDocString
+
+    from .. import _params
+    from ..mlp import MLPClassifier
+    from . import STUDIES
+    from .data import DATASETS
+
+    meanings = {p.name: _first_sentence(" ".join(p.desc))
+                for p in NumpyDocString(MLPClassifier.__doc__)["Parameters"]}
+    constraints = MLPClassifier._parameter_constraints
+    flags = []
+    for name, param in inspect.signature(MLPClassifier).parameters.items():
+        if name in _NOT_FLAGS:
+            continue
+        default = param.default
+        options = [c for c in constraints.get(name, []) if isinstance(c, _params.Options)]
+        choices = [o for c in options for o in c.options if isinstance(o, str)]
+        if isinstance(default, bool):
+            kind = "bool"
+        elif isinstance(default, tuple):
+            kind = "widths"
+        elif choices:
+            kind = "choice"
+        elif any(None in c.options for c in options):
+            kind = ("int" if isinstance(default, int) else "float") + "_or_none"
+        else:
+            kind = type(default).__name__
+        if name not in meanings:
+            raise ValueError(f"MLPClassifier's docstring does not describe {name!r}; add it "
+                             "to its Parameters section.")
+        # `sknets train` prints its per-epoch log unless told otherwise.
+        shown = 1 if name == "verbose" else "none" if default is None else default
+        flags.append({"name": name, "kind": kind, "choices": choices or None,
+                      "help": f"{meanings[name]} (default: {shown})"})
+    return {"studies": [(name, study.title) for name, study in STUDIES.items()],
+            "datasets": list(DATASETS), "train_flags": flags}
+
+
+def _first_sentence(text):
+    text = text.replace("``", "`")
+    match = re.match(r"(.+?(?<!e\.g)(?<!i\.e)\.)(\s|$)", text)
+    return match.group(1) if match else text
+
+
+def write_cli_spec(path=_SPEC_FILE):
+    """Write :func:`cli_spec` to ``_cli_spec.py``, the help the command prints.
+
+    Run it after changing a study's title, a data set or a parameter of
+    MLPClassifier (the tests say when)::
+
+        python -c "from sknets.studies.cli import write_cli_spec; write_cli_spec()"
+    """
+    text = ('"""What the `sknets` command\'s help shows, from `sknets.studies.cli.cli_spec()`.\n\n'
+            "Written by `sknets.studies.cli.write_cli_spec()`; do not edit by hand.\n"
+            '"""\n\nSPEC = ' + pprint.pformat(cli_spec(), width=96, sort_dicts=False) + "\n")
+    Path(path).write_text(text, encoding="utf-8")
+    return Path(path)
+
+
 def _study_settings(args, **extra):
     from . import StudySettings
 
     return StudySettings(random_state=args.seed, device=args.device, n_threads=args.n_threads,
-                         progress=not args.quiet, **extra)
+                         progress=not args.quiet, normalize=args.normalize, **extra)
 
 
 def _load(args):
@@ -196,7 +285,7 @@ def _run_study(args, command):
     from . import run_study
 
     data = _load(args)
-    settings = _study_settings(args, epochs=args.epochs, lr=args.lr,
+    settings = _study_settings(args, epochs=args.epochs, lr=args.lr, repeats=args.repeats,
                                batch_size=args.batch_size, verbose=args.verbose)
     report = run_study(args.name, data, settings)
     return _finish(report, args, command, f"sknets-{args.name}")
@@ -216,22 +305,26 @@ def _run_train(args, command):
     model = MLPClassifier(random_state=args.seed, device=args.device,
                           n_threads=default_threads(data, args.n_threads), **params)
     report = Report(f"sknets train: MLPClassifier on {data.name}")
-    fit_and_report(model, data, report)
+    fit_and_report(model, data, report, normalize=args.normalize)
     status = _finish(report, args, command, "sknets-train")
     if args.save:
         model.save(args.save)
-        print(f"model saved to {args.save} (load it with sknets.load)")
+        print(f"model saved to {args.save} (load it with sknets.load; it predicts class "
+              "numbers, as the sknets.datasets fetchers' targets)")
     return status
 
 
 def _finish(report, args, command, default_out):
     report.results["command"] = command
     path = report.write(args.out or default_out)
-    table = report.tables.get("test_results")
+    table = report.displays.get("test_results", report.tables.get("test_results"))
     if table is not None:
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    comparison = report.results.get("comparison")
+    if comparison and comparison.get("sentences"):
+        print("\n".join([comparison["verdict"], *comparison["sentences"]]))
     print(f"report written to {path}")
     return 0
 
 
-__all__ = ["main"]
+__all__ = ["cli_spec", "main", "write_cli_spec"]

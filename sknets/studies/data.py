@@ -25,10 +25,15 @@ class StudyData:
     name : str
         Data set name, one of ``DATASETS``.
     X_train, y_train, X_val, y_val, X_test, y_test : ndarray
-        Inputs as float32 rows in [0, 1]; labels as strings, the names of
-        the classes.
-    labels : ndarray of str
-        The class names in the data set's own order (for confusion matrices).
+        Inputs as float32 rows in [0, 1]; labels as the class numbers
+        ``0 .. n_classes - 1`` (int64), as the :mod:`sknets.datasets`
+        fetchers and scikit-learn's ``load_digits`` return them, so that a
+        model trained here scores on what they return.
+    labels : ndarray of int
+        The class numbers, ``0 .. n_classes - 1``.
+    names : ndarray of str
+        The class names, ``names[label]`` naming each label (the fetchers'
+        ``target_names``).
     description : str
         Where the data comes from and how it was split.
     small : bool
@@ -51,6 +56,7 @@ class StudyData:
     X_test: np.ndarray
     y_test: np.ndarray
     labels: np.ndarray
+    names: np.ndarray
     description: str
     small: bool = False
 
@@ -63,7 +69,7 @@ class StudyData:
         """The mapping :meth:`sknets.studies.report.Report.describe_data` takes."""
         return {"name": self.name, "description": self.description,
                 "n_features": int(self.X_train.shape[1]),
-                "classes": [str(c) for c in self.labels], **self.sizes()}
+                "classes": [str(c) for c in self.names], **self.sizes()}
 
 
 def load_study_data(dataset="digits", data_home=None, n_train=None, n_test=None,
@@ -77,6 +83,11 @@ def load_study_data(dataset="digits", data_home=None, n_train=None, n_test=None,
     ``data_home`` if missing): the publisher's test set is the test set, and
     1/6 of the publisher's training set (10,000 of MNIST's 60,000 images) is
     held out for validation. Every split is at random and stratified.
+
+    Labels are class numbers, as the fetchers return them (``names`` holds
+    the class names): a model trained on this data, or saved by ``sknets
+    train``, scores directly on ``fetch_*(subset="test", return_X_y=True)``
+    and predicts class numbers; ``names[model.predict(X)]`` names them.
 
     Parameters
     ----------
@@ -114,7 +125,7 @@ def load_study_data(dataset="digits", data_home=None, n_train=None, n_test=None,
     if dataset == "digits":
         digits = load_digits()
         names = digits.target_names.astype(str)
-        X, y = (digits.data / 16).astype(np.float32), names[digits.target]
+        X, y = (digits.data / 16).astype(np.float32), digits.target.astype(np.int64)
         X_train, X_val, X_test, y_train, y_val, y_test = train_val_test_split(
             X, y, stratify=stratify(y), random_state=rng)
         description = ("scikit-learn's bundled 8x8 handwritten digits (UCI), pixels / 16, "
@@ -124,10 +135,10 @@ def load_study_data(dataset="digits", data_home=None, n_train=None, n_test=None,
         train = fetch(subset="train", data_home=data_home)
         test = fetch(subset="test", data_home=data_home)
         names = np.asarray(train.target_names).astype(str)
-        y = names[train.target]
+        y = np.asarray(train.target, dtype=np.int64)
         X_train, X_val, y_train, y_val = train_test_split(
             train.data, y, test_size=1 / 6, stratify=stratify(y), random_state=rng)
-        X_test, y_test = test.data, names[test.target]
+        X_test, y_test = test.data, np.asarray(test.target, dtype=np.int64)
         description = (f"{train.DESCR.splitlines()[0]}: the publisher's test set; 1/6 of "
                        "the publisher's training set held out at random (stratified) for "
                        "validation.")
@@ -138,8 +149,8 @@ def load_study_data(dataset="digits", data_home=None, n_train=None, n_test=None,
         X_train, y_train = _subsample(X_train, y_train, n_train - n_val, rng)
         X_val, y_val = _subsample(X_val, y_val, n_val, rng)
     X_test, y_test = _subsample(X_test, y_test, n_test, rng)
-    return StudyData(dataset, X_train, y_train, X_val, y_val, X_test, y_test, names,
-                     description, small=dataset == "digits")
+    return StudyData(dataset, X_train, y_train, X_val, y_val, X_test, y_test,
+                     np.arange(len(names)), names, description, small=dataset == "digits")
 
 
 def stratify(y):

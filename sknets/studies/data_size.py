@@ -36,11 +36,11 @@ def run(study, data, settings, report):
     models = {name: MLPClassifier(**study.params(data, settings, **params))
               for name, (params, _) in variants.items()}
     on_quarter = {name: quarter for name, (_, quartered) in variants.items() if quartered}
-    fit_all(models, data, settings, "data-size", training_sets=on_quarter)
-    table = score_table(models, data)
+    runs = fit_all(models, data, settings, "data-size", training_sets=on_quarter)
+    table = score_table(runs, data)
     training_sizes = {name: len(on_quarter[name][0]) if name in on_quarter else len(data.X_train)
                       for name in models}
     table.insert(0, "n_train", pd.Series(training_sizes))
-    report_classifiers(report, models, data,
+    report_classifiers(report, runs, data,
                        "Training and validation loss, and validation accuracy; the same "
-                       "validation set for all.", table=table)
+                       "validation set for all.", table=table, normalize=settings.normalize)

@@ -20,7 +20,7 @@ def run(study, data, settings, report):
             **study.params(data, settings, optimizer=name, lr=lr))
         for name, lr in LEARNING_RATES.items()
     }
-    fit_all(models, data, settings, "optimizers")
-    report_classifiers(report, models, data,
+    runs = fit_all(models, data, settings, "optimizers")
+    report_classifiers(report, runs, data,
                        "All optimizers start from the same weights and see the same "
-                       "batches in the same order.")
+                       "batches in the same order.", normalize=settings.normalize)

@@ -26,8 +26,11 @@ class StudySettings:
     batch_size : int or None
         Mini-batch size of every network; None keeps the study's default.
     random_state : int
-        Seed of every network (the same initial weights where the
-        architectures agree).
+        Seed of the first run of every network (the same initial weights
+        where the architectures agree); run ``i`` uses ``random_state + i``.
+    repeats : int
+        Runs of every model, one per seed: the report gives each score's
+        mean with a 95% interval, and tests each model against the best.
     device : str
         Torch device of every network.
     n_threads : int or None
@@ -35,7 +38,9 @@ class StudySettings:
     verbose : int
         ``verbose`` of every network (1 prints a line per epoch).
     progress : bool
-        Show a progress bar over the models of the study.
+        Show a progress bar over the epochs of every run of the study.
+    normalize : bool
+        Confusion matrices as fractions of each true class (rows sum to 1).
 
     Examples
     --------
@@ -48,10 +53,16 @@ class StudySettings:
     lr: float = None
     batch_size: int = None
     random_state: int = 0
+    repeats: int = 5
     device: str = "cpu"
     n_threads: int = None
     verbose: int = 0
     progress: bool = True
+    normalize: bool = False
+
+    def __post_init__(self):
+        if int(self.repeats) != self.repeats or self.repeats < 1:
+            raise ValueError(f"repeats must be a positive whole number, got {self.repeats!r}.")
 
     def overrides(self):
         """The estimator parameters these settings fix."""

@@ -28,15 +28,16 @@ def run(study, data, settings, report):
     }
     models = {name: MLPClassifier(**study.params(data, settings, **params))
               for name, params in variants.items()}
-    fit_all(models, data, settings, "regularizers")
+    runs = fit_all(models, data, settings, "regularizers")
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6),
                              sharey=True, layout="constrained")
-    for axis, (name, model) in zip(axes, models.items()):
-        plot_history(model, "loss", ax=axis)
+    for axis, (name, model_runs) in zip(axes, runs.items()):
+        plot_history({name: model_runs}, "loss", ax=axis)
         axis.set_yscale("log")
         axis.set_title(name)
     report.section("Generalization gap", "Training against validation loss, model by model.")
     report.figure("loss_by_model", fig,
                   "Loss on a log scale; a star marks the epoch of lowest validation loss, "
                   "whose weights were kept.")
-    report_classifiers(report, models, data, "The five networks overlaid.")
+    report_classifiers(report, runs, data, "The five networks overlaid.",
+                       normalize=settings.normalize)

@@ -46,6 +46,12 @@ Present when the step that writes them ran:
     :meth:`Report.histories`).
 ``parameters`` (object)
     Model name -> constructor parameters (:meth:`Report.parameters`).
+``comparison`` (object)
+    How the models compare over repeated runs: ``score`` (the main score),
+    ``design`` (``"seeds"`` or ``"cv"``), ``test`` (the paired test used),
+    ``n_repeats``, ``confidence``, ``best`` (best mean), ``verdict`` (one
+    sentence: the best model only if it differs significantly from every
+    other) and ``sentences`` (one per model against the best).
 
 Callers may add other JSON-serialisable entries to :attr:`Report.results`.
 """
@@ -85,6 +91,12 @@ figcaption, .caption { color: #555; font-size: .9em; }
 table.data { border-collapse: collapse; font-size: .9em; margin: .6em 0; }
 table.data th, table.data td { border: 1px solid #ccd; padding: .25em .6em; text-align: right; }
 table.data th { background: #eef2f7; }
+table.data td { white-space: nowrap; }
+table.data tr.differs td, table.data tr.differs th { background: #fff3c4; }
+table.data tr.group th { background: #fff; text-align: left; font-weight: normal;
+                         color: #555; border-left: 0; border-right: 0; }
+ul.sentences li { margin: .25em 0; }
+p.verdict { font-weight: 600; }
 pre { background: #f6f8fa; border: 1px solid #ddd; padding: .8em; overflow-x: auto;
       font-size: .85em; }
 footer { padding: 1em 2em; color: #555; font-size: .85em; border-top: 1px solid #ddd; }
@@ -135,10 +147,54 @@ class Table:
     caption: str = ""
 
     def html(self, report, anchor):
-        frame = report.tables[self.name].to_html(classes="data", border=0, index_names=False,
+        shown = report.displays.get(self.name, report.tables[self.name])
+        frame = shown.to_html(classes="data", border=0, index_names=False,
                                                  float_format=_format_float, na_rep="")
         caption = f'<p class="caption">{html.escape(self.caption)}</p>' if self.caption else ""
         return frame + caption
+
+
+@dataclass(frozen=True)
+class Sentences:
+    """A paragraph in bold, then a bullet list of sentences."""
+
+    lead: str
+    sentences: tuple = ()
+
+    def html(self, report, anchor):
+        items = "".join(f"<li>{html.escape(s)}</li>" for s in self.sentences)
+        return (f'<p class="verdict">{html.escape(self.lead)}</p>'
+                + (f'<ul class="sentences">{items}</ul>' if items else ""))
+
+
+@dataclass(frozen=True)
+class ParameterTable:
+    """The models' parameters: those that differ first, highlighted; the shared ones once."""
+
+    name: str = "parameters"
+
+    def html(self, report, anchor):
+        frame = report.tables[self.name]
+        cell = html.escape
+        differs = frame.nunique(axis=1) > 1
+        head = "".join(f"<th>{cell(str(c))}</th>" for c in frame.columns)
+        rows = [f"<tr><th>parameter</th>{head}</tr>"]
+        if len(frame.columns) > 1 and differs.any():
+            rows.append(f'<tr class="group"><th colspan="{len(frame.columns) + 1}">'
+                        "Differ between the models:</th></tr>")
+            rows += [f'<tr class="differs"><th>{cell(name)}</th>'
+                     + "".join(f"<td>{cell(v)}</td>" for v in values) + "</tr>"
+                     for name, values in frame[differs].iterrows()]
+        shared = frame[~differs] if len(frame.columns) > 1 else frame
+        if len(frame.columns) > 1:
+            rows.append(f'<tr class="group"><th colspan="{len(frame.columns) + 1}">'
+                        "The same in every model:</th></tr>")
+        span = len(frame.columns)
+        rows += [f'<tr><th>{cell(name)}</th><td colspan="{span}" style="text-align:center">'
+                 f"{cell(values.iloc[0])}</td></tr>" if span > 1 else
+                 f"<tr><th>{cell(name)}</th><td>{cell(values.iloc[0])}</td></tr>"
+                 for name, values in shared.iterrows()]
+        return f'<table class="data">{"".join(rows)}</table>'
 
 
 @dataclass(frozen=True)
@@ -196,6 +252,7 @@ class Report:
         self.title = title
         self.items = []
         self.tables = {}
+        self.displays = {}
         self.figures = {}
         self.results = {}
         self.started = time.perf_counter()
@@ -218,11 +275,22 @@ class Report:
             self.items.append(Figure(name, caption))
         self.figures[name] = buffer.getvalue()
 
-    def table(self, name, frame, caption=""):
-        """Add a DataFrame; adding a name again replaces that table in place."""
+    def table(self, name, frame, caption="", display=None):
+        """Add a DataFrame; adding a name again replaces that table in place.
+
+        ``display``, a DataFrame of text, is what the page shows instead of
+        ``frame`` (e.g. means with their intervals); the CSV and JSON files
+        hold ``frame``.
+        """
         if name not in self.tables:
             self.items.append(Table(name, caption))
         self.tables[name] = frame
+        if display is not None:
+            self.displays[name] = display
+
+    def sentences(self, lead, sentences=()):
+        """Add a paragraph in bold and a bullet list of sentences (a comparison's)."""
+        self.items.append(Sentences(lead, tuple(sentences)))
 
     def code(self, title, text):
         """Add a block of preformatted text (a model summary, a log)."""
@@ -281,8 +349,12 @@ class Report:
                               for name, p in params.items()})
         frame.index.name = "parameter"
         self.section("Parameters", "Every constructor parameter of every model, exactly as "
-                                   "passed (rebuild a model with these).")
-        self.table("parameters", frame)
+                                   "passed (rebuild a model with these): first, highlighted, "
+                                   "the ones that differ between the models, then the ones "
+                                   "they share, once.")
+        if "parameters" not in self.tables:
+            self.items.append(ParameterTable("parameters"))
+        self.tables["parameters"] = frame
 
     def write(self, folder):
         """Write ``report.html``, the PNG, CSV and ``results.json`` files.
@@ -379,7 +451,7 @@ class Results:
     """What a report's ``results.json`` holds, as read by :func:`read_results`.
 
     The attributes are the schema's keys (see the module docstring); the
-    optional ones are None (``study``, ``command``, ``dataset``) or empty
+    optional ones are None (``study``, ``command``, ``dataset``, ``comparison``) or empty
     (``histories``, ``parameters``) when the run did not write them.
     ``tables`` holds DataFrames indexed by each table's first column.
     """
@@ -395,6 +467,7 @@ class Results:
     dataset: dict = None
     histories: dict = None
     parameters: dict = None
+    comparison: dict = None
     extra: dict = None
 
 
@@ -452,5 +525,5 @@ def _jsonable(value):
     return repr(value)
 
 
-__all__ = ["Code", "Figure", "Report", "Results", "Section", "Table", "Text", "library_versions",
-           "read_results"]
+__all__ = ["Code", "Figure", "ParameterTable", "Report", "Results", "Section", "Sentences",
+           "Table", "Text", "library_versions", "read_results"]

@@ -1,27 +1,82 @@
-"""Steps the studies share: fit with a progress bar, and report what classifiers learned."""
+"""Steps the studies share: fit repeated runs with a progress bar, and report what
+classifiers learned and how they compare."""
+
+import contextlib
+import io
+import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.base import is_classifier
+import pandas as pd
+from sklearn.base import clone, is_classifier
 from sklearn.decomposition import PCA
-from sklearn.metrics import ConfusionMatrixDisplay, balanced_accuracy_score
 from tqdm.auto import tqdm
 
-from ..inspection import compare, plot_history, summary
+from ..inspection import compare, plot_confusion_matrix, plot_history, summary
+from ..inspection.compare import Comparison, format_p
+from ..inspection.plotting import confusion_figsize
+
+
+class _EpochLines(io.TextIOBase):
+    """Standard output while a study trains: each epoch line of a network's
+    log (``verbose=1``) advances the progress bar; the lines are shown only
+    when the user asked for them."""
+
+    def __init__(self, bar, echo):
+        self.bar, self.echo, self.out, self.pending = bar, echo, sys.stdout, ""
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            first = line.split()[:1]
+            if first and first[0].isdigit():
+                self.bar.update(1)
+            if self.echo:
+                self.bar.write(line, file=self.out)
+        return len(text)
+
+
+@contextlib.contextmanager
+def epoch_progress(bar, echo=False):
+    """Count the epochs that networks print (``verbose >= 1``) on ``bar``.
+
+    Used by the studies so that their progress bar moves with every epoch,
+    not once per model. ``echo`` also prints the log lines.
+    """
+    if bar.disable:
+        yield
+        return
+    with contextlib.redirect_stdout(_EpochLines(bar, echo)):
+        yield
+
+
+def _logging(model, settings, bar):
+    """``model`` set to print its epochs when a bar counts them."""
+    if not bar.disable:
+        model.set_params(verbose=max(1, settings.verbose))
+    return model
 
 
 def fit_all(models, data, settings, desc, training_sets=None):
-    """Fit every model, monitored on the validation set, with one progress bar.
+    """Fit ``settings.repeats`` runs of every model, with one progress bar over the epochs.
 
-    Classifiers are fitted on ``(data.X_train, data.y_train)``, other
-    estimators (autoencoders) on ``data.X_train`` alone.
+    Run ``i`` of every model is a clone with ``random_state =
+    settings.random_state + i``: the runs of two models are paired (same
+    seed, same data), as :func:`sknets.compare` expects. Classifiers are
+    fitted on ``(data.X_train, data.y_train)``, monitored on the validation
+    set; other estimators (autoencoders) on ``data.X_train`` alone.
 
     Parameters
     ----------
     models : dict of str -> estimator
+        The models, unfitted (templates of the runs).
     data : StudyData
     settings : StudySettings
-        ``settings.progress`` shows the bar.
+        ``repeats`` runs per model; ``progress`` shows the bar.
     desc : str
         Label of the progress bar.
     training_sets : dict of str -> (X, y), default=None
@@ -30,8 +85,8 @@ def fit_all(models, data, settings, desc, training_sets=None):
 
     Returns
     -------
-    dict
-        ``models``, fitted.
+    dict of str -> list
+        Model name -> its fitted runs, run 0 first.
 
     Examples
     --------
@@ -39,93 +94,210 @@ def fit_all(models, data, settings, desc, training_sets=None):
     >>> from sknets.studies import StudySettings, load_study_data
     >>> from sknets.studies.steps import fit_all
     >>> data = load_study_data(n_train=200)
-    >>> models = fit_all({"tiny": MLPClassifier(hidden_layers=(8,), max_epochs=1)}, data,
-    ...                  StudySettings(progress=False), "demo")
-    >>> models["tiny"].n_epochs_
-    1
+    >>> runs = fit_all({"tiny": MLPClassifier(hidden_layers=(8,), max_epochs=1)}, data,
+    ...                StudySettings(progress=False, repeats=2), "demo")
+    >>> [model.random_state for model in runs["tiny"]]
+    [0, 1]
     """
     training_sets = training_sets or {}
-    bar = tqdm(models.items(), desc=desc, unit="model", disable=not settings.progress)
-    for name, model in bar:
-        bar.set_postfix_str(name)
-        X, y = training_sets.get(name, (data.X_train, data.y_train))
-        if is_classifier(model):
-            model.fit(X, y, validation_data=(data.X_val, data.y_val))
-        else:
-            model.fit(X, validation_data=data.X_val)
+    total = sum(model.get_params()["max_epochs"] for model in models.values())
+    bar = tqdm(total=total * settings.repeats, desc=desc, unit="epoch",
+               disable=not settings.progress)
+    runs = {name: [] for name in models}
+    with epoch_progress(bar, echo=settings.verbose > 0):
+        for repeat in range(settings.repeats):
+            for name, template in models.items():
+                bar.set_postfix_str(f"{name}, run {repeat + 1}/{settings.repeats}")
+                model = _logging(clone(template), settings, bar)
+                model.set_params(random_state=settings.random_state + repeat)
+                X, y = training_sets.get(name, (data.X_train, data.y_train))
+                if is_classifier(model):
+                    model.fit(X, y, validation_data=(data.X_val, data.y_val))
+                else:
+                    model.fit(X, validation_data=data.X_val)
+                bar.update(model.max_epochs - model.n_epochs_)  # stopped early
+                runs[name].append(model.set_params(verbose=settings.verbose))
     bar.close()
-    return models
+    return runs
 
 
-def score_table(models, data, balanced_accuracy=False):
-    """The models' test scores (:func:`sknets.compare`), one row per model.
+def first_runs(runs):
+    """Model name -> its first run (seed ``--seed``), for figures of one network."""
+    return {name: models[0] for name, models in runs.items()}
+
+
+def score_table(runs, data, balanced_accuracy=False):
+    """The models' test scores over their runs (:func:`sknets.compare`), one row per model.
 
     ``balanced_accuracy`` adds ``test_balanced_accuracy``, the metric for
-    imbalanced classes such as Kuzushiji-49's.
+    imbalanced classes such as Kuzushiji-49's. With several runs per model
+    the table is a :class:`~sknets.inspection.compare.Comparison`.
     """
-    table = compare(models, data.X_test, data.y_test)
-    if balanced_accuracy:
-        table["test_balanced_accuracy"] = [
-            balanced_accuracy_score(data.y_test, model.predict(data.X_test))
-            for model in models.values()]
-    return table
+    scoring = {"test_balanced_accuracy": "balanced_accuracy"} if balanced_accuracy else None
+    return compare(runs, data.X_test, data.y_test, scoring=scoring)
 
 
-def report_classifiers(report, models, data, curves_caption, table=None):
-    """Add the classifiers' curves, test table, confusion matrices, summaries and parameters.
+def display_table(table):
+    """Text to show for a test table: means with their intervals, the tests in words.
 
-    Also records their histories (:meth:`~sknets.studies.report.Report.histories`).
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sknets.inspection.compare import compare_runs
+    >>> from sknets.studies.steps import display_table
+    >>> table = compare_runs(pd.DataFrame({"a": [0.96, 0.97, 0.98],
+    ...                                    "b": [0.95, 0.95, 0.96]}), "test_accuracy")
+    >>> display_table(table).loc["b"].tolist()
+    ['95.33 (94.0 to 96.8)', '-1.67 (-2.3 to -1.1)', 'p = 0.019', 'yes']
+    """
+    if not isinstance(table, Comparison):
+        return None
+    percent = table.score.endswith("accuracy")
+    shown = {}
+    scores = [c[:-4] for c in table.columns if c.endswith("_low") and c != "vs_best_low"]
+    for score in scores:
+        scale = 100 if score.endswith("accuracy") else 1
+        unit = " (%)" if scale == 100 else ""
+        shown[f"{score.removeprefix('test_').replace('_', ' ')}{unit}, mean (95% CI)"] = [
+            _interval(scale * row[score], scale * row[f"{score}_low"],
+                      scale * row[f"{score}_high"]) for _, row in table.iterrows()]
+    scale = 100 if percent else 1
+    shown["vs best" + (" (points)" if percent else "")] = [
+        "best" if name == table.best else
+        _interval(scale * row["vs_best"], scale * row["vs_best_low"],
+                  scale * row["vs_best_high"], sign=True)
+        for name, row in table.iterrows()]
+    shown["p-value"] = ["" if name == table.best or np.isnan(row["p_value"])
+                        else format_p(row["p_value"]) for name, row in table.iterrows()]
+    shown["significant"] = ["" if name == table.best or np.isnan(row["p_value"])
+                            else ("yes" if row["p_value"] < 0.05 else "no")
+                            for name, row in table.iterrows()]
+    for column in table.columns:
+        if column in ("best_epoch", "epochs", "parameters", "fit_seconds", "n_train"):
+            values = table[column]
+            shown[column] = [f"{v:,.0f}" if column in ("parameters", "n_train") else f"{v:.3g}"
+                             for v in values]
+    extra = [c for c in table.columns if c.startswith("pca_")]
+    for column in extra:
+        shown[column] = [f"{v:.4g}" for v in table[column]]
+    frame = pd.DataFrame(shown, index=table.index)
+    return frame
+
+
+def _interval(mean, low, high, sign=False):
+    fmt = "{:+.1f}" if sign else "{:.2f}" if abs(mean) >= 1 else "{:.4f}"
+    if np.isnan(low):
+        return fmt.format(mean)
+    inner = "{:+.1f}" if sign else ("{:.1f}" if abs(mean) >= 1 else "{:.3f}")
+    return f"{fmt.format(mean)} ({inner.format(low)} to {inner.format(high)})"
+
+
+def report_comparison(report, table, what="model"):
+    """Add what the runs say: the best model only if the evidence supports it,
+    and one sentence per model against the best. Recorded as ``comparison``
+    in ``results.json``."""
+    if not isinstance(table, Comparison):
+        lead = ("One run per model (--repeats 1): a difference between two models may "
+                "come from their seeds alone. Repeat the runs to tell differences from noise.")
+        report.sentences(lead)
+        report.results["comparison"] = {"n_repeats": 1, "verdict": lead, "sentences": []}
+        return
+    unit = "seed" if table.design == "seeds" else "fold"
+    how = ("each model trained once per seed on the same split and scored on the same "
+           f"test set; paired t-test over the {table.n_repeats} seeds"
+           if table.design == "seeds" else
+           f"corrected resampled t-test (Nadeau and Bengio) over the {table.n_repeats} "
+           "cross-validation folds")
+    report.text(f"{table.n_repeats} runs per {what} ({how}). Each score is the mean over "
+                f"the {unit}s with its {table.confidence:.0%} confidence interval; each "
+                f"{what} is compared with the best one, {table.best}, run by run. A p-value "
+                "below 0.05 (an interval that excludes 0) is called significant.")
+    verdict = table.verdict()
+    sentences = table.sentences()
+    report.sentences(verdict, sentences)
+    report.results["comparison"] = {
+        "score": table.score, "design": table.design, "test": table.test,
+        "n_repeats": table.n_repeats, "confidence": table.confidence, "best": table.best,
+        "verdict": verdict, "sentences": sentences}
+
+
+def report_classifiers(report, runs, data, curves_caption, table=None, normalize=False):
+    """Add the classifiers' curves, test table, comparison, confusion matrices, summaries
+    and parameters.
+
+    Also records the first run's histories
+    (:meth:`~sknets.studies.report.Report.histories`).
 
     Parameters
     ----------
     report : Report
-    models : dict of str -> fitted classifier
+    runs : dict of str -> list of fitted classifiers
+        Each model's runs (from :func:`fit_all`).
     data : StudyData
     curves_caption : str
         Paragraph under the "Training curves" heading.
     table : DataFrame, default=None
         The test table, when the study adds columns to :func:`score_table`'s.
+    normalize : bool, default=False
+        Confusion matrices as fractions of each true class.
     """
+    n_runs = len(next(iter(runs.values())))
     report.section("Training curves", curves_caption)
-    axes = plot_history(models, metrics=("loss", "accuracy"))
+    axes = plot_history(runs, metrics=("loss", "accuracy"))
     axes[0].set_yscale("log")  # the late epochs, where models differ, stay visible
     axes[0].set_title("loss (cross-entropy, log scale) by epoch")
     axes[1].set_title("validation accuracy by epoch")
+    band = (f" Lines are the mean of the {n_runs} runs; the band spans the lowest to the "
+            "highest run." if n_runs > 1 else "")
     report.figure("curves", axes[0].figure,
                   "Solid: training, dashed: validation; a star marks the epoch whose "
-                  "weights each model kept (lowest validation loss).")
-    report_test_results(report, table if table is not None else score_table(models, data), data)
-    report.histories(models)
-    report_confusion_matrices(report, models, data)
-    report_models(report, models)
+                  "weights each model kept (lowest validation loss)" +
+                  (", the median over the runs." if n_runs > 1 else ".") + band)
+    report_test_results(report, table if table is not None else score_table(runs, data), data)
+    first = first_runs(runs)
+    report.histories(first)
+    report_confusion_matrices(report, first, data, normalize=normalize,
+                              note=" (first run of each model)" if n_runs > 1 else "")
+    report_models(report, first)
 
 
 def report_test_results(report, table, data):
-    """Add the test table under its own heading."""
+    """Add the test table and the comparison of the models under their own headings."""
+    runs = getattr(table, "n_repeats", 1) if isinstance(table, Comparison) else 1
     report.section("Test results",
                    f"Each model with the weights of its best validation epoch, scored on "
-                   f"the {len(data.X_test):,} test samples.")
-    report.table("test_results", table)
+                   f"the {len(data.X_test):,} test samples"
+                   + (f"; mean over {runs} runs (seeds), 95% confidence interval in "
+                      "brackets." if runs > 1 else "."))
+    report.table("test_results", table, display=display_table(table))
+    if len(table) > 1:
+        report.section("Comparison")
+        report_comparison(report, table)
+    if runs > 1:
+        report.table("test_runs", table.runs.set_index(["model", "run"]),
+                     "Every run's scores (run i of every model used the same seed).")
 
 
-def report_confusion_matrices(report, models, data):
+def report_confusion_matrices(report, models, data, normalize=False, note=""):
     """Add one confusion matrix on the test set per model, in a grid."""
     n = len(models)
     columns = min(n, 3 if n > 4 else 2)
     rows = -(-n // columns)
-    size = 4.2 if len(data.labels) <= 10 else 6.0
-    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows),
+    width, height = confusion_figsize(data.names)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, (height + 0.3) * rows),
                              squeeze=False, layout="constrained")
     for axis, (name, model) in zip(axes.flat, models.items()):
-        ConfusionMatrixDisplay.from_estimator(
-            model, data.X_test, data.y_test, labels=data.labels, ax=axis, colorbar=False,
-            include_values=len(data.labels) <= 10, cmap="Blues",
-            text_kw={"fontsize": 7})
+        plot_confusion_matrix(model, data.X_test, data.y_test, labels=data.labels,
+                              display_labels=data.names, normalize=normalize, ax=axis)
         axis.set_title(name)
     for axis in axes.flat[n:]:
         axis.remove()
+    report.section("Confusion matrices")
+    what = "fraction of each true class" if normalize else "counts"
     report.figure("confusion_matrices", fig,
-                  "Confusion matrices on the test set (rows: true class, columns: predicted).")
+                  f"Confusion matrices on the test set{note}: rows are the true class, "
+                  f"columns the predicted one ({what}); correct predictions in blue, "
+                  "errors in red, empty cells blank.")
 
 
 def report_models(report, models):
@@ -137,7 +309,7 @@ def report_models(report, models):
     report.parameters(models)
 
 
-def fit_and_report(model, data, report):
+def fit_and_report(model, data, report, normalize=False):
     """Fit one classifier on a study's data and add its curves, test scores,
     confusion matrix, summary and parameters to ``report``.
 
@@ -148,6 +320,8 @@ def fit_and_report(model, data, report):
     model : MLPClassifier
     data : StudyData
     report : sknets.studies.report.Report
+    normalize : bool, default=False
+        Confusion matrix as fractions of each true class.
 
     Returns
     -------
@@ -166,10 +340,10 @@ def fit_and_report(model, data, report):
     ['data', 'test_results', 'parameters']
     """
     report.describe_data(data.describe())
-    models = {"model": model}
     model.fit(data.X_train, data.y_train, validation_data=(data.X_val, data.y_val))
-    report_classifiers(report, models, data, "Training and validation loss, and "
-                                             "validation accuracy.")
+    report_classifiers(report, {"model": [model]}, data, "Training and validation loss, and "
+                                                         "validation accuracy.",
+                       normalize=normalize)
     return report
 
 
@@ -191,5 +365,6 @@ def pca_reconstruction_error(X_train, X_test, n_components, random_state=0):
     return float(np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2))
 
 
-__all__ = ["fit_all", "fit_and_report", "pca_reconstruction_error", "report_classifiers",
+__all__ = ["display_table", "epoch_progress", "first_runs", "fit_all", "fit_and_report",
+           "pca_reconstruction_error", "report_classifiers", "report_comparison",
            "report_confusion_matrices", "report_models", "report_test_results", "score_table"]

@@ -36,18 +36,19 @@ def run(study, data, settings, report):
     }
     models = {name: MLPClassifier(**study.params(data, settings, **params))
               for name, params in variants.items()}
-    fit_all(models, data, settings, "training")
+    runs = fit_all(models, data, settings, "training")
     fig, axis = plt.subplots(figsize=(6, 3.6), layout="constrained")
-    for name, model in models.items():
-        axis.plot(model.history_["epoch"], model.history_["lr"], label=name)
+    for name, model_runs in runs.items():
+        axis.plot(model_runs[0].history_["epoch"], model_runs[0].history_["lr"], label=name)
     axis.set(xlabel="epoch", ylabel="learning rate", yscale="log")
     axis.legend(fontsize=7)
     report.section("Learning rates", "The learning rate of every epoch, as each schedule set it.")
     report.figure("learning_rates", fig, "Learning rate by epoch.")
-    report_classifiers(report, models, data,
-                       "Training and validation loss, and validation accuracy; every "
-                       "network starts from the same weights.",
-                       table=score_table(models, data, balanced_accuracy=True))
+    report_classifiers(report, runs, data,
+                       "Training and validation loss, and validation accuracy; in each run "
+                       "every network starts from the same weights.",
+                       table=score_table(runs, data, balanced_accuracy=True),
+                       normalize=settings.normalize)
     # Twice the epochs: memorising the training set takes longer than converging.
     _report_overfit(study, data, settings, report, 2 * epochs)
 
