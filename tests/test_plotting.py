@@ -150,3 +150,100 @@ def test_confusion_matrix_display_on_string_labels(fitted):
     order = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     ordered = ConfusionMatrixDisplay.from_estimator(clf, X, y, labels=order)
     assert [t.get_text() for t in ordered.ax_.get_xticklabels()] == order
+
+
+def test_plot_history_of_repeated_runs_draws_mean_and_band(small_network):
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16, y[:300]
+    settings = {**small_network, "hidden_layers": (8,), "max_epochs": 4}
+    runs = [MLPClassifier(**{**settings, "random_state": seed}).fit(X, y) for seed in (0, 1, 2)]
+    ax = plot_history({"8 units": runs})
+    (train,) = [line for line in ax.get_lines() if line.get_marker() != "*"]
+    mean = np.mean([run.history_["train_loss"] for run in runs], axis=0)
+    np.testing.assert_allclose(train.get_ydata(), mean)
+    (band,) = ax.collections
+    (path,) = band.get_paths()
+    lows = np.min([run.history_["train_loss"] for run in runs], axis=0)
+    assert np.isclose(path.vertices[:, 1].min(), lows.min())
+    (star,) = _stars(ax)
+    assert star.get_xdata()[0] == sorted(run.best_epoch_ for run in runs)[1]
+    assert "range of the runs" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"]
+
+
+class _Predictor:
+    """A classifier stand-in: predicts the true class except for a few errors."""
+
+    classes_ = np.arange(10)
+
+    def predict(self, X):
+        predicted = np.asarray(X).copy()
+        predicted[::7] = (predicted[::7] + 3) % 10
+        return predicted
+
+
+def _overlaps(labels, renderer):
+    """Pairs of neighbouring tick labels whose text boxes overlap.
+
+    Labels drawn level are compared by their window extents. Slanted
+    labels are parallel strips as high as their text (its unrotated
+    extent); two of them are apart when the distance between their anchors,
+    across the text direction, is at least that height.
+    """
+    labels = [label for label in labels if label.get_text()]
+    angle = np.deg2rad(labels[0].get_rotation())
+    if angle == 0:
+        boxes = [label.get_window_extent(renderer) for label in labels]
+        return [(a, b) for a, b in zip(boxes, boxes[1:]) if a.overlaps(b)]
+    found = []
+    for a, b in zip(labels, labels[1:]):
+        height = max(renderer.get_text_width_height_descent(
+            label.get_text(), label.get_fontproperties(), ismath=False)[1]
+            for label in (a, b))
+        (xa, ya), (xb, yb) = (label.get_transform().transform(label.get_position())
+                              for label in (a, b))
+        across = abs(-(xb - xa) * np.sin(angle) + (yb - ya) * np.cos(angle))
+        if across < height:
+            found.append((a.get_text(), b.get_text()))
+    return found
+
+
+def test_confusion_matrix_tick_labels_do_not_overlap_for_fashion_mnist():
+    from sknets.inspection import plot_confusion_matrix
+
+    y = np.repeat(np.arange(10), 30)
+    ax = plot_confusion_matrix(_Predictor(), y, y, display_labels=FASHION_NAMES)
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert [t.get_text() for t in ax.get_xticklabels()] == FASHION_NAMES
+    assert not _overlaps(ax.get_xticklabels(), renderer)
+    assert not _overlaps(ax.get_yticklabels(), renderer)
+    # every label lies inside the figure: none is cut off
+    frame = fig.bbox
+    for label in [*ax.get_xticklabels(), *ax.get_yticklabels()]:
+        box = label.get_window_extent(renderer)
+        assert box.x0 >= frame.x0 - 1 and box.y0 >= frame.y0 - 1 and box.x1 <= frame.x1 + 1
+    assert fig.get_size_inches()[0] * fig.dpi > 500  # room for ten names
+
+
+def test_confusion_matrix_shows_errors_and_normalises_rows():
+    from sknets.inspection import plot_confusion_matrix
+
+    y = np.repeat(np.arange(10), 30)
+    ax = plot_confusion_matrix(_Predictor(), y, y)
+    counts = confusion_matrix(y, _Predictor().predict(y))
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+             for t in ax.texts}
+    assert texts == {(i, j): str(counts[i, j]) for i, j in zip(*np.nonzero(counts))}
+    diagonal, errors = ax.get_images()
+    assert diagonal.get_cmap().name == "Blues" and errors.get_cmap().name == "Reds"
+    assert errors.get_array().count() == np.count_nonzero(counts - np.diag(np.diag(counts)))
+    ax = plot_confusion_matrix(_Predictor(), y, y, normalize=True)
+    rows = np.zeros(10)
+    for text in ax.texts:
+        rows[round(text.get_position()[1])] += float(text.get_text())
+    np.testing.assert_allclose(rows, 1, atol=0.03)

@@ -472,7 +472,7 @@ def _set_seed(model, seed):
 def _compare_cv(pairs, X, y, n_repeats, cv, fit_params, scoring, random_state, confidence):
     from sklearn.model_selection import check_cv
     from sklearn.utils import indexable
-    from sklearn.utils.validation import _safe_indexing
+    from sklearn.utils import _safe_indexing
 
     if isinstance(cv, numbers.Integral):
         from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold

@@ -99,15 +99,15 @@ def plot_history(estimator, metrics=("loss",), ax=None):
 def _legend_handles(axis, single):
     """One entry per curve for one network; else one per network plus the styles."""
     handles = [line for line in axis.get_lines() if not line.get_label().startswith("_")]
-    if single:
-        return handles
-    from matplotlib.lines import Line2D
+    if not single:
+        from matplotlib.lines import Line2D
 
-    styles = {line.get_linestyle() for line in axis.get_lines()}
-    handles += [Line2D([], [], color="grey", linestyle=style, label=label)
-                for style, label in (("-", "train"), ("--", "validation")) if style in styles]
-    handles.append(Line2D([], [], color="grey", linestyle="none", marker="*", markersize=11,
-                          markeredgecolor="black", label="best epoch"))
+        styles = {line.get_linestyle() for line in axis.get_lines()}
+        handles += [Line2D([], [], color="grey", linestyle=style, label=label)
+                    for style, label in (("-", "train"), ("--", "validation"))
+                    if style in styles]
+        handles.append(Line2D([], [], color="grey", linestyle="none", marker="*",
+                              markersize=11, markeredgecolor="black", label="best epoch"))
     if axis.collections:
         from matplotlib.patches import Patch
 
