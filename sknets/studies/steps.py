@@ -148,7 +148,7 @@ def display_table(table):
     >>> table = compare_runs(pd.DataFrame({"a": [0.96, 0.97, 0.98],
     ...                                    "b": [0.95, 0.95, 0.96]}), "test_accuracy")
     >>> display_table(table).loc["b"].tolist()
-    ['95.33 (94.0 to 96.8)', '-1.67 (-2.3 to -1.1)', 'p = 0.019', 'yes']
+    ['95.33 (93.9 to 96.8)', '-1.7 (-3.1 to -0.2)', 'p = 0.038', 'yes']
     """
     if not isinstance(table, Comparison):
         return None

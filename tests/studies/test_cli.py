@@ -21,7 +21,7 @@ def test_study_writes_report_files(architectures):
     out, results = architectures.out, architectures.results
     names = {p.name for p in out.iterdir()}
     assert names == {"report.html", "results.json", "curves.png", "confusion_matrices.png",
-                     "test_results.csv", "parameters.csv", "data.csv"}
+                     "test_results.csv", "test_runs.csv", "parameters.csv", "data.csv"}
     assert results.study == "architectures"
     assert results.command == architectures.command
     dataset = results.dataset
@@ -37,6 +37,14 @@ def test_study_writes_report_files(architectures):
     assert (table["test_accuracy"] > 0.5).all() and (table["test_accuracy"] <= 1).all()
     assert table["best_epoch"].between(1, architectures.epochs).all()
     assert results.versions["sknets"] == sknets.__version__
+    comparison = results.comparison
+    assert (comparison["n_repeats"], comparison["test"]) == (5, "paired t-test")
+    assert len(comparison["sentences"]) == 3
+    assert all(re.search(r"\(95% CI [-+]\d", s) and " over 5 seeds: " in s
+                         or "the same score" in s for s in comparison["sentences"])
+    assert (table["test_accuracy_low"] <= table["test_accuracy"]).all()
+    runs = results.tables["test_runs"]
+    assert len(runs) == 4 * 5
 
 
 def test_report_html_embeds_every_figure(architectures):
@@ -51,6 +59,9 @@ def test_report_html_embeds_every_figure(architectures):
         assert image.shape[1] > 500 and image.std() > 10
     assert "Total params: 7,510" in page and "Total params: 17,610" in page
     assert "<th>hidden_layers</th>" in page
+    assert '<tr class="differs"><th>hidden_layers</th>' in page  # differs, highlighted
+    assert page.count("<th>lr</th>") == 1  # shared: shown once
+    assert "over 5 seeds" in page and "p = " in page and "95% CI" in page
     assert "src=\"http" not in page and "<script" not in page  # self-contained
 
 
@@ -102,6 +113,32 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"sknets {sknets.__version__}"
 
 
+def test_help_spec_is_current():
+    from sknets.studies._cli_spec import SPEC
+    from sknets.studies.cli import cli_spec
+
+    assert cli_spec() == SPEC, (
+        "sknets/studies/_cli_spec.py is out of date; regenerate it with "
+        "python -c 'from sknets.studies.cli import write_cli_spec; write_cli_spec()'")
+
+
+def test_train_flags_help_is_the_docstring_s(capsys):
+    from sknets import MLPClassifier
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Dropout rate after each hidden layer (training only). (default: 0.0)" in text
+    assert "Number of passes over the training data" in text
+    assert "--validation-fraction" not in text
+    for name in ("dropout", "batch_size", "lr_schedule", "patience"):
+        assert f"--{name.replace('_', '-')}" in text
+    assert "validation_fraction" in MLPClassifier().get_params()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--validation-fraction", "0.2"])
+    assert exit_info.value.code == 2
+
+
 def test_train_command(tmp_path, capsys):
     model_path = tmp_path / "model.sknets"
     assert main(["train", "--hidden-layers", "32", "16", "--dropout", "0.2", "--epochs", "3",
@@ -129,6 +166,33 @@ def test_python_dash_m_runs_the_command():
     for name in ("architectures", "optimizers", "regularizers", "search", "autoencoder",
                  "training", "data-size"):
         assert name in completed.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [["--help"], ["study", "--help"], ["train", "--help"]])
+def test_help_imports_no_torch(argv):
+    code = ("import sys\nfrom sknets.studies.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib', 'scipy') "
+            "if m in sys.modules))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=300, check=True)
+    assert completed.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_saved_model_scores_on_what_the_fetcher_returns(real_data_home, tmp_path):
+    from sknets.datasets import fetch_fashion_mnist
+
+    model_path = tmp_path / "fashion.sknets"
+    assert main(["train", "--dataset", "fashion-mnist", "--data-home", str(real_data_home),
+                 "--n-train", "1200", "--n-test", "200", "--epochs", "2", "--quiet",
+                 "--verbose", "0", "--hidden-layers", "32", "--out", str(tmp_path / "run"),
+                 "--save", str(model_path)]) == 0
+    model = sknets.load(model_path)
+    X, y = fetch_fashion_mnist(subset="test", data_home=real_data_home, return_X_y=True)
+    assert 0.3 < model.score(X[:500], y[:500]) <= 1
+    assert set(model.classes_) == set(range(10))
 
 
 @pytest.mark.slow

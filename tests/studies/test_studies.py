@@ -12,7 +12,7 @@ from sknets.studies.cli import main
 from sknets.studies.report import Report
 from sknets.studies.steps import pca_reconstruction_error
 
-QUICK = ["--epochs", "2", "--quiet", "--n-train", "600"]
+QUICK = ["--epochs", "2", "--quiet", "--n-train", "600", "--repeats", "2"]
 
 
 def test_digits_split():
@@ -20,7 +20,8 @@ def test_digits_split():
     assert data.sizes() == {"train": 1283, "validation": 257, "test": 257}
     assert data.small
     assert data.X_train.dtype == np.float32 and data.X_train.max() == 1.0
-    assert list(data.labels) == list("0123456789")
+    assert list(data.labels) == list(range(10)) and data.y_train.dtype == np.int64
+    assert list(data.names) == list("0123456789")
     assert set(data.y_test) == set(data.labels)  # stratified: every class in every set
     again = load_study_data("digits", random_state=0)
     np.testing.assert_array_equal(data.X_val, again.X_val)
@@ -57,6 +58,22 @@ def test_settings_override_study_defaults():
     large = dataclasses.replace(data, small=False)  # the study's 28x28 defaults, torch's threads
     assert study.params(large, StudySettings())["lr"] == 2e-4
     assert default_threads(large, None) is None
+
+
+def test_repeats_must_be_positive():
+    with pytest.raises(ValueError, match="repeats must be a positive whole number"):
+        StudySettings(repeats=0)
+
+
+def test_fit_all_pairs_the_runs_by_seed():
+    from sknets import MLPClassifier
+    from sknets.studies.steps import fit_all
+
+    data = load_study_data("digits", n_train=120)
+    runs = fit_all({"a": MLPClassifier((4,), max_epochs=1), "b": MLPClassifier((8,), max_epochs=1)},
+                   data, StudySettings(progress=False, repeats=3, random_state=5), "t")
+    assert [[m.random_state for m in ms] for ms in runs.values()] == [[5, 6, 7]] * 2
+    assert all(m.verbose == 0 for ms in runs.values() for m in ms)
 
 
 def test_every_study_is_described():
@@ -143,32 +160,37 @@ def test_architectures_figures_content(architectures):
     assert (accuracy["xlabel"], accuracy["ylabel"]) == ("epoch", "accuracy")
     assert _curves(loss) == [epochs] * 8  # train and validation of 4 models
     assert _curves(accuracy) == [epochs] * 4  # validation only
-    best = [[table.loc[name, "best_epoch"]] for name in histories]
+    runs = architectures.results.tables["test_runs"]
+    best = [[int(np.sort(runs.loc[name, "best_epoch"])[(len(runs.loc[name]) - 1) // 2])]
+            for name in histories]  # the median run's best epoch
     assert _stars(loss) == best and _stars(accuracy) == best
+    assert table["best_epoch"].tolist() == [runs.loc[n, "best_epoch"].mean() for n in histories]
     matrices = architectures.axes["confusion_matrices"]
     assert [m["title"] for m in matrices] == list(histories)
-    assert all(m["images"] == [(10, 10)] for m in matrices)
+    assert all(m["images"] == [(10, 10), (10, 10)] for m in matrices)  # hits, errors
     assert all(m["xlabel"] == "Predicted label" for m in matrices)
 
 
 def test_regularizers_and_search_figures_content(tmp_path, figure_axes):
     axes = figure_axes
     data = load_study_data("digits", n_train=600)
-    settings = StudySettings(epochs=3, progress=False)
+    settings = StudySettings(epochs=3, progress=False, repeats=2)
     report = run_study("regularizers", data, settings, Report("t"))
     histories = report.results["histories"]
     panels = axes["loss_by_model"]
     assert [p["title"] for p in panels] == list(histories)
+    runs = report.tables["test_runs"]
     for panel, name in zip(panels, histories):
         assert _curves(panel) == [[1, 2, 3]] * 2
-        assert _stars(panel) == [[report.tables["test_results"].loc[name, "best_epoch"]]]
+        assert _stars(panel) == [[min(runs.loc[name, "best_epoch"])]]
 
     report.write(tmp_path / "regularizers")
     assert {p.name for p in (tmp_path / "regularizers").glob("*.png")} == {
         "loss_by_model.png", "curves.png", "confusion_matrices.png"}
 
     report = run_study("search", data, settings, Report("t"))
-    assert report.tables["test_results"].columns[-1] == "test_balanced_accuracy"
+    assert list(report.tables["test_results"].columns[:3]) == [
+        "test_accuracy", "test_log_loss", "test_balanced_accuracy"]
     assert list(report.results["histories"]) == report.tables["test_results"].index.tolist()
     assert report.tables["search_results"].index.tolist() == [
         "(50,)", "(100,)", "(100, 80)", "(256, 128)"]
@@ -178,5 +200,9 @@ def test_regularizers_and_search_figures_content(tmp_path, figure_axes):
     colours = [tuple(np.round(c, 3)) for c in scores["patches"]]
     assert len(colours) == 4 and len(set(colours)) == 2
     assert colours[ranks.index(1)] != colours[ranks.index(2)]
+    search = report.tables["search_results"]
+    assert report.results["comparison"]["test"] == "corrected resampled t-test"
+    assert report.results["comparison"]["n_repeats"] == 6  # 3 folds drawn twice
+    assert search["p_value"].isna().sum() == 1 and search["accuracy_low"].notna().all()
     loss, _ = axes["best_curves"]
     assert _curves(loss) == [[1, 2, 3]] * 2
