@@ -106,7 +106,7 @@ def write_model(path, estimator_name, state, history_columns):
     classes = state.targets.get("classes_")
     if classes is not None:
         try:
-            _check_label_bytes(len(classes), classes.dtype, len(model))
+            _check_label_bytes(classes.tolist(), classes.dtype, len(model))
         except Refused as exc:
             raise ValueError(f"Cannot save classes_: {exc}. Fit with y as an object array "
                              "of str (y.astype(object)) to save such labels.") from None
@@ -324,7 +324,8 @@ def _read(archive, info, limit):
     try:
         with archive.open(info) as member:
             data = member.read(limit + 1)
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:  # bad CRC, truncated
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as exc:
+        # A bad CRC, truncated data, a header lying about its offset (a negative seek).
         raise Refused(f"{info.filename!r} is corrupt ({type(exc).__name__}: {exc})") from None
     if len(data) > limit:
         raise Refused(f"{info.filename!r} holds more than the {limit} bytes it may hold")
@@ -445,8 +446,7 @@ def _decode_classes(encoded, model_bytes):
         raise Refused(f"fitted.classes_ must list at least 2 labels of dtype {dtype}")
     if dtype.kind == "U" and max(len(v) for v in values) > dtype.itemsize // 4:
         raise Refused(f"fitted.classes_ has labels longer than its dtype {dtype} holds")
-    _check_label_bytes(len(values), dtype, model_bytes,
-                       longest=max(map(len, values)) if dtype.kind == "U" else None)
+    _check_label_bytes(values, dtype, model_bytes)
     try:
         if dtype.kind == "O":
             classes = np.empty(len(values), dtype=object)
@@ -462,14 +462,15 @@ def _decode_classes(encoded, model_bytes):
     return classes
 
 
-def _check_label_bytes(n_labels, dtype, model_bytes, longest=None):
+def _check_label_bytes(values, dtype, model_bytes):
     """Refuse labels whose array would take more than their file's share of memory."""
     limit = max(MIN_LABEL_BYTES, LABEL_BYTES_PER_MODEL_BYTE * model_bytes)
-    n_bytes = n_labels * dtype.itemsize
+    n_bytes = len(values) * dtype.itemsize
     if n_bytes > limit:
-        longest = "" if longest is None else f" (the longest has {longest} characters)"
+        longest = (f" (the longest has {max(map(len, values))} characters)"
+                   if dtype.kind == "U" else "")
         raise Refused(
-            f"fitted.classes_ declares {n_labels} labels of dtype {dtype}{longest}, an array "
+            f"fitted.classes_ declares {len(values)} labels of dtype {dtype}{longest}, an array "
             f"of {n_bytes} bytes: more than the {limit} its {MODEL} of {model_bytes} bytes "
             f"may hold (at most {LABEL_BYTES_PER_MODEL_BYTE} times its size, and "
             f"{MIN_LABEL_BYTES} bytes in any case)")
@@ -510,6 +511,8 @@ def _parse_weights(data, spec):
             )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise Refused(f"tensor {key!r} in {WEIGHTS} holds NaN or infinity")
+        if key.endswith(".running_var") and bool((tensor < 0).any()):
+            raise Refused(f"tensor {key!r} in {WEIGHTS} holds negative variances")
     return tensors
 
 

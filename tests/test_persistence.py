@@ -291,6 +291,8 @@ def _changed(weights, key, tensor):
     (lambda w: _changed(w, "extra", torch.zeros(1)), r"unexpected tensors \['extra'\]"),
     (lambda w: _changed(w, "3.bias", torch.full((3,), float("nan"))),
      "tensor '3.bias' in weights.safetensors holds NaN or infinity"),
+    (lambda w: _changed(w, "1.running_var", -w["1.running_var"]),
+     "tensor '1.running_var' in weights.safetensors holds negative variances"),
     (lambda w: b"\x00" * len(safetensors.torch.save(w)),
      "weights.safetensors is not a safetensors file"),
     (lambda w: b"\x00" * 64, "'weights.safetensors' is 64 bytes; the network of model.json "
