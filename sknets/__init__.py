@@ -17,6 +17,7 @@ _EXPORTS = {
     "MLPRegressor": "mlp",
     "compare": "inspection",
     "load": "persistence",
+    "plot_confusion_matrix": "inspection",
     "plot_history": "inspection",
     "plot_reconstructions": "inspection",
     "summary": "inspection",
@@ -24,7 +25,8 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # what static tools and IDEs see
     from .autoencoder import AutoencoderTransformer
-    from .inspection import compare, plot_history, plot_reconstructions, summary
+    from .inspection import (compare, plot_confusion_matrix, plot_history,
+                             plot_reconstructions, summary)
     from .mlp import MLPClassifier, MLPRegressor
     from .persistence import load
 

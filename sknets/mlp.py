@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
 from ._engine.modules import MLP
@@ -275,6 +275,19 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         best = self._forward(X).argmax(dim=1).cpu().numpy()
         return self.classes_[best]
 
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of :meth:`predict` on ``(X, y)``, as scikit-learn's classifiers.
+
+        Raises
+        ------
+        ValueError
+            If ``y`` holds labels of another kind than ``classes_`` (names
+            where the model predicts numbers, or the reverse), naming both.
+        """
+        check_is_fitted(self)
+        _check_label_kind(y, self.classes_)
+        return super().score(X, y, sample_weight=sample_weight)
+
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one epoch on ``(X, y)`` from the current weights.
 
@@ -308,6 +321,20 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
 
 
 _PARTIAL_FIT_HINT = " Pass every label as `classes` to the first partial_fit call."
+
+
+def _check_label_kind(y, classes):
+    """Refuse labels of another kind (text or numbers) than the fitted classes."""
+    y = np.asarray(y)
+    if y.dtype.kind == "O" or classes.dtype.kind == "O" or not len(y):
+        return
+    if (y.dtype.kind in "US") != (classes.dtype.kind in "US"):
+        kind = {True: "names (strings)", False: "numbers"}
+        raise ValueError(
+            f"y holds {kind[y.dtype.kind in 'US']}, but this classifier predicts "
+            f"{kind[classes.dtype.kind in 'US']}: its classes_ are {classes.tolist()[:5]}"
+            f"{'...' if len(classes) > 5 else ''}. Map y to the same kind of labels first "
+            "(e.g. names = classes_[y] or y = np.searchsorted(classes_, names)).")
 
 
 def _check_class_weight(class_weight, classes):

@@ -201,3 +201,12 @@ def test_per_epoch_bookkeeping_does_not_grow_with_the_history():
     seconds = clf.history_["seconds"].to_numpy()
     early, late = np.median(seconds[500:1500]), np.median(seconds[-1000:])
     assert late < 1.5 * early, f"epochs take {late / early:.2f}x longer after 5,000 epochs"
+
+
+def test_score_on_labels_of_another_kind_says_how_to_map_them():
+    names = np.array(["cat", "dog", "owl"])[Y]
+    clf = MLPClassifier(**FAST).fit(X, names)
+    with pytest.raises(ValueError, match=r"y holds numbers, but this classifier predicts names "
+                                         r"\(strings\): its classes_ are \['cat', 'dog', 'owl'\]"):
+        clf.score(X, Y)
+    assert 0 <= clf.score(X, names) <= 1
