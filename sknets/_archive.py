@@ -229,8 +229,9 @@ class ModelFile:
     def __init__(self, path):
         try:
             self._archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-            # ValueError: a negative seek from a central directory that lies about its offset.
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+            # ValueError: a negative seek from a central directory that lies about its
+            # offset; NotImplementedError: a zip version that Python cannot read.
             raise Refused(f"it is not a zip archive ({type(exc).__name__}: {exc})") from None
         try:
             self._infos = {info.filename: info for info in _check_members(self._archive)}
@@ -324,8 +325,10 @@ def _read(archive, info, limit):
     try:
         with archive.open(info) as member:
             data = member.read(limit + 1)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as exc:
-        # A bad CRC, truncated data, a header lying about its offset (a negative seek).
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError,
+            zlib.error) as exc:
+        # A bad CRC, truncated data, a header lying about its offset (a negative seek) or
+        # asking for a zip version that Python cannot read.
         raise Refused(f"{info.filename!r} is corrupt ({type(exc).__name__}: {exc})") from None
     if len(data) > limit:
         raise Refused(f"{info.filename!r} holds more than the {limit} bytes it may hold")
@@ -345,7 +348,9 @@ def _parse_json(data):
     try:
         document = json.loads(data.decode("utf-8"), object_pairs_hook=no_duplicates,
                               parse_constant=no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except Refused:
+        raise
+    except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, an int too long
         raise Refused(f"{MODEL} is not UTF-8 JSON ({type(exc).__name__}: {exc})") from None
     _expect_keys(document, {"format", "format_version", "estimator", "params", "fitted",
                             "history", "versions"}, MODEL)
@@ -377,6 +382,9 @@ def decode_params(params, estimator_name, known):
 def _decode_param(name, value, depth=0):
     if depth > 8:
         raise Refused(f"the {name!r} parameter is nested too deeply")
+    if isinstance(value, int) and not -2**63 <= value < 2**64:  # int64 and uint64 labels
+        raise Refused(f"the {name!r} parameter holds {value}, beyond the 64-bit integers "
+                       "sknets reads")
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, list):

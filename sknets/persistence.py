@@ -150,7 +150,7 @@ def _estimator_from(file, device):
         seed=_draw_seed(estimator.random_state))
     try:
         spec = estimator._weights_spec(state)
-    except (ValueError, RuntimeError, OverflowError) as exc:  # settings that cannot work (here)
+    except (ValueError, TypeError, RuntimeError, OverflowError) as exc:  # cannot work (here)
         raise _archive.Refused(str(exc)) from None
     file.check_weights_size(spec)
     history = pd.DataFrame([{key: _archive.decode_float(record[key]) if key != "epoch"

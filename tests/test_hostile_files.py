@@ -377,7 +377,7 @@ def _paths(value, prefix=()):
 
 @st.composite
 def _mutated_documents(draw, document):
-    document = json.loads(json.dumps(document))
+    document, repeated = json.loads(json.dumps(document)), False
     for _ in range(draw(st.integers(1, 3))):
         paths = [p for p in _paths(document) if p]
         *parents, last = draw(st.sampled_from(paths))
@@ -392,8 +392,10 @@ def _mutated_documents(draw, document):
         elif action == "wrap":
             target[last] = draw(st.sampled_from([[target[last]], {"tuple": [target[last]]},
                                                  {"x": target[last]}]))
-        elif action == "repeat":
-            target[last] = [target[last]] * draw(st.sampled_from([0, 2, 5000, 20_000]))
+        elif action == "repeat":  # one long list at most: repeats of repeats would be huge
+            counts = [0, 2] if repeated else [0, 2, 5000, 20_000]
+            target[last] = [target[last]] * draw(st.sampled_from(counts))
+            repeated = True
         elif isinstance(target, dict):
             target[draw(st.text(max_size=8))] = draw(_VALUES)
         else:

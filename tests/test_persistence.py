@@ -218,6 +218,10 @@ def test_the_untampered_file_loads(saved):
      r"network of model.json needs torch.float32 of shape \(16, 3\)"),
     (["params", "hidden_layers"], {"tuple": [8] * 5000}, "has 5000 items; at most 4096"),
     (["params", "hidden_layers"], {"code": "__import__('os')"}, "unreadable value"),
+    (["params", "hidden_layers"], {"tuple": [2**64]},
+     "'hidden_layers' parameter holds 18446744073709551616, beyond the 64-bit integers"),
+    (["params", "hidden_layers"], {"tuple": [2**63]}, "Overflow when unpacking"),
+    (["params", "hidden_layers"], {"tuple": [2**62, 2**62]}, "overflow"),
     (["params", "device"], "no-such-device", "device"),
     (["fitted", "n_features_in_"], 4, r"shape \(8, 3\); the network of model.json needs "
                                       r"torch.float32 of shape \(8, 4\)"),
@@ -251,6 +255,7 @@ def test_edited_json_is_refused(saved, path, value, message):
     (b"[" * 100_000 + b"]" * 100_000, "not UTF-8 JSON"),
     (b"\xff\xfe not utf-8", "not UTF-8 JSON"),
     (b"[]", "model.json must be a JSON object"),
+    (b'{"format": ' + b"9" * 5000 + b"}", r"not UTF-8 JSON \(ValueError: Exceeds the limit"),
 ])
 def test_malformed_json_is_refused(saved, model, message):
     with pytest.raises(ValueError, match=message):
@@ -395,6 +400,25 @@ def test_member_lying_about_its_size_is_refused(saved):
     assert data[entry + 46:entry + 46 + len(MODEL)] == MODEL.encode()
     struct.pack_into("<I", data, entry + 24, 1000)
     with pytest.raises(ValueError, match="'model.json' is corrupt"):
+        load(io.BytesIO(bytes(data)))
+
+
+@pytest.mark.parametrize("signature, field, change, message", [
+    # The version needed to extract model.json, in its central directory entry.
+    (b"PK\x01\x02", 6, lambda version: 64,
+     r"it is not a zip archive \(NotImplementedError: zip file version 6.4\)"),
+    # Where the central directory starts, in the end record: every member's offset goes negative.
+    (b"PK\x05\x06", 16, lambda offset: offset + 2**20,
+     r"'model.json' is corrupt \(ValueError: negative seek value"),
+])
+def test_zip_headers_that_zipfile_cannot_read_are_refused(saved, signature, field, change,
+                                                          message):
+    document, weights = saved
+    data = bytearray(_model_file(document, weights).getvalue())
+    offset = data.index(signature) + field
+    fmt = "<H" if field == 6 else "<I"
+    struct.pack_into(fmt, data, offset, change(struct.unpack_from(fmt, data, offset)[0]))
+    with pytest.raises(ValueError, match=f"Refusing to load the file as a sknets model: {message}"):
         load(io.BytesIO(bytes(data)))
 
 
