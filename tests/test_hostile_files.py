@@ -255,9 +255,6 @@ def test_refusing_a_crafted_file_is_cheap(saved, tmp_path, craft, error):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="skorch's History.record copies the whole history on every call: "
-                          "restoring it (sknets/_engine/net.py, restore_history) is quadratic",
-                   strict=False)
 def test_a_long_history_loads_in_linear_time(saved, tmp_path):
     document, weights = saved
     result = _measured_load(tmp_path, _model_file(_long_history(document, 80_000), weights),
