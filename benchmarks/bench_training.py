@@ -33,14 +33,18 @@ if any(k in os.environ for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")):
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
+import multiprocessing  # noqa: E402
 import warnings  # noqa: E402
+
+# sknets first, as a user's script would: it sets torch's OpenMP wait policy,
+# which only takes effect before torch is loaded (the hand-written loop in this
+# process runs under the same policy).
+from sknets import MLPClassifier  # noqa: E402
+from sknets.datasets import fetch_fashion_mnist  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from threadpoolctl import threadpool_info  # noqa: E402
-
-from sknets import MLPClassifier  # noqa: E402
-from sknets.datasets import fetch_fashion_mnist  # noqa: E402
 
 SCENARIOS = {
     "784-100-10, batch 100": dict(hidden=(100,), batch=100, dropout=0.0),
@@ -87,9 +91,10 @@ def fit_handwritten(X, y, hidden, batch, dropout, epochs, seed):
     return lambda Xq: model(torch.from_numpy(Xq)).argmax(1).numpy()
 
 
-def fit_sknets(X, y, hidden, batch, dropout, epochs, seed):
+def fit_sknets(X, y, hidden, batch, dropout, epochs, seed, n_threads=None):
     clf = MLPClassifier(hidden_layers=hidden, dropout=dropout, batch_size=batch,
-                        max_epochs=epochs, patience=None, random_state=seed)
+                        max_epochs=epochs, patience=None, random_state=seed,
+                        n_threads=n_threads)
     clf.fit(X, y)
     return clf.predict
 
@@ -121,6 +126,7 @@ def fit_skorch(X, y, hidden, batch, dropout, epochs, seed):
 TOOLS = {
     "hand-written torch": fit_handwritten,
     "sknets": fit_sknets,
+    "sknets, 1 thread": lambda *args, **kwargs: fit_sknets(*args, n_threads=1, **kwargs),
     "scikit-learn": fit_sklearn,
     "skorch (default)": fit_skorch,
 }
@@ -191,19 +197,28 @@ def bench_memory(data_home):
             "limit: base + 2.5 x data (MB)": base / 1024 + 2.5 * nbytes / 2**20}
 
 
+def _spin():
+    while True:
+        pass
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-home", default=os.environ.get("SKNETS_DATA"))
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tools", nargs="*", default=list(TOOLS))
+    parser.add_argument("--tools", nargs="*", default=[t for t in TOOLS if "1 thread" not in t])
     parser.add_argument("--scenarios", nargs="*", type=int, default=[0, 1, 2],
                         help="indices into the scenario list")
     parser.add_argument("--memory", action="store_true", help="measure peak RSS too")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch and BLAS threads for every tool (default: the libraries' own)")
     parser.add_argument("--json", help="write all results to this file")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="keep N other CPU-bound processes running during the timed fits "
+                             "(a busy machine)")
     args = parser.parse_args(argv)
+    busy = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
 
     if args.threads:
         from threadpoolctl import threadpool_limits
@@ -224,6 +239,10 @@ def main(argv=None):
               f"threads={info['num_threads']}  {os.path.basename(info['filepath'])}")
     peak = matmul_peak_gflops()
     print(f"# float32 matmul peak: {peak:.1f} GFLOP/s")
+    print(f"# OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
+          f"{args.busy} other CPU-bound processes during the fits")
+    for process in busy:
+        process.start()
     results = {"peak_gflops": peak, "scenarios": {}}
     names = list(SCENARIOS)
     for index in args.scenarios:
@@ -263,6 +282,8 @@ def main(argv=None):
                   f"| {acc:.4f} | {share:.1f} |")
         results["scenarios"][name] = rows
 
+    for process in busy:
+        process.terminate()
     pred = bench_predict(X, y, X_test, max(5, args.repeats))
     ratio = pred["sknets predict_proba"] / pred["bare forward"]
     print(f"\n## predict_proba on {len(X_test)} test images (median)")

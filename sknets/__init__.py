@@ -6,9 +6,21 @@ needed.
 """
 
 import importlib
+import os
+import sys
 from typing import TYPE_CHECKING
 
-from ._version import __version__
+# torch's OpenMP threads spin while they wait for work. On a machine whose
+# cores are busy with anything else (a browser, a parallel search, CI), the
+# spinning threads take the cores the working one needs, and a fit at two
+# threads runs several times slower than at one. Passive waiting costs
+# little on an idle machine. OpenMP reads the policy once, when torch loads:
+# it is set here only if torch is not loaded yet and the user has not chosen
+# (OMP_WAIT_POLICY=ACTIVE before importing sknets keeps spinning).
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ._version import __version__  # noqa: E402
 
 # Where each public name is defined.
 _EXPORTS = {

@@ -28,7 +28,7 @@ from . import _archive, _params
 from ._engine.build import OPTIMIZERS, build_net
 from ._engine.modules import ACTIVATIONS
 from ._engine.net import TensorData, TensorNet, to_tensor
-from ._engine.resources import ThreadLimit, move_net, resolve_device
+from ._engine.resources import ThreadLimit, move_net, resolve_device, training_flops
 from ._engine.schedules import SCHEDULES
 from ._input import as_float, check_finite_outputs
 from ._params import InstanceOf, Interval, LayerWidths, Options
@@ -221,7 +221,7 @@ class BaseNetwork(BaseEstimator):
         n_features = checker.n_features_in_
         device = resolve_device(self.device)
         start = time.perf_counter()
-        with ThreadLimit(self.n_threads), torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):
             seed = _draw_seed(self.random_state) if previous is None else previous.seed
             torch.manual_seed(seed + (0 if previous is None else previous.n_epochs))
             valid, (X, encoded, weights) = self._validation_set(
@@ -231,19 +231,21 @@ class BaseNetwork(BaseEstimator):
                 raise ValueError(
                     "batch_norm=True needs mini-batches of at least 2 samples; got "
                     f"batch_size={self.batch_size} and {len(X)} training samples.")
-            train = TensorData(*self._tensors(X, encoded, device),
-                               None if weights is None else to_tensor(weights, device))
             if previous is None:
                 module = self._build_module(n_features, self._n_outputs(n_features, targets))
             else:
                 module = copy.deepcopy(previous.net.module_)
-            net = build_net(params, module, self._criterion(), device=device, seed=seed,
-                            has_valid=valid is not None,
-                            previous=None if previous is None else previous.net)
-            outcome = None
-            if epochs:
-                metrics = None if valid is None else self._valid_metrics(valid.y)
-                outcome = net.train_epochs(train, valid, metrics, epochs)
+            batch = min(self.batch_size, len(X))
+            with ThreadLimit(self.n_threads, work=training_flops(module, batch)):
+                train = TensorData(*self._tensors(X, encoded, device),
+                                   None if weights is None else to_tensor(weights, device))
+                net = build_net(params, module, self._criterion(), device=device, seed=seed,
+                                has_valid=valid is not None,
+                                previous=None if previous is None else previous.net)
+                outcome = None
+                if epochs:
+                    metrics = None if valid is None else self._valid_metrics(valid.y)
+                    outcome = net.train_epochs(train, valid, metrics, epochs)
         self._set_fitted_state(FittedState(
             params=params, n_features_in=n_features,
             feature_names_in=getattr(checker, "feature_names_in_", None), targets=targets,

@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import subprocess
+import sys
 
 import joblib
 import numpy as np
@@ -168,13 +170,12 @@ def test_cuda_end_to_end(digits784):
 class ThreadRecorder(MLPClassifier):
     """Records the torch and BLAS thread counts in force while it trains."""
 
-    # Any arguments: only the moment of the call matters, inside the fit's
-    # thread limits.
-    def _build_module(self, *args, **kwargs):
+    # Only the moment of the call matters: inside the thread limits of training.
+    def _criterion(self):
         blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
         self.fit_threads_ = (torch.get_num_threads(), max(blas))
         self.fit_pid_ = os.getpid()
-        return super()._build_module(*args, **kwargs)
+        return super()._criterion()
 
 
 @pytest.mark.slow  # starts loky worker processes
@@ -247,3 +248,28 @@ def test_grid_search_on_a_dask_cluster_matches_n_jobs_1(mnist_small, dask_client
                                   local.cv_results_["mean_test_score"])
     np.testing.assert_array_equal(on_dask.cv_results_["split0_test_score"],
                                   local.cv_results_["split0_test_score"])
+
+
+def test_small_training_steps_run_on_one_thread_and_large_ones_on_the_budget():
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(200, 784)), np.arange(200) % 10
+    small = ThreadRecorder((100,), batch_size=100, max_epochs=1, random_state=0).fit(X, y)
+    large = ThreadRecorder((512, 256), batch_size=100, max_epochs=1, random_state=0).fit(X, y)
+    assert small.fit_threads_[0] == 1
+    assert large.fit_threads_[0] == thread_budget()
+    # An explicit n_threads is always obeyed.
+    assert small.set_params(n_threads=2).fit(X, y).fit_threads_[0] == 2
+
+
+@pytest.mark.slow  # fresh interpreters: the wait policy is read when torch loads
+def test_importing_sknets_first_makes_openmp_threads_wait_passively():
+    def policy(code, **env):
+        environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        return subprocess.run([sys.executable, "-c", code + "; import os; "
+                               "print(os.environ.get('OMP_WAIT_POLICY'))"],
+                              env={**environment, **env}, check=True, capture_output=True,
+                              text=True).stdout.split()[-1]
+
+    assert policy("import sknets, torch") == "PASSIVE"
+    assert policy("import torch, sknets") == "None"  # too late to change: left alone
+    assert policy("import sknets", OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"

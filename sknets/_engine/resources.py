@@ -96,7 +96,29 @@ def _in_joblib_worker_thread():
     return nested and threading.current_thread() is not threading.main_thread()
 
 
-def thread_budget(n_threads=None):
+# Below this much arithmetic per training step, a second thread gains little
+# even on an idle machine, and costs much on a busy one: waiting threads
+# compete for the cores the working one needs.
+SMALL_STEP_FLOPS = 1e8
+
+
+def training_flops(module, batch_size):
+    """Floating-point operations of one training step of ``module`` on ``batch_size`` samples.
+
+    About 6 per parameter and sample: 2 for the forward pass, 4 for the
+    backward pass (the gradients of the inputs and of the weights).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._engine.resources import training_flops
+    >>> training_flops(torch.nn.Linear(784, 100), batch_size=100)
+    47100000
+    """
+    return 6 * batch_size * sum(p.numel() for p in module.parameters())
+
+
+def thread_budget(n_threads=None, work=None):
     """Number of CPU threads a fit or a prediction in the calling thread may use.
 
     Parameters
@@ -110,6 +132,12 @@ def thread_budget(n_threads=None):
         this process may run on (``joblib.cpu_count()``, which honours CPU
         affinity and cgroup quotas). In a worker thread of joblib's
         "threading" backend, where fits share one process, it is 1.
+    work : float, default=None
+        Floating-point operations of one training step (see
+        :func:`training_flops`). With ``n_threads=None``, a step of less
+        than ``SMALL_STEP_FLOPS`` runs on one thread: the choice depends on
+        the problem and the CPUs, never on the machine's momentary load, so
+        the same ``random_state`` gives the same results.
 
     Returns
     -------
@@ -127,7 +155,7 @@ def thread_budget(n_threads=None):
     """
     if n_threads is not None:
         return int(n_threads)  # a NumPy int trips threadpoolctl
-    if _in_joblib_worker_thread():
+    if _in_joblib_worker_thread() or (work is not None and work < SMALL_STEP_FLOPS):
         return 1
     openmp = [pool["num_threads"] for pool in _thread_pools().info()
               if pool["user_api"] == "openmp"]
@@ -147,6 +175,8 @@ class ThreadLimit:
     ----------
     n_threads : int or None
         As in :func:`thread_budget`.
+    work : float, default=None
+        As in :func:`thread_budget`.
 
     Attributes
     ----------
@@ -162,11 +192,11 @@ class ThreadLimit:
     1
     """
 
-    def __init__(self, n_threads):
-        self.n_threads = n_threads
+    def __init__(self, n_threads, work=None):
+        self.n_threads, self.work = n_threads, work
 
     def __enter__(self):
-        self.n_threads_ = thread_budget(self.n_threads)
+        self.n_threads_ = thread_budget(self.n_threads, self.work)
         # Read before limiting the pools: torch's threads are OpenMP's.
         self._torch_threads = torch.get_num_threads()
         self._pools = None
