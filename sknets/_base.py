@@ -14,13 +14,13 @@ module and loss to build, and which validation score to keep.
 import copy
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -64,6 +64,7 @@ NETWORK_CONSTRAINTS = {
     "device": [Options("cpu", "cuda", "auto"), InstanceOf(str, name="a torch device string")],
     "n_threads": [Interval(Integral, 1, None), Options(None)],
     "verbose": [Interval(Integral, 0, None), Options(True, False)],
+    "callbacks": [Options(None), InstanceOf(list, tuple, name="a list of skorch callbacks")],
 }
 
 _CHOICES = dict(activation=tuple(ACTIVATIONS), optimizer=tuple(OPTIMIZERS), schedule=SCHEDULES)
@@ -136,6 +137,9 @@ class BaseNetwork(BaseEstimator):
     # What differs per task.
     _target_dtype = torch.float32
     _target_attributes = ()  # the fitted attributes of the target state (classes_, ...)
+    # Parameters a model file leaves out: they shape training, not the network,
+    # and have no safe JSON form.
+    _unsaved_params = ("callbacks",)
     _score_name = None  # validation score recorded as valid_<name> every epoch
     _validate_kwargs = {}
     # The fitted attributes that expose the fitted state (besides the target state's).
@@ -209,9 +213,9 @@ class BaseNetwork(BaseEstimator):
         previous = self._fitted if warm and self.__sklearn_is_fitted__() else None
         if previous is not None:
             self._check_network_unchanged(previous.params, params, partial)
-        # A first fit records n_features_in_ on a stand-in, never on self,
-        # so that a failed call leaves self untouched.
-        checker = clone(self) if previous is None else self
+        # A first fit records n_features_in_ on a stand-in (a shallow copy),
+        # never on self, so that a failed call leaves self untouched.
+        checker = copy.copy(self) if previous is None else self
         X, y = self._check_data(checker, X, y, reset=previous is None)
         if len(X) == 0:
             raise ValueError("X is empty: fitting needs at least one sample.")
@@ -431,8 +435,11 @@ class BaseNetwork(BaseEstimator):
                 f"Only sknets' own estimators can be saved with save(); got "
                 f"{type(self).__module__}.{type(self).__qualname__}. Use pickle for "
                 "subclasses (see docs/persistence.md).")
-        _archive.write_model(path, type(self).__name__, state,
-                            list(self._history_columns().values()))
+        saved = replace(state, params={
+            name: value for name, value in state.params.items()
+            if name not in self._unsaved_params})
+        _archive.write_model(path, type(self).__name__, saved,
+                             list(self._history_columns().values()))
 
     # --- prediction --------------------------------------------------------------
 
@@ -497,8 +504,13 @@ class BaseNetwork(BaseEstimator):
 
 
 def _snapshot(params):
-    """The parameters a fit trains with, copied, NumPy scalars as Python ones."""
-    params = {name: _params.plain(value) for name, value in copy.deepcopy(params).items()}
+    """The parameters a fit trains with, copied, NumPy scalars as Python ones.
+
+    The callbacks are the caller's objects (they may hold a progress bar, a
+    file...): they are kept, not copied.
+    """
+    params = {name: value if name == "callbacks" else _params.plain(copy.deepcopy(value))
+              for name, value in params.items()}
     params["hidden_layers"] = _params.as_widths(params["hidden_layers"])
     return params
 

@@ -246,4 +246,12 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         "threading" backend.
     verbose : int, default=0
         0 is silent, 1 prints one line per epoch, 2 adds a progress bar
-        within each epoch."""
+        within each epoch.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Called during training after sknets' own (``on_epoch_end`` sees the
+        epoch's row of the history, ``net.history[-1]``, with
+        ``train_loss``, ``valid_loss``, the validation score and ``lr``). A
+        callback that raises ``KeyboardInterrupt`` ends training as Ctrl-C
+        does. Every fit uses these objects (a callback that keeps state resets it
+        in ``on_train_begin``, as skorch's do); ``clone`` and searches copy
+        them. Not saved by ``save``."""

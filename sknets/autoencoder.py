@@ -159,7 +159,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                  shuffle=True, max_epochs=200, lr_schedule="constant", lr_decay=0.0,
                  lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
-                 random_state=None, device="cpu", n_threads=None, verbose=0):
+                 random_state=None, device="cpu", n_threads=None, verbose=0,
+                 callbacks=None):
         self.hidden_layers = hidden_layers
         self.code_size = code_size
         self.activation = activation
@@ -192,6 +193,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.device = device
         self.n_threads = n_threads
         self.verbose = verbose
+        self.callbacks = callbacks
 
     # --- fitting -----------------------------------------------------------------
 

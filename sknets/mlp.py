@@ -175,7 +175,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
                  lr_decay=0.0, lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  class_weight=None, warm_start=False, random_state=None, device="cpu",
-                 n_threads=None, verbose=0):
+                 n_threads=None, verbose=0, callbacks=None):
         self.hidden_layers = hidden_layers
         self.activation = activation
         self.dropout = dropout
@@ -204,6 +204,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         self.device = device
         self.n_threads = n_threads
         self.verbose = verbose
+        self.callbacks = callbacks
 
     def _fit_targets(self, y, classes=None):
         return {"classes_": fit_labels(y, classes)}
@@ -440,7 +441,7 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
                  lr_decay=0.0, lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  warm_start=False, random_state=None, device="cpu", n_threads=None,
-                 verbose=0):
+                 verbose=0, callbacks=None):
         self.hidden_layers = hidden_layers
         self.activation = activation
         self.dropout = dropout
@@ -468,6 +469,7 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         self.device = device
         self.n_threads = n_threads
         self.verbose = verbose
+        self.callbacks = callbacks
 
     def _fit_targets(self, y, classes=None):
         y = np.asarray(y)

@@ -127,7 +127,8 @@ def _estimator_from(file, device):
     if not isinstance(name, str) or name not in classes:
         raise _archive.Refused(f"estimator must be one of {sorted(classes)}; got {name!r}")
     cls = classes[name]
-    params = _archive.decode_params(document["params"], name, cls().get_params(deep=False))
+    saved = {key for key in cls().get_params(deep=False) if key not in cls._unsaved_params}
+    params = _archive.decode_params(document["params"], name, saved)
     if device is not None:
         params["device"] = device
     estimator = cls(**params)

@@ -114,7 +114,7 @@ def test_estimators_share_their_parameters_and_defaults():
     assert autoencoder.keys() - classifier.keys() == AUTOENCODER_ONLY
     assert regressor.keys() <= classifier.keys()
     shared = classifier.keys() & regressor.keys() & autoencoder.keys()
-    assert len(shared) == 26
+    assert len(shared) == 27
     for name in regressor.keys():
         assert regressor[name].default == classifier[name].default, name
     differing = {name for name in shared

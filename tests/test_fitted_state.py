@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from skorch.callbacks import Callback
 
 from sknets import AutoencoderTransformer, MLPClassifier, MLPRegressor, load
 from sknets._engine.callbacks import EpochLog
@@ -243,3 +244,32 @@ def test_autoencoder_save_after_set_params_and_failed_fit():
         ae.fit(X)
     assert np.array_equal(ae.transform(X), codes)
     assert np.array_equal(_round_trip(ae).transform(X), codes)
+
+
+# --- callbacks ------------------------------------------------------------------------------
+
+
+class _Rows(Callback):
+    def on_train_begin(self, net, **kwargs):
+        self.rows_ = []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.rows_.append(dict(net.history[-1]))
+
+
+def test_callbacks_see_every_epoch_and_are_left_out_of_saved_files():
+    rows = _Rows()
+    clf = MLPClassifier(**dict(FAST, callbacks=[("rows", rows)])).fit(
+        X, Y_CLASSES, validation_data=(X, Y_CLASSES))
+    assert [row["epoch"] for row in rows.rows_] == [1, 2, 3, 4]
+    accuracies = [row["valid_accuracy"] for row in rows.rows_]
+    assert accuracies == clf.history_["valid_accuracy"].tolist()
+    restored = _round_trip(clf)
+    assert restored.callbacks is None
+    assert np.array_equal(restored.predict(X), clf.predict(X))
+    assert clone(clf).callbacks[0][1] is not rows  # searches get copies
+
+
+def test_a_callback_that_is_not_one_is_refused_by_position():
+    with pytest.raises(TypeError, match=r"callbacks\[0\] must be a skorch callback"):
+        MLPRegressor(**dict(FAST, callbacks=[print])).fit(X, Y_REGRESSION)

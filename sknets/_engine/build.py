@@ -13,7 +13,7 @@ the fit at hand.
 """
 
 import torch
-from skorch.callbacks import EpochTimer
+from skorch.callbacks import Callback, EpochTimer
 
 from .callbacks import BestWeights, StopWhenStalled, progress_callbacks
 from .modules import l1_penalty, linear_layers
@@ -172,7 +172,25 @@ def callbacks(params, has_valid):
             ("best_weights", BestWeights("valid_loss" if has_valid else "train_loss",
                                          restore=has_valid)),
             *progress_callbacks(params["verbose"]),
-            *stopping_callbacks(params, has_valid)]
+            *stopping_callbacks(params, has_valid),
+            *user_callbacks(params.get("callbacks"))]
+
+
+def user_callbacks(callbacks):
+    """The ``callbacks`` parameter as ``(name, callback)`` pairs.
+
+    The objects themselves, as skorch uses them: a callback that keeps state
+    resets it in ``on_train_begin``.
+    """
+    pairs = []
+    for index, item in enumerate(callbacks or ()):
+        name, callback = item if isinstance(item, tuple) else (f"user_{index}", item)
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callbacks[{index}] must be a skorch callback (a subclass of "
+                            f"skorch.callbacks.Callback) or a (name, callback) pair; got "
+                            f"{callback!r}.")
+        pairs.append((str(name), callback))
+    return pairs
 
 
 def lr_callback(params, has_valid):

@@ -158,7 +158,8 @@ def _add_data_arguments(parser, datasets):
 # MLPClassifier parameters that are not flags of `sknets train`: --seed,
 # --device, --n-threads are set by the data options; the validation set is
 # the data's (1/6 of --n-train), so validation_fraction has nothing to split.
-_NOT_FLAGS = {"random_state", "device", "n_threads", "warm_start", "validation_fraction"}
+_NOT_FLAGS = {"random_state", "device", "n_threads", "warm_start", "validation_fraction",
+              "callbacks"}
 
 _TYPES = {"int": int, "float": float, "str": str}
 

@@ -11,7 +11,7 @@ from ..inspection import plot_history
 from ..inspection.compare import compare_runs
 from ..mlp import MLPClassifier
 from .registry import register
-from .steps import (display_table, epoch_progress, report_comparison, report_confusion_matrices,
+from .steps import (EpochTick, display_table, report_comparison, report_confusion_matrices,
                     report_models, report_test_results, score_table)
 
 GRID = {"hidden_layers": [(50,), (100,), (100, 80), (256, 128)]}
@@ -34,18 +34,16 @@ def run(study, data, settings, report):
     n_fits = len(GRID["hidden_layers"]) * cv.get_n_splits()
     bar = tqdm(total=(n_fits + 1) * template.max_epochs, desc="search", unit="epoch",
                disable=not settings.progress)
-    if settings.progress:
-        template.set_params(verbose=max(1, settings.verbose))
+    template.set_params(verbose=settings.verbose, callbacks=[("progress", EpochTick(bar))])
     search = GridSearchCV(template, GRID, cv=cv, scoring=_ProgressScorer(bar), refit=False)
-    with epoch_progress(bar, echo=settings.verbose > 0):
-        search.fit(X, y)
-        # Refitted by hand, not by refit=True, to keep the validation set and its best epoch.
-        best = clone(search.estimator).set_params(**search.best_params_)
-        bar.set_postfix_str("refit of the best")
-        best.fit(data.X_train, data.y_train, validation_data=(data.X_val, data.y_val))
+    search.fit(X, y)
+    # Refitted by hand, not by refit=True, to keep the validation set and its best epoch.
+    best = clone(search.estimator).set_params(**search.best_params_)
+    bar.set_postfix_str("refit of the best")
+    best.fit(data.X_train, data.y_train, validation_data=(data.X_val, data.y_val))
     bar.update(best.max_epochs - best.n_epochs_)
     bar.close()
-    best.set_params(verbose=settings.verbose)
+    best.set_params(callbacks=None)
 
     results = pd.DataFrame(search.cv_results_)
     names = results["param_hidden_layers"].map(str)

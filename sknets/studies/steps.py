@@ -1,15 +1,12 @@
 """Steps the studies share: fit repeated runs with a progress bar, and report what
 classifiers learned and how they compare."""
 
-import contextlib
-import io
-import sys
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.base import clone, is_classifier
 from sklearn.decomposition import PCA
+from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
 from ..inspection import compare, plot_confusion_matrix, plot_history, summary
@@ -17,48 +14,29 @@ from ..inspection.compare import Comparison, format_p
 from ..inspection.plotting import confusion_figsize
 
 
-class _EpochLines(io.TextIOBase):
-    """Standard output while a study trains: each epoch line of a network's
-    log (``verbose=1``) advances the progress bar; the lines are shown only
-    when the user asked for them."""
+class EpochTick(Callback):
+    """Advance a study's progress bar at the end of every epoch of the networks given it.
 
-    def __init__(self, bar, echo):
-        self.bar, self.echo, self.out, self.pending = bar, echo, sys.stdout, ""
+    Passed as a network's ``callbacks``; the copies that ``clone`` and a
+    search make share the bar, since one bar shows the whole study.
 
-    def writable(self):
-        return True
-
-    def write(self, text):
-        self.pending += text
-        *lines, self.pending = self.pending.split("\n")
-        for line in lines:
-            first = line.split()[:1]
-            if first and first[0].isdigit():
-                self.bar.update(1)
-            if self.echo:
-                self.bar.write(line, file=self.out)
-        return len(text)
-
-
-@contextlib.contextmanager
-def epoch_progress(bar, echo=False):
-    """Count the epochs that networks print (``verbose >= 1``) on ``bar``.
-
-    Used by the studies so that their progress bar moves with every epoch,
-    not once per model. ``echo`` also prints the log lines.
+    Parameters
+    ----------
+    bar : tqdm.tqdm
     """
-    if bar.disable:
-        yield
-        return
-    with contextlib.redirect_stdout(_EpochLines(bar, echo)):
-        yield
 
+    def __init__(self, bar):
+        self.bar = bar
 
-def _logging(model, settings, bar):
-    """``model`` set to print its epochs when a bar counts them."""
-    if not bar.disable:
-        model.set_params(verbose=max(1, settings.verbose))
-    return model
+    def on_epoch_end(self, net, **kwargs):
+        self.bar.update(1)
+
+    # clone (through sklearn's protocol) and deepcopy give this object back.
+    def __sklearn_clone__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 def fit_all(models, data, settings, desc, training_sets=None):
@@ -104,19 +82,19 @@ def fit_all(models, data, settings, desc, training_sets=None):
     bar = tqdm(total=total * settings.repeats, desc=desc, unit="epoch",
                disable=not settings.progress)
     runs = {name: [] for name in models}
-    with epoch_progress(bar, echo=settings.verbose > 0):
-        for repeat in range(settings.repeats):
-            for name, template in models.items():
-                bar.set_postfix_str(f"{name}, run {repeat + 1}/{settings.repeats}")
-                model = _logging(clone(template), settings, bar)
-                model.set_params(random_state=settings.random_state + repeat)
-                X, y = training_sets.get(name, (data.X_train, data.y_train))
-                if is_classifier(model):
-                    model.fit(X, y, validation_data=(data.X_val, data.y_val))
-                else:
-                    model.fit(X, validation_data=data.X_val)
-                bar.update(model.max_epochs - model.n_epochs_)  # stopped early
-                runs[name].append(model.set_params(verbose=settings.verbose))
+    for repeat in range(settings.repeats):
+        for name, template in models.items():
+            bar.set_postfix_str(f"{name}, run {repeat + 1}/{settings.repeats}")
+            model = clone(template).set_params(
+                random_state=settings.random_state + repeat, verbose=settings.verbose,
+                callbacks=[("progress", EpochTick(bar))])
+            X, y = training_sets.get(name, (data.X_train, data.y_train))
+            if is_classifier(model):
+                model.fit(X, y, validation_data=(data.X_val, data.y_val))
+            else:
+                model.fit(X, validation_data=data.X_val)
+            bar.update(model.max_epochs - model.n_epochs_)  # stopped early
+            runs[name].append(model.set_params(callbacks=None))
     bar.close()
     return runs
 
@@ -365,6 +343,6 @@ def pca_reconstruction_error(X_train, X_test, n_components, random_state=0):
     return float(np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2))
 
 
-__all__ = ["display_table", "epoch_progress", "first_runs", "fit_all", "fit_and_report",
+__all__ = ["EpochTick", "display_table", "first_runs", "fit_all", "fit_and_report",
            "pca_reconstruction_error", "report_classifiers", "report_comparison",
            "report_confusion_matrices", "report_models", "report_test_results", "score_table"]

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -206,3 +207,12 @@ def test_regularizers_and_search_figures_content(tmp_path, figure_axes):
     assert search["p_value"].isna().sum() == 1 and search["accuracy_low"].notna().all()
     loss, _ = axes["best_curves"]
     assert _curves(loss) == [[1, 2, 3]] * 2
+
+
+def test_the_progress_bar_counts_the_epochs_of_every_fit_a_search_makes(tmp_path, capsys):
+    # Not --quiet: the bar is passed to the networks (and the search's clones) as a callback.
+    assert main(["study", "search", "--epochs", "2", "--n-train", "300", "--repeats", "1",
+                 "--out", str(tmp_path)]) == 0
+    bar = capsys.readouterr().err
+    # Every epoch of every candidate, fold and the refit of the best moved it to the end.
+    assert re.search(r"search: 100%\|.*\| (\d+)/\1 ", bar), bar[-300:]
