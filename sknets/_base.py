@@ -236,7 +236,7 @@ class BaseNetwork(BaseEstimator):
                     "batch_norm=True needs mini-batches of at least 2 samples; got "
                     f"batch_size={self.batch_size} and {len(X)} training samples.")
             if previous is None:
-                module = self._build_module(n_features, self._n_outputs(n_features, targets))
+                module = self._new_module(n_features, targets)
             else:
                 module = copy.deepcopy(previous.net.module_)
             batch = min(self.batch_size, len(X))
@@ -245,7 +245,9 @@ class BaseNetwork(BaseEstimator):
                                    None if weights is None else to_tensor(weights, device))
                 net = build_net(params, module, self._criterion(), device=device, seed=seed,
                                 has_valid=valid is not None,
-                                previous=None if previous is None else previous.net)
+                                previous=None if previous is None else previous.net,
+                                previous_optimizer=None if previous is None else
+                                previous.params["optimizer"])
                 outcome = None
                 if epochs:
                     metrics = None if valid is None else self._valid_metrics(valid.y)
@@ -253,7 +255,8 @@ class BaseNetwork(BaseEstimator):
         self._set_fitted_state(FittedState(
             params=params, n_features_in=n_features,
             feature_names_in=getattr(checker, "feature_names_in_", None), targets=targets,
-            history=self._history_frame(net), best_epoch=0 if outcome is None else
+            history=self._history_frame(net.history_records(self._history_columns())),
+            best_epoch=0 if outcome is None else
             outcome.best_epoch, fit_seconds=time.perf_counter() - start, net=net, seed=seed,
             partial=partial))
         if outcome is not None:
@@ -304,11 +307,15 @@ class BaseNetwork(BaseEstimator):
         return {"epoch": "epoch", "train_loss": "train_loss", "valid_loss": "valid_loss",
                 **scores, "lr": "lr", "dur": "seconds"}
 
-    def _history_frame(self, net):
-        columns = self._history_columns()
-        frame = pd.DataFrame(net.history_records(columns), columns=list(columns.values()))
+    def _history_frame(self, records):
+        """``history_`` from records ``{column: value}``, one per epoch."""
+        frame = pd.DataFrame(records, columns=list(self._history_columns().values()))
         frame["epoch"] = frame["epoch"].astype(int)
         return frame
+
+    def _new_module(self, n_features, targets):
+        """An untrained network for ``n_features`` inputs and the target state ``targets``."""
+        return self._build_module(n_features, self._n_outputs(n_features, targets))
 
     def _warn_if_cut_short(self, outcome):
         restored = (f"the weights of epoch {outcome.best_epoch} (lowest validation loss) were "
@@ -380,13 +387,13 @@ class BaseNetwork(BaseEstimator):
         torch.device(resolve_device(self.device))
         n_features = state.n_features_in
         with torch.device("meta"):
-            module = self._build_module(n_features, self._n_outputs(n_features, state.targets))
+            module = self._new_module(n_features, state.targets)
         return {key: (tuple(t.shape), t.dtype) for key, t in module.state_dict().items()}
 
     def _restore_net(self, state, weights):
         """The net of a state read from a file: its module, weights and history."""
         n_features = state.n_features_in
-        module = self._build_module(n_features, self._n_outputs(n_features, state.targets))
+        module = self._new_module(n_features, state.targets)
         module.load_state_dict(weights, strict=True)
         net = build_net(state.params, module, self._criterion(),
                         device=resolve_device(self.device), seed=state.seed, has_valid=False)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from sklearn.utils.multiclass import check_classification_targets
 
+
 def as_float(array, dtype=np.float32, name="X"):
     """``array`` as a NumPy array of ``dtype``, refusing what ``dtype`` cannot hold.
 
@@ -111,6 +112,7 @@ def check_finite_outputs(outputs, X):
             f"magnitude (up to {largest:.3g} here) overflow float32 inside the network. "
             "Scale X (e.g. with sklearn.preprocessing.StandardScaler) before fit and predict."
         )
+
 
 def fit_labels(y, classes=None):
     """The sorted classes of a classifier trained on ``y``.
@@ -265,8 +267,22 @@ def stratify_labels(index):
     return index if counts[counts > 0].min() >= 2 else None
 
 
-def output_matrix(y, n_outputs, name="the estimator"):
-    """Regression targets as a float32 matrix of shape (n_samples, n_outputs).
+def fit_outputs(y):
+    """The target state of a regressor trained on ``y``: its number of outputs, and
+    whether predictions are returned 1-D.
+
+    Examples
+    --------
+    >>> from sknets._input import fit_outputs
+    >>> fit_outputs([1.0, 2.0])
+    {'n_outputs_': 1, '_y_1d': True}
+    """
+    y = np.asarray(y)
+    return {"n_outputs_": 1 if y.ndim == 1 else y.shape[1], "_y_1d": y.ndim == 1}
+
+
+def output_matrix(y, n_outputs, name="the estimator", dtype=np.float32):
+    """Regression targets as a matrix of ``dtype`` of shape (n_samples, n_outputs).
 
     Examples
     --------
@@ -274,7 +290,7 @@ def output_matrix(y, n_outputs, name="the estimator"):
     >>> output_matrix([1, 2], n_outputs=1).shape
     (2, 1)
     """
-    y = as_float(y, np.float32, "y")
+    y = as_float(y, dtype, "y")
     y = y.reshape(len(y), -1)
     if y.shape[1] != n_outputs:
         raise ValueError(
@@ -284,11 +300,9 @@ def output_matrix(y, n_outputs, name="the estimator"):
 
 
 def encode_outputs(estimator, y, reset, dtype):
-    """Regression targets as a matrix of shape (n_samples, n_outputs).
+    """:func:`fit_outputs` and :func:`output_matrix` for an estimator's ``n_outputs_``.
 
-    When ``reset``, sets ``estimator.n_outputs_`` and ``estimator._y_1d``
-    (whether predictions are returned 1-D); otherwise checks the number of
-    outputs.
+    Sets ``estimator.n_outputs_`` and ``estimator._y_1d`` when ``reset``.
 
     Examples
     --------
@@ -299,14 +313,6 @@ def encode_outputs(estimator, y, reset, dtype):
     >>> encode_outputs(reg, [1, 2], reset=True, dtype=np.float32).shape, reg.n_outputs_
     ((2, 1), 1)
     """
-    y = as_float(y, dtype, "y")
     if reset:
-        estimator._y_1d = y.ndim == 1
-        estimator.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-    y = y.reshape(len(y), -1)
-    if y.shape[1] != estimator.n_outputs_:
-        raise ValueError(
-            f"y has {y.shape[1]} outputs, but {type(estimator).__name__} was fitted with "
-            f"{estimator.n_outputs_}."
-        )
-    return y
+        vars(estimator).update(fit_outputs(y))
+    return output_matrix(y, estimator.n_outputs_, type(estimator).__name__, dtype)

@@ -11,7 +11,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
 from ._engine.modules import MLP
-from ._input import check_labels, fit_labels, label_index, output_matrix, stratify_labels
+from ._input import (check_labels, fit_labels, fit_outputs, label_index, output_matrix,
+                     stratify_labels)
 from ._params import InstanceOf, Options, as_widths, plain
 
 
@@ -472,8 +473,7 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         self.callbacks = callbacks
 
     def _fit_targets(self, y, classes=None):
-        y = np.asarray(y)
-        return {"n_outputs_": 1 if y.ndim == 1 else y.shape[1], "_y_1d": y.ndim == 1}
+        return fit_outputs(y)
 
     def _encode_targets(self, y, targets):
         return output_matrix(y, targets["n_outputs_"], type(self).__name__)

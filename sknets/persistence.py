@@ -20,7 +20,6 @@ This module reads and writes an estimator's state only through
 import os
 
 import joblib
-import pandas as pd
 
 from . import _archive, _params
 from ._base import FittedState, _draw_seed
@@ -154,11 +153,9 @@ def _estimator_from(file, device):
     except (ValueError, TypeError, RuntimeError, OverflowError) as exc:  # cannot work (here)
         raise _archive.Refused(str(exc)) from None
     file.check_weights_size(spec)
-    history = pd.DataFrame([{key: _archive.decode_float(record[key]) if key != "epoch"
-                             else record[key] for key in columns}
-                            for record in document["history"]], columns=columns)
-    history["epoch"] = history["epoch"].astype(int)
-    state.history = history
+    state.history = estimator._history_frame(
+        [{key: _archive.decode_float(record[key]) if key != "epoch" else record[key]
+          for key in columns} for record in document["history"]])
     return estimator, state, spec
 
 

@@ -35,7 +35,8 @@ _FUSED_KERNELS = {"sgd", "momentum", "nesterov", "adagrad", "adam", "adamw"}
 _ADAMW_DECAY = 0.01
 
 
-def build_net(params, module, criterion, *, device, seed, has_valid, previous=None):
+def build_net(params, module, criterion, *, device, seed, has_valid, previous=None,
+              previous_optimizer=None):
     """A skorch ``TensorNet`` ready to train ``module``, initialised.
 
     Parameters
@@ -55,10 +56,12 @@ def build_net(params, module, criterion, *, device, seed, has_valid, previous=No
         callbacks: best-weights restore, what "plateau" and stopping watch).
     previous : TensorNet, default=None
         A trained net to continue from: its history, the state of its batch
-        order and, if the optimizer is the same kind, its optimizer's state
-        (Adam's moments, momentum buffers) are carried over. The new
-        parameters (learning rate, momentum, penalties) apply from the
-        first step on.
+        order and, if ``previous_optimizer`` is ``params["optimizer"]``, its
+        optimizer's state (Adam's moments, momentum buffers) are carried
+        over. The new parameters (learning rate, momentum, penalties) apply
+        from the first step on.
+    previous_optimizer : str, default=None
+        The ``optimizer`` parameter ``previous`` was trained with.
 
     Returns
     -------
@@ -85,9 +88,7 @@ def build_net(params, module, criterion, *, device, seed, has_valid, previous=No
         **({"optimizer__param_groups": groups} if groups else {}),
     ).initialize()
     if previous is not None:
-        same_optimizer = previous.optimizer_kind == params["optimizer"]
-        _continue_from(net, previous, same_optimizer)
-    net.optimizer_kind = params["optimizer"]
+        _continue_from(net, previous, same_optimizer=previous_optimizer == params["optimizer"])
     return net
 
 

@@ -247,10 +247,6 @@ class TensorNet(NeuralNet):
                 if value is not None and not (isinstance(value, float) and np.isnan(value)):
                     self.history.record(columns[column],
                                         int(value) if column == "epoch" else float(value))
-        # What the first learning-rate scheduler would have set: a continued
-        # fit resumes its schedule at epoch len(history).
-        for group in self.optimizer_.param_groups:
-            group.setdefault("initial_lr", group["lr"])
 
     def _callback(self, kind):
         return next((cb for _, cb in self.callbacks_ if isinstance(cb, kind)), None)
