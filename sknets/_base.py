@@ -43,6 +43,7 @@ NETWORK_CONSTRAINTS = {
     "batch_norm": [Options(True, False)],
     "l1": [Interval(Real, 0, None)],
     "l2": [Interval(Real, 0, None)],
+    "clip_grad_norm": [Interval(Real, 0, None, closed="neither"), Options(None)],
     "optimizer": [Options(*OPTIMIZERS)],
     "lr": [Interval(Real, 0, None, closed="neither")],
     "momentum": [Interval(Real, 0, 1, closed="left")],
@@ -55,6 +56,7 @@ NETWORK_CONSTRAINTS = {
     "lr_step_size": [Interval(Integral, 1, None)],
     "lr_gamma": [Interval(Real, 0, 1, closed="right")],
     "lr_patience": [Interval(Integral, 0, None)],
+    "lr_warmup_epochs": [Interval(Integral, 0, None)],
     "early_stopping": [Options(True, False)],
     "patience": [Interval(Integral, 1, None), Options(None)],
     "tol": [Interval(Real, 0, None)],
@@ -183,6 +185,17 @@ class BaseNetwork(BaseEstimator):
     def _split_stratify(self, encoded):
         return None
 
+    def _epoch_scorer(self, targets, has_valid):
+        """The score the engine computes after every epoch, or None (the validation loss).
+
+        Returns ``None`` or an object with ``name`` (history key
+        ``valid_<name>``) and ``__call__(outputs, y_valid) -> float``, where
+        ``outputs`` are the module's outputs for the validation inputs and
+        ``y_valid`` the encoded validation targets (both tensors); higher is
+        better.
+        """
+        return None
+
     def _sample_weight(self, sample_weight, encoded, targets):
         return sample_weight
 
@@ -247,7 +260,8 @@ class BaseNetwork(BaseEstimator):
                                 has_valid=valid is not None,
                                 previous=None if previous is None else previous.net,
                                 previous_optimizer=None if previous is None else
-                                previous.params["optimizer"])
+                                previous.params["optimizer"],
+                                scorer=self._epoch_scorer(targets, valid is not None))
                 outcome = None
                 if epochs:
                     metrics = None if valid is None else self._valid_metrics(valid.y)

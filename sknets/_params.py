@@ -172,6 +172,10 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
     l2 : float, default=0.0
         L2 penalty strength, as above: its gradient is ``l2 * W``, which is
         torch's ``weight_decay=l2`` applied to the weight matrices only.
+    clip_grad_norm : float or None, default=None
+        Largest Euclidean norm of the gradient of all parameters together:
+        a larger gradient is scaled down to this norm before each step
+        (``torch.nn.utils.clip_grad_norm_``). ``None`` does not clip.
     optimizer : {OPTIMIZER_CHOICES}, default="adam"
         "sgd" is vanilla mini-batch gradient descent, "momentum" and
         "nesterov" are ``torch.optim.SGD`` with ``momentum`` (Nesterov's
@@ -210,6 +214,10 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         Factor of "step" and "plateau".
     lr_patience : int, default=5
         Epochs without improvement before "plateau" lowers the rate.
+    lr_warmup_epochs : int, default=0
+        Epochs over which the learning rate rises linearly, batch by batch,
+        from ``lr / n_batches_of_warmup`` to the rate the schedule gives,
+        before the schedule takes over. 0 starts at full rate.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified for
         classifiers) unless ``validation_data`` is given to ``fit``, and stop
@@ -255,3 +263,38 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         does. Every fit uses these objects (a callback that keeps state resets it
         in ``on_train_begin``, as skorch's do); ``clone`` and searches copy
         them. Not saved by ``save``."""
+
+
+# The parameters only the supervised networks (MLPClassifier, MLPRegressor) have:
+# what they do with a table as it comes, and which score chooses the best epoch.
+TABLE_PARAMETERS_DOC = """scoring : str, callable or None, default=None
+        Validation score computed after every epoch on the validation set
+        (``early_stopping=True`` or ``validation_data``): a scikit-learn
+        scorer name (``"roc_auc"``, ``"f1"``, ``"neg_log_loss"``...) or a
+        callable ``scorer(estimator, X, y)``. It is recorded in
+        ``history_`` as ``valid_<name>`` (``valid_score`` for a callable),
+        and chooses ``best_epoch_`` (highest score) and when early stopping
+        stops. ``None`` uses the validation loss.
+    categorical_features : "from_dtype", None, or array-like, default="from_dtype"
+        Which columns of ``X`` are categorical. "from_dtype": the columns of
+        a pandas DataFrame whose dtype is ``category``, ``object`` or
+        ``string`` (none for an array); or a list of column names or
+        indices, or a boolean mask; ``None``: no categorical column.
+        Categorical columns are encoded inside the estimator (see
+        ``one_hot_max_categories``); a category not seen in ``fit``, and a
+        missing value, each have a slot of their own.
+    one_hot_max_categories : int, default=10
+        A categorical column with at most this many categories is one-hot
+        encoded; a column with more is fed through a learned embedding of
+        ``min(50, (n_categories + 1) // 2)`` dimensions, trained with the
+        network.
+    standardize : bool, default=True
+        Standardise the numeric columns of a DataFrame (zero mean, unit
+        variance on the training data) inside the estimator. Arrays are
+        passed to the network as they are.
+    missing_values : {"impute", "error"}, default="impute"
+        "impute": a missing value (NaN) in a numeric column is replaced by
+        the column's median in the training data and a 0/1 column
+        "<name> is missing" is added for each column that had missing
+        values in ``fit``; in a categorical column it is a category of its
+        own. "error": refuse missing values with a ``ValueError``."""

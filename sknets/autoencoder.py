@@ -158,6 +158,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                  l2=0.0, optimizer="adam", lr=1e-3, momentum=0.9, batch_size=200,
                  shuffle=True, max_epochs=200, lr_schedule="constant", lr_decay=0.0,
                  lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
+                 lr_warmup_epochs=0, clip_grad_norm=None,
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
                  random_state=None, device="cpu", n_threads=None, verbose=0,
                  callbacks=None):
@@ -185,6 +186,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.lr_step_size = lr_step_size
         self.lr_gamma = lr_gamma
         self.lr_patience = lr_patience
+        self.lr_warmup_epochs = lr_warmup_epochs
+        self.clip_grad_norm = clip_grad_norm
         self.early_stopping = early_stopping
         self.patience = patience
         self.tol = tol

@@ -1,9 +1,11 @@
 """Multi-layer perceptrons for classification and regression."""
 
 import math
-from numbers import Real
+from collections.abc import Callable
+from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.class_weight import compute_sample_weight
@@ -13,13 +15,25 @@ from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
 from ._engine.modules import MLP
 from ._input import (check_labels, fit_labels, fit_outputs, label_index, output_matrix,
                      stratify_labels)
-from ._params import InstanceOf, Options, as_widths, plain
+from ._params import TABLE_PARAMETERS_DOC, InstanceOf, Interval, Options, as_widths, plain
 
 
 class _SupervisedNetwork(BaseNetwork):
     """What the classifier and the regressor share beyond ``BaseNetwork``."""
 
-    _parameter_constraints = {**NETWORK_CONSTRAINTS, "warm_start": [Options(True, False)]}
+    _parameter_constraints = {
+        **NETWORK_CONSTRAINTS,
+        "scoring": [Options(None), InstanceOf(str, name="a scorer name"),
+                    InstanceOf(Callable, name="a callable scorer(estimator, X, y)")],
+        "categorical_features": [Options("from_dtype", None),
+                                 InstanceOf(list, tuple, np.ndarray, pd.Index,
+                                            name="a list of column names or indices, or a "
+                                                 "boolean mask")],
+        "one_hot_max_categories": [Interval(Integral, 0, None)],
+        "standardize": [Options(True, False)],
+        "missing_values": [Options("impute", "error")],
+        "warm_start": [Options(True, False)],
+    }
 
     def fit(self, X, y, sample_weight=None, validation_data=None):
         """Train the network from scratch (or further, with ``warm_start``).
@@ -107,6 +121,13 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
     Parameters
     ----------
     {NETWORK_PARAMETERS_DOC}
+    {TABLE_PARAMETERS_DOC}
+    label_smoothing : float in [0, 1), default=0.0
+        Label smoothing of the cross-entropy (``torch.nn.CrossEntropyLoss``'s
+        ``label_smoothing``): the target of each sample puts
+        ``1 - label_smoothing`` on its class and spreads ``label_smoothing``
+        evenly over all classes. Multi-label targets smooth each label's
+        0/1 target towards 0.5 by the same rule.
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes in the loss, multiplied into ``sample_weight``;
         "balanced" uses ``n_samples / (n_classes * count(class))``.
@@ -164,6 +185,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
 
     _parameter_constraints = {
         **_SupervisedNetwork._parameter_constraints,
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "class_weight": [Options(None, "balanced"), InstanceOf(dict)],
     }
     _target_dtype = torch.int64
@@ -174,7 +196,10 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
                  batch_norm=False, l1=0.0, l2=0.0, optimizer="adam", lr=1e-3,
                  momentum=0.9, batch_size=200, shuffle=True, max_epochs=200, lr_schedule="constant",
                  lr_decay=0.0, lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
-                 early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
+                 lr_warmup_epochs=0, clip_grad_norm=None, early_stopping=False, patience=10,
+                 tol=1e-4, validation_fraction=0.1, scoring=None,
+                 categorical_features="from_dtype", one_hot_max_categories=10,
+                 standardize=True, missing_values="impute", label_smoothing=0.0,
                  class_weight=None, warm_start=False, random_state=None, device="cpu",
                  n_threads=None, verbose=0, callbacks=None):
         self.hidden_layers = hidden_layers
@@ -195,10 +220,18 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         self.lr_step_size = lr_step_size
         self.lr_gamma = lr_gamma
         self.lr_patience = lr_patience
+        self.lr_warmup_epochs = lr_warmup_epochs
+        self.clip_grad_norm = clip_grad_norm
         self.early_stopping = early_stopping
         self.patience = patience
         self.tol = tol
         self.validation_fraction = validation_fraction
+        self.scoring = scoring
+        self.categorical_features = categorical_features
+        self.one_hot_max_categories = one_hot_max_categories
+        self.standardize = standardize
+        self.missing_values = missing_values
+        self.label_smoothing = label_smoothing
         self.class_weight = class_weight
         self.warm_start = warm_start
         self.random_state = random_state
@@ -394,6 +427,16 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
     Parameters
     ----------
     {NETWORK_PARAMETERS_DOC}
+    {TABLE_PARAMETERS_DOC}
+    loss : {{"squared_error", "absolute_error", "huber", "poisson"}}, default="squared_error"
+        Training loss, as scikit-learn names them: the mean squared error,
+        the mean absolute error, the Huber loss (squared below
+        ``huber_delta``, linear above), or the Poisson deviance with a log
+        link (the network outputs ``log(mean)`` and ``predict`` returns
+        ``exp`` of it; targets must be non-negative).
+    huber_delta : float, default=1.0
+        Where the Huber loss turns from squared to linear (in units of the
+        target); used only with ``loss="huber"``.
     warm_start : bool, default=False
         If True, ``fit`` continues training the network of the previous
         ``fit`` (its weights, and its optimizer's state when ``optimizer``
@@ -432,6 +475,11 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
     True
     """
 
+    _parameter_constraints = {
+        **_SupervisedNetwork._parameter_constraints,
+        "loss": [Options("squared_error", "absolute_error", "huber", "poisson")],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+    }
     _validate_kwargs = {"multi_output": True, "y_numeric": True}
     _target_attributes = ("n_outputs_", "_y_1d")
     _score_name = "r2"
@@ -440,9 +488,12 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
                  batch_norm=False, l1=0.0, l2=0.0, optimizer="adam", lr=1e-3,
                  momentum=0.9, batch_size=200, shuffle=True, max_epochs=200, lr_schedule="constant",
                  lr_decay=0.0, lr_min=0.0, lr_step_size=10, lr_gamma=0.1, lr_patience=5,
-                 early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
-                 warm_start=False, random_state=None, device="cpu", n_threads=None,
-                 verbose=0, callbacks=None):
+                 lr_warmup_epochs=0, clip_grad_norm=None, early_stopping=False, patience=10,
+                 tol=1e-4, validation_fraction=0.1, scoring=None,
+                 categorical_features="from_dtype", one_hot_max_categories=10,
+                 standardize=True, missing_values="impute", loss="squared_error",
+                 huber_delta=1.0, warm_start=False, random_state=None, device="cpu",
+                 n_threads=None, verbose=0, callbacks=None):
         self.hidden_layers = hidden_layers
         self.activation = activation
         self.dropout = dropout
@@ -461,10 +512,19 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         self.lr_step_size = lr_step_size
         self.lr_gamma = lr_gamma
         self.lr_patience = lr_patience
+        self.lr_warmup_epochs = lr_warmup_epochs
+        self.clip_grad_norm = clip_grad_norm
         self.early_stopping = early_stopping
         self.patience = patience
         self.tol = tol
         self.validation_fraction = validation_fraction
+        self.scoring = scoring
+        self.categorical_features = categorical_features
+        self.one_hot_max_categories = one_hot_max_categories
+        self.standardize = standardize
+        self.missing_values = missing_values
+        self.loss = loss
+        self.huber_delta = huber_delta
         self.warm_start = warm_start
         self.random_state = random_state
         self.device = device

@@ -204,7 +204,7 @@ def test_the_untampered_file_loads(saved):
     (["estimator"], "os.system", r"estimator must be one of \[.*'MLPClassifier', "
                                     r"'MLPRegressor'\]; got 'os.system'"),
     (["estimator"], "BaseNetwork", "estimator must be one of"),
-    (["estimator"], "MLPRegressor", r"MLPRegressor has no parameters \['class_weight'\]"),
+    (["estimator"], "MLPRegressor", r"MLPRegressor has no parameters \['class_weight', 'label_smoothing'\]"),
     (["format"], "pickle", "its format is 'pickle'"),
     (["format_version"], 2, "format version 2, newer than this sknets reads"),
     (["format_version"], "1", "format_version must be a positive int"),

@@ -36,7 +36,7 @@ _ADAMW_DECAY = 0.01
 
 
 def build_net(params, module, criterion, *, device, seed, has_valid, previous=None,
-              previous_optimizer=None):
+              previous_optimizer=None, scorer=None):
     """A skorch ``TensorNet`` ready to train ``module``, initialised.
 
     Parameters
@@ -62,6 +62,9 @@ def build_net(params, module, criterion, *, device, seed, has_valid, previous=No
         from the first step on.
     previous_optimizer : str, default=None
         The ``optimizer`` parameter ``previous`` was trained with.
+    scorer : object or None, default=None
+        The estimator's per-epoch validation score (see
+        ``BaseNetwork._epoch_scorer``); None monitors the validation loss.
 
     Returns
     -------

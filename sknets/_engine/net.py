@@ -39,10 +39,20 @@ _TINY = torch.finfo(torch.float32).tiny
 
 
 class TensorData(torch.utils.data.Dataset):
-    """Inputs, targets and optional sample weights held as device tensors."""
+    """Inputs, targets and optional sample weights held as device tensors.
+
+    ``eval_batch_size`` is the batch size of evaluation passes over it
+    (validation); ``device`` is where its batches are.
+    """
+
+    eval_batch_size = EVAL_BATCH_SIZE
 
     def __init__(self, X, y=None, sample_weight=None):
         self.X, self.y, self.sample_weight = X, y, sample_weight
+
+    @property
+    def device(self):
+        return self.X.device
 
     def __len__(self):
         return len(self.X)
@@ -97,7 +107,7 @@ class BatchIterator:
                 yield self.data.batch(slice(start, stop))
             return
         order = torch.randperm(len(self.data), generator=self.generator)
-        order = order.to(self.data.X.device)
+        order = order.to(self.data.device)
         for start, stop in bounds:
             yield self.data.batch(order[start:stop])
 
@@ -266,7 +276,7 @@ class TensorNet(NeuralNet):
                              for m in self.module_.modules())
             return BatchIterator(dataset, self.batch_size, shuffle=self.shuffle,
                                  generator=self.generator, no_single=batch_norm)
-        return BatchIterator(dataset, EVAL_BATCH_SIZE)
+        return BatchIterator(dataset, dataset.eval_batch_size)
 
     def initialize_callbacks(self):
         super().initialize_callbacks()

@@ -118,6 +118,18 @@ SPEC = {'studies': [('architectures', 'MLP architectures and regularization'),
                   'choices': None,
                   'help': 'Epochs without improvement before "plateau" lowers the rate. '
                           '(default: 5)'},
+                 {'name': 'lr_warmup_epochs',
+                  'kind': 'int',
+                  'choices': None,
+                  'help': 'Epochs over which the learning rate rises linearly, batch by batch, '
+                          'from `lr / n_batches_of_warmup` to the rate the schedule gives, '
+                          'before the schedule takes over. (default: 0)'},
+                 {'name': 'clip_grad_norm',
+                  'kind': 'float_or_none',
+                  'choices': None,
+                  'help': 'Largest Euclidean norm of the gradient of all parameters together: '
+                          'a larger gradient is scaled down to this norm before each step '
+                          '(`torch.nn.utils.clip_grad_norm_`). (default: none)'},
                  {'name': 'early_stopping',
                   'kind': 'bool',
                   'choices': None,
@@ -134,6 +146,45 @@ SPEC = {'studies': [('architectures', 'MLP architectures and regularization'),
                   'choices': None,
                   'help': 'Smallest loss decrease that counts as an improvement. (default: '
                           '0.0001)'},
+                 {'name': 'scoring',
+                  'kind': 'float_or_none',
+                  'choices': None,
+                  'help': 'Validation score computed after every epoch on the validation set '
+                          '(`early_stopping=True` or `validation_data`): a scikit-learn scorer '
+                          'name (`"roc_auc"`, `"f1"`, `"neg_log_loss"`...) or a callable '
+                          '`scorer(estimator, X, y)`. (default: none)'},
+                 {'name': 'categorical_features',
+                  'kind': 'choice',
+                  'choices': ['from_dtype'],
+                  'help': 'Which columns of `X` are categorical. (default: from_dtype)'},
+                 {'name': 'one_hot_max_categories',
+                  'kind': 'int',
+                  'choices': None,
+                  'help': 'A categorical column with at most this many categories is one-hot '
+                          'encoded; a column with more is fed through a learned embedding of '
+                          '`min(50, (n_categories + 1) // 2)` dimensions, trained with the '
+                          'network. (default: 10)'},
+                 {'name': 'standardize',
+                  'kind': 'bool',
+                  'choices': None,
+                  'help': 'Standardise the numeric columns of a DataFrame (zero mean, unit '
+                          'variance on the training data) inside the estimator. (default: '
+                          'True)'},
+                 {'name': 'missing_values',
+                  'kind': 'choice',
+                  'choices': ['impute', 'error'],
+                  'help': '"impute": a missing value (NaN) in a numeric column is replaced by '
+                          'the column\'s median in the training data and a 0/1 column "<name> '
+                          'is missing" is added for each column that had missing values in '
+                          '`fit`; in a categorical column it is a category of its own. '
+                          '(default: impute)'},
+                 {'name': 'label_smoothing',
+                  'kind': 'float',
+                  'choices': None,
+                  'help': "Label smoothing of the cross-entropy (`torch.nn.CrossEntropyLoss`'s "
+                          '`label_smoothing`): the target of each sample puts `1 - '
+                          'label_smoothing` on its class and spreads `label_smoothing` evenly '
+                          'over all classes. (default: 0.0)'},
                  {'name': 'class_weight',
                   'kind': 'choice',
                   'choices': ['balanced'],
