@@ -143,6 +143,9 @@ class BaseNetwork(BaseEstimator):
     # and have no safe JSON form.
     _unsaved_params = ("callbacks",)
     _score_name = None  # validation score recorded as valid_<name> every epoch
+    # Whether the estimator takes the table parameters (categorical_features,
+    # one_hot_max_categories, standardize, missing_values) and encodes tables itself.
+    _table_input = False
     _validate_kwargs = {}
     # The fitted attributes that expose the fitted state (besides the target state's).
     _exposed_attributes = ("n_features_in_", "feature_names_in_", "history_", "best_epoch_",
@@ -269,7 +272,8 @@ class BaseNetwork(BaseEstimator):
         self._set_fitted_state(FittedState(
             params=params, n_features_in=n_features,
             feature_names_in=getattr(checker, "feature_names_in_", None), targets=targets,
-            history=self._history_frame(net.history_records(self._history_columns())),
+            history=self._history_frame(net.history_records(self._history_columns(params)),
+                                        params),
             best_epoch=0 if outcome is None else
             outcome.best_epoch, fit_seconds=time.perf_counter() - start, net=net, seed=seed,
             partial=partial))
@@ -314,16 +318,27 @@ class BaseNetwork(BaseEstimator):
             return X_tensor, X_tensor
         return X_tensor, to_tensor(encoded, device, self._target_dtype)
 
-    def _history_columns(self):
-        """{key in the engine's history: column of ``history_``}."""
-        scores = {} if self._score_name is None else {
-            f"valid_{self._score_name}": f"valid_{self._score_name}"}
+    def _history_columns(self, params=None):
+        """{key in the engine's history: column of ``history_``}.
+
+        ``params`` are the parameters of the fit the history belongs to
+        (default: the fitted state's, else the current ones): ``scoring``
+        adds its column.
+        """
+        if params is None:
+            params = (self._fitted.params if self.__sklearn_is_fitted__() else
+                      self.get_params(deep=False))
+        names = [] if self._score_name is None else [self._score_name]
+        scoring = params.get("scoring")
+        if scoring is not None:
+            names.append(scoring if isinstance(scoring, str) else "score")
+        scores = {f"valid_{name}": f"valid_{name}" for name in dict.fromkeys(names)}
         return {"epoch": "epoch", "train_loss": "train_loss", "valid_loss": "valid_loss",
                 **scores, "lr": "lr", "dur": "seconds"}
 
-    def _history_frame(self, records):
+    def _history_frame(self, records, params=None):
         """``history_`` from records ``{column: value}``, one per epoch."""
-        frame = pd.DataFrame(records, columns=list(self._history_columns().values()))
+        frame = pd.DataFrame(records, columns=list(self._history_columns(params).values()))
         frame["epoch"] = frame["epoch"].astype(int)
         return frame
 
@@ -411,7 +426,8 @@ class BaseNetwork(BaseEstimator):
         module.load_state_dict(weights, strict=True)
         net = build_net(state.params, module, self._criterion(),
                         device=resolve_device(self.device), seed=state.seed, has_valid=False)
-        net.restore_history(state.history.to_dict("records"), self._history_columns())
+        net.restore_history(state.history.to_dict("records"),
+                            self._history_columns(state.params))
         return net
 
     # --- saving -------------------------------------------------------------------
@@ -460,7 +476,7 @@ class BaseNetwork(BaseEstimator):
             name: value for name, value in state.params.items()
             if name not in self._unsaved_params})
         _archive.write_model(path, type(self).__name__, saved,
-                             list(self._history_columns().values()))
+                             list(self._history_columns(state.params).values()))
 
     # --- prediction --------------------------------------------------------------
 

@@ -21,6 +21,10 @@ from ._params import TABLE_PARAMETERS_DOC, InstanceOf, Interval, Options, as_wid
 class _SupervisedNetwork(BaseNetwork):
     """What the classifier and the regressor share beyond ``BaseNetwork``."""
 
+    # Tables as they come: categorical and string columns, missing values,
+    # standardised numeric columns (the table parameters).
+    _table_input = True
+
     _parameter_constraints = {
         **NETWORK_CONSTRAINTS,
         "scoring": [Options(None), InstanceOf(str, name="a scorer name"),
