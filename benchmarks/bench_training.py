@@ -2,9 +2,12 @@
 
 Trains the same network on Fashion-MNIST with sknets' ``MLPClassifier``,
 scikit-learn's ``MLPClassifier``, skorch's ``NeuralNetClassifier`` (default
-settings) and the fastest hand-written PyTorch loop we know, alternating the
-tools over several repeats, and prints medians, ratios to the hand-written
-loop and the test accuracy of each run.
+settings), the fastest hand-written PyTorch loop we know and, where they are
+installed (``pip install -e ".[bench]"``), Keras 3 on the JAX backend
+(``model.fit``) and a jitted JAX epoch, alternating the tools over several
+repeats, and prints medians, ratios to the hand-written loop and the test
+accuracy of each run. ``--busy N`` keeps N CPU-bound processes running during
+the timed fits.
 
     python benchmarks/bench_training.py --data-home ../shared/data
 
@@ -16,6 +19,7 @@ machine's float32 matmul peak and the fraction of it each fit achieves, and
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -123,12 +127,104 @@ def fit_skorch(X, y, hidden, batch, dropout, epochs, seed):
     return net.predict
 
 
+def fit_keras(X, y, hidden, batch, dropout, epochs, seed):
+    """Keras 3 on the JAX backend: ``model.fit`` with its default settings."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((X.shape[1],))]
+    for width in hidden:
+        layers.append(keras.layers.Dense(width, activation="relu"))  # Glorot-uniform, zeros
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(10))
+    model = keras.Sequential(layers)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(X, y, batch_size=batch, epochs=epochs, shuffle=True, verbose=0)
+    return lambda Xq: np.asarray(model.predict(Xq, batch_size=4096, verbose=0)).argmax(1)
+
+
+def fit_jax(X, y, hidden, batch, dropout, epochs, seed):
+    """A jitted JAX epoch: ``lax.scan`` over the batches, Adam written out.
+
+    The compilation (once per network shape and data size) is part of the
+    timed fit, as it is of a user's first fit.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    widths = [X.shape[1], *hidden, 10]
+    key = jax.random.PRNGKey(seed)
+    params = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        key, sub = jax.random.split(key)
+        limit = np.sqrt(6 / (fan_in + fan_out))
+        params.append((jax.random.uniform(sub, (fan_in, fan_out), jnp.float32, -limit, limit),
+                       jnp.zeros(fan_out, jnp.float32)))
+
+    def forward(params, x, key, train):
+        for i, (w, b) in enumerate(params[:-1]):
+            x = jax.nn.relu(x @ w + b)
+            if train and dropout:
+                key, sub = jax.random.split(key)
+                keep = jax.random.bernoulli(sub, 1 - dropout, x.shape)
+                x = jnp.where(keep, x / (1 - dropout), 0)
+        w, b = params[-1]
+        return x @ w + b
+
+    def loss_fn(params, x, t, key):
+        logits = forward(params, x, key, True)
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), t[:, None], 1))
+
+    lr, b1, b2, eps = 1e-3, 0.9, 0.999, 1e-8
+    n_batches = len(X) // batch
+
+    @jax.jit
+    def epoch(state, data, key):
+        Xd, yd = data
+        key, sub = jax.random.split(key)
+        order = jax.random.permutation(sub, len(Xd))[:n_batches * batch]
+        xs = Xd[order].reshape(n_batches, batch, -1)
+        ts = yd[order].reshape(n_batches, batch)
+
+        def step(state, inputs):
+            params, m, v, t = state
+            x, target, k = inputs
+            grads = jax.grad(loss_fn)(params, x, target, k)
+            t = t + 1
+            m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+            v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, v, grads)
+            scale = lr * jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            params = jax.tree.map(lambda p, m, v: p - scale * m / (jnp.sqrt(v) + eps),
+                                  params, m, v)
+            return (params, m, v, t), None
+
+        keys = jax.random.split(key, n_batches)
+        state, _ = jax.lax.scan(step, state, (xs, ts, keys))
+        return state, key
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    state = (params, zeros, zeros, jnp.float32(0))
+    data = (jnp.asarray(X), jnp.asarray(y.astype(np.int32)))
+    for _ in range(epochs):
+        state, key = epoch(state, data, key)
+    trained = jax.block_until_ready(state[0])
+    predict = jax.jit(lambda x: forward(trained, x, None, False).argmax(1))
+    return lambda Xq: np.asarray(predict(jnp.asarray(Xq)))
+
+
+# Optional peers (pip install -e ".[bench]"): timed only where installed.
+OPTIONAL = {"keras (jax)": "keras", "jax (jitted epoch)": "jax"}
+
 TOOLS = {
     "hand-written torch": fit_handwritten,
     "sknets": fit_sknets,
     "sknets, 1 thread": lambda *args, **kwargs: fit_sknets(*args, n_threads=1, **kwargs),
     "scikit-learn": fit_sklearn,
     "skorch (default)": fit_skorch,
+    "keras (jax)": fit_keras,
+    "jax (jitted epoch)": fit_jax,
 }
 
 
@@ -207,7 +303,9 @@ def main(argv=None):
     parser.add_argument("--data-home", default=os.environ.get("SKNETS_DATA"))
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tools", nargs="*", default=[t for t in TOOLS if "1 thread" not in t])
+    parser.add_argument("--tools", nargs="*", default=[t for t in TOOLS if "1 thread" not in t],
+                        help="tools to time (default: all but 'sknets, 1 thread'); Keras and "
+                             "JAX only where installed (pip install -e '.[bench]')")
     parser.add_argument("--scenarios", nargs="*", type=int, default=[0, 1, 2],
                         help="indices into the scenario list")
     parser.add_argument("--memory", action="store_true", help="measure peak RSS too")
@@ -218,6 +316,17 @@ def main(argv=None):
                         help="keep N other CPU-bound processes running during the timed fits "
                              "(a busy machine)")
     args = parser.parse_args(argv)
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    if args.threads == 1:
+        # XLA's CPU client runs its own thread pool; this keeps it to one thread.
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_cpu_multi_thread_eigen=false"
+                                   " intra_op_parallelism_threads=1").strip()
+    for tool in [t for t in args.tools if t in OPTIONAL]:
+        if importlib.util.find_spec(OPTIONAL[tool]) is None:
+            print(f"# skipping {tool!r}: {OPTIONAL[tool]} is not installed "
+                  "(pip install -e '.[bench]')")
+            args.tools.remove(tool)
     busy = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
 
     if args.threads:
