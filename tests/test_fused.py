@@ -9,6 +9,7 @@ from sklearn.datasets import make_classification
 
 from sknets import MLPClassifier, MLPRegressor
 from sknets._engine.fused import FusedStep
+from sknets._engine.losses import ClassificationLoss, regression_loss
 from sknets._engine.modules import MLP
 
 
@@ -75,8 +76,10 @@ def test_plain_mlp_trains_through_the_fused_step(data):
 @pytest.mark.parametrize("module, criterion, penalty", [
     (MLP(4, (8,), 2, batch_norm=True), torch.nn.CrossEntropyLoss(), None),
     (MLP(4, (8,), 2, activation="gelu"), torch.nn.CrossEntropyLoss(), None),
-    (MLP(4, (8,), 2), torch.nn.BCEWithLogitsLoss(), None),
-    (MLP(4, (8,), 2), torch.nn.CrossEntropyLoss(label_smoothing=0.1), None),
+    (MLP(4, (8,), 2), torch.nn.BCEWithLogitsLoss(pos_weight=torch.ones(2)), None),
+    (MLP(4, (8,), 2), torch.nn.CrossEntropyLoss(weight=torch.ones(2)), None),
+    (MLP(4, (8,), 2), torch.nn.PoissonNLLLoss(log_input=False), None),
+    (MLP(4, (8,), 2), torch.nn.SmoothL1Loss(), None),
     (MLP(4, (8,), 2), torch.nn.CrossEntropyLoss(), lambda module: 0.0),
     (MLP(4, (8,), 2, output_activation="sigmoid"), torch.nn.MSELoss(), None),
 ])
@@ -89,3 +92,83 @@ def test_unsupported_networks_still_train(data):
     clf = MLPClassifier(hidden_layers=(16,), batch_norm=True, activation="gelu", l1=1e-4,
                         max_epochs=5, random_state=0).fit(X, y)
     assert clf.history_["train_loss"].iloc[-1] < clf.history_["train_loss"].iloc[0]
+
+
+def _autograd_step(module, criterion, X, target, weight):
+    """Loss and gradients as the engine's autograd path computes them (TensorNet.get_loss)."""
+    module.zero_grad(set_to_none=True)
+    out = module(X)
+    if weight is None:
+        loss = criterion(out, target)
+    else:
+        criterion.reduction = "none"
+        per_sample = criterion(out, target).reshape(len(weight), -1).mean(1)
+        criterion.reduction = "mean"
+        loss = (per_sample * weight).sum() / weight.sum()
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in module.parameters()]
+
+
+def _fused_step(module, criterion, X, target, weight):
+    step = FusedStep.build(module, criterion)
+    assert step is not None, f"{criterion} should train on the fused path"
+    loss = step(X, target, weight)
+    return loss, [p.grad.clone() for p in module.parameters()]
+
+
+_N, _FEATURES, _OUTPUTS = 64, 5, 3
+
+
+def _targets(kind, rng):
+    """Targets of each kind of loss, and outputs far enough from zero to reach every branch."""
+    if kind == "classes":
+        return torch.from_numpy(rng.randint(0, _OUTPUTS, _N)).long()
+    if kind == "labels":
+        return torch.from_numpy(rng.randint(0, 2, (_N, _OUTPUTS))).float()
+    if kind == "counts":
+        return torch.from_numpy(rng.poisson(2.0, (_N, _OUTPUTS))).float()
+    return torch.from_numpy(rng.normal(scale=3.0, size=(_N, _OUTPUTS))).float()
+
+
+@pytest.mark.parametrize("criterion, kind", [
+    (torch.nn.CrossEntropyLoss(), "classes"),
+    (torch.nn.CrossEntropyLoss(label_smoothing=0.2), "classes"),
+    (ClassificationLoss(), "classes"),
+    (ClassificationLoss(label_smoothing=0.1), "classes"),
+    (ClassificationLoss(), "labels"),
+    (ClassificationLoss(label_smoothing=0.3), "labels"),
+    (torch.nn.BCEWithLogitsLoss(), "labels"),
+    (torch.nn.MSELoss(), "values"),
+    (regression_loss("absolute_error"), "values"),
+    (regression_loss("huber", huber_delta=0.7), "values"),
+    (regression_loss("huber", huber_delta=50.0), "values"),
+    (regression_loss("poisson"), "counts"),
+], ids=lambda v: repr(v) if not isinstance(v, str) else v)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_each_fused_loss_matches_autograd_in_one_step(criterion, kind, weighted):
+    rng = np.random.RandomState(0)
+    X = torch.from_numpy(rng.normal(size=(_N, _FEATURES))).float()
+    target = _targets(kind, rng)
+    weight = torch.from_numpy(rng.uniform(0.0, 2.0, _N)).float() if weighted else None
+    torch.manual_seed(0)
+    module = MLP(_FEATURES, (16, 8), _OUTPUTS, activation="tanh")
+    with torch.no_grad():  # outputs of a few units: both sides of Huber's delta
+        module[-1].weight.mul_(4)
+    expected_loss, expected_grads = _autograd_step(module, criterion, X, target, weight)
+    loss, grads = _fused_step(module, criterion, X, target, weight)
+    torch.testing.assert_close(loss, expected_loss, rtol=1e-6, atol=1e-7)
+    for grad, expected in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_huber_test_reaches_both_branches():
+    # The step test above must see residuals on both sides of delta=0.7.
+    rng = np.random.RandomState(0)
+    X = torch.from_numpy(rng.normal(size=(_N, _FEATURES))).float()
+    target = _targets("values", rng)
+    torch.manual_seed(0)
+    module = MLP(_FEATURES, (16, 8), _OUTPUTS, activation="tanh")
+    with torch.no_grad():
+        module[-1].weight.mul_(4)
+        residual = (module(X) - target).abs()
+    assert (residual < 0.7).any() and (residual > 0.7).any()

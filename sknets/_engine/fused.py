@@ -3,21 +3,26 @@
 At MNIST sizes an eager training step spends most of its time in per-op
 overhead, and autograd adds its own: building the graph, running the engine,
 accumulating gradients. For the networks most users train — linear layers,
-an element-wise activation, optional dropout, softmax cross-entropy or squared
-error — the backward pass is short enough to write out. ``FusedStep`` does
-the forward pass, the loss and the gradients with no autograd graph, writes
-the gradients into preallocated ``.grad`` buffers, and leaves the update to
-the (fused) torch optimizer. Numerically it agrees with the eager path to
-float32 rounding (the same operations, summed in a slightly different order);
-the tests pin that.
+an element-wise activation, optional dropout, and a loss whose gradient with
+respect to the outputs is one line — the backward pass is short enough to
+write out. ``FusedStep`` does the forward pass, the loss and the gradients
+with no autograd graph, writes the gradients into preallocated ``.grad``
+buffers, and leaves the update to the (fused) torch optimizer. Numerically it
+agrees with the eager path to float32 rounding (the same operations, summed
+in a slightly different order); the tests pin that.
 
-Anything else — batch norm, other activations, an L1 penalty, a loss other
-than cross-entropy and MSE — returns ``None`` from :meth:`FusedStep.build`
-and trains through autograd as before.
+The losses it covers: the softmax cross-entropy (with label smoothing), the
+binary cross-entropy with logits (multi-label classification, with label
+smoothing), and the squared, absolute, Huber and Poisson (log link) errors,
+as torch's criteria and :mod:`.losses` define them. Anything else — batch
+norm, other activations, an L1 penalty, class-weighted or other losses —
+returns ``None`` from :meth:`FusedStep.build` and trains through autograd.
 """
 
 import torch
 from torch import nn
+
+from .losses import ClassificationLoss, smooth_labels
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -74,14 +79,8 @@ class FusedStep:
         """A ``FusedStep`` for ``module`` and ``criterion``, or None."""
         if penalty is not None:
             return None
-        if type(criterion) is nn.CrossEntropyLoss:
-            if (criterion.weight is not None or criterion.label_smoothing
-                    or criterion.ignore_index != -100):
-                return None
-            loss = "cross_entropy"
-        elif type(criterion) is nn.MSELoss:
-            loss = "mse"
-        else:
+        loss = _fused_loss(criterion)
+        if loss is None:
             return None
         if not isinstance(module, nn.Sequential):
             return None
@@ -145,20 +144,107 @@ class FusedStep:
         return loss
 
     def _loss_and_grad(self, out, target, weight):
-        n = len(out)
-        if self.loss == "cross_entropy":
-            log_proba = torch.log_softmax(out, 1)
-            picked = log_proba.gather(1, target.unsqueeze(1)).squeeze(1)
-            grad = log_proba.exp_()
-            grad[torch.arange(n, device=out.device), target] -= 1
-            if weight is None:
-                return -picked.mean(), grad.div_(n)
-            total = weight.sum().clamp_min(_TINY)  # an all-zero batch contributes 0
-            return -(picked * weight).sum() / total, grad.mul_((weight / total).unsqueeze(1))
-        residual = out - target.reshape(out.shape)
+        values, grad = self.loss(out, target)
         if weight is None:
-            return residual.pow(2).mean(), residual.mul_(2 / residual.numel())
-        per_sample = residual.pow(2).mean(1)
-        total = weight.sum().clamp_min(_TINY)
-        scale = (weight * (2 / residual.shape[1]) / total).unsqueeze(1)
-        return (per_sample * weight).sum() / total, residual.mul_(scale)
+            return values.mean(), grad.div_(values.numel())
+        # As the engine's weighted path: the mean over a sample's elements,
+        # then the weighted mean over samples.
+        per_sample = values.reshape(len(out), -1).mean(1)
+        total = weight.sum().clamp_min(_TINY)  # an all-zero batch contributes 0
+        scale = weight / (total * (values.numel() // len(out)))
+        return (per_sample * weight).sum() / total, grad.mul_(scale.unsqueeze(1))
+
+
+# The losses: ``loss(out, target) -> (values, grad)``, where ``values`` are the
+# per-element losses that ``reduction="none"`` gives (one per sample for the
+# softmax cross-entropy) and ``grad`` is the gradient of their sum with
+# respect to ``out`` (a fresh tensor, scaled in place by the caller).
+
+
+def _cross_entropy(label_smoothing):
+    def loss(out, target):
+        log_proba = torch.log_softmax(out, 1)
+        values = -log_proba.gather(1, target.unsqueeze(1)).squeeze(1)
+        rows = torch.arange(len(out), device=out.device)
+        if not label_smoothing:
+            grad = log_proba.exp_()
+            grad[rows, target] -= 1
+            return values, grad
+        # torch's rule: (1 - s) * nll + s * (mean over the classes of -log p),
+        # the cross-entropy against the target (1 - s) * one_hot + s / n_classes.
+        n_classes = out.shape[1]
+        values = (1 - label_smoothing) * values - label_smoothing / n_classes * log_proba.sum(1)
+        grad = log_proba.exp_().sub_(label_smoothing / n_classes)
+        grad[rows, target] -= 1 - label_smoothing
+        return values, grad
+    return loss
+
+
+def _binary_cross_entropy(label_smoothing):
+    def loss(out, target):
+        target = smooth_labels(target.to(out.dtype).reshape(out.shape), label_smoothing)
+        # log(1 + exp(out)) - target * out, computed as torch does (stable).
+        values = out.clamp_min(0) - out * target + torch.log1p(torch.exp(-out.abs()))
+        return values, torch.sigmoid(out).sub_(target)
+    return loss
+
+
+def _classification(label_smoothing):
+    # ClassificationLoss: class indices or an indicator matrix, told by the targets.
+    softmax = _cross_entropy(label_smoothing)
+    sigmoid = _binary_cross_entropy(label_smoothing)
+
+    def loss(out, target):
+        return (softmax if target.dim() == 1 else sigmoid)(out, target)
+    return loss
+
+
+def _squared_error(out, target):
+    residual = out - target.reshape(out.shape)
+    return residual.pow(2), residual.mul_(2)
+
+
+def _absolute_error(out, target):
+    residual = out - target.reshape(out.shape)
+    return residual.abs(), residual.sign_()
+
+
+def _huber(delta):
+    def loss(out, target):
+        residual = out - target.reshape(out.shape)
+        size = residual.abs()
+        values = torch.where(size < delta, 0.5 * residual * residual,
+                             delta * (size - 0.5 * delta))
+        return values, residual.clamp_(-delta, delta)
+    return loss
+
+
+def _poisson(out, target):
+    # PoissonNLLLoss(log_input=True, full=False): exp(out) - target * out.
+    target = target.reshape(out.shape)
+    rate = torch.exp(out)
+    return rate - target * out, rate.sub_(target)
+
+
+def _fused_loss(criterion):
+    """The fused form of ``criterion``, or None where the step does not cover it."""
+    kind = type(criterion)
+    if kind is nn.CrossEntropyLoss:
+        if criterion.weight is not None or criterion.ignore_index != -100:
+            return None
+        return _cross_entropy(criterion.label_smoothing)
+    if kind is ClassificationLoss:
+        return _classification(criterion.label_smoothing)
+    if kind is nn.BCEWithLogitsLoss:
+        if criterion.weight is not None or criterion.pos_weight is not None:
+            return None
+        return _binary_cross_entropy(0.0)
+    if kind is nn.MSELoss:
+        return _squared_error
+    if kind is nn.L1Loss:
+        return _absolute_error
+    if kind is nn.HuberLoss:
+        return _huber(criterion.delta)
+    if kind is nn.PoissonNLLLoss:
+        return _poisson if criterion.log_input and not criterion.full else None
+    return None
