@@ -6,16 +6,30 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 import torch
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.metrics import get_scorer, get_scorer_names
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
+from ._engine.losses import REGRESSION_LOSSES, ClassificationLoss, log_link, regression_loss
 from ._engine.modules import MLP
 from ._input import (check_labels, fit_labels, fit_outputs, label_index, output_matrix,
                      stratify_labels)
 from ._params import TABLE_PARAMETERS_DOC, InstanceOf, Interval, Options, as_widths, plain
+
+
+class _ScorerName:
+    """A parameter constraint: the name of one of scikit-learn's scorers."""
+
+    def __call__(self, value):
+        return isinstance(value, str) and value in get_scorer_names()
+
+    def __str__(self):
+        return "a scikit-learn scorer name (sklearn.metrics.get_scorer_names() lists them)"
 
 
 class _SupervisedNetwork(BaseNetwork):
@@ -27,7 +41,7 @@ class _SupervisedNetwork(BaseNetwork):
 
     _parameter_constraints = {
         **NETWORK_CONSTRAINTS,
-        "scoring": [Options(None), InstanceOf(str, name="a scorer name"),
+        "scoring": [Options(None), _ScorerName(),
                     InstanceOf(Callable, name="a callable scorer(estimator, X, y)")],
         "categorical_features": [Options("from_dtype", None),
                                  InstanceOf(list, tuple, np.ndarray, pd.Index,
@@ -84,6 +98,29 @@ class _SupervisedNetwork(BaseNetwork):
         # Equal weights scale the loss of every batch alike and cancel in the
         # weighted mean; dropping them keeps the unweighted (faster) path.
         return None if np.all(weights == weights[0]) else weights
+
+    def _epoch_scorer(self, targets, has_valid):
+        if self.scoring is None:
+            return None
+        if not has_valid:
+            raise ValueError(
+                f"scoring={_scoring_repr(self.scoring)} is computed on a validation set: set "
+                "early_stopping=True or pass validation_data to fit.")
+        scorer = get_scorer(self.scoring)
+        stand_in = self._scored_outputs(targets)
+        methods = getattr(scorer, "_response_method", None)
+        methods = (methods,) if isinstance(methods, str) else methods or ()
+        if methods and not any(hasattr(stand_in, method) for method in methods):
+            raise ValueError(
+                f"scoring={self.scoring!r} scores the output of {' or '.join(methods)}, "
+                f"which {type(self).__name__} does not have: choose a scorer of its "
+                f"predictions{_REGRESSION_SCORERS if isinstance(self, RegressorMixin) else ''}.")
+        name = self.scoring if isinstance(self.scoring, str) else "score"
+        return EpochScorer(name, scorer, stand_in)
+
+    def _scored_outputs(self, targets):
+        """The stand-in that a scorer asks for predictions (see :class:`EpochScorer`)."""
+        raise NotImplementedError
 
     def partial_fit(self, X, y, sample_weight=None):
         """Train one epoch on ``(X, y)``, continuing from the current weights.
@@ -192,7 +229,10 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "class_weight": [Options(None, "balanced"), InstanceOf(dict)],
     }
-    _target_dtype = torch.int64
+    # The targets keep the dtype _encode_targets gives them: int64 class
+    # indices, or a float32 0/1 matrix for multi-label targets.
+    _target_dtype = None
+    _validate_kwargs = {"multi_output": True}
     _target_attributes = ("classes_",)
     _score_name = "accuracy"
 
@@ -245,24 +285,56 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         self.callbacks = callbacks
 
     def _fit_targets(self, y, classes=None):
-        return {"classes_": fit_labels(y, classes)}
+        y = _dense_labels(y)
+        if type_of_target(y) != "multilabel-indicator":
+            return {"classes_": fit_labels(y, classes)}
+        labels = np.arange(y.shape[1])
+        if classes is not None and not np.array_equal(np.asarray(classes), labels):
+            raise ValueError(
+                f"y is a multi-label indicator matrix of {y.shape[1]} columns, whose classes "
+                f"are the column indices {labels.tolist()}; got classes={classes!r}. Pass "
+                "classes=None or those indices.")
+        return {"classes_": labels, "_multilabel": True}
 
     def _encode_targets(self, y, targets):
+        y = _dense_labels(y)
+        if targets.get("_multilabel", False):
+            return _indicator_matrix(y, len(targets["classes_"]))
+        if y.ndim == 2 and y.shape[1] > 1:
+            kind = type_of_target(y)
+            if kind == "multilabel-indicator":
+                raise ValueError(
+                    f"y is a multi-label indicator matrix, but this classifier was fitted on "
+                    f"one label per sample (classes {targets['classes_'].tolist()}). Pass one "
+                    "label per sample, or fit a new classifier on the matrix (warm_start=False "
+                    "or fit instead of partial_fit).")
+            raise ValueError(
+                f"y of shape {y.shape} is {kind}: MLPClassifier learns one label per sample "
+                "(y of shape (n_samples,)) or several 0/1 labels per sample (a multi-label "
+                "indicator matrix). For several multi-class targets, wrap it in "
+                "sklearn.multioutput.MultiOutputClassifier.")
+        if y.ndim == 2:
+            y = column_or_1d(y, warn=True)
         return label_index(y, targets["classes_"], hint=_PARTIAL_FIT_HINT)
 
     def _n_outputs(self, n_features, targets):
         return len(targets["classes_"])
 
     def _criterion(self):
-        return torch.nn.CrossEntropyLoss()
+        return ClassificationLoss(self.label_smoothing)
 
     def _split_stratify(self, encoded):
-        return stratify_labels(encoded)
+        return None if encoded.ndim == 2 else stratify_labels(encoded)
 
     def _sample_weight(self, sample_weight, encoded, targets):
         weights = super()._sample_weight(sample_weight, encoded, targets)
         if self.class_weight is None:
             return weights
+        if targets.get("_multilabel", False):
+            raise ValueError(
+                f"class_weight={self.class_weight!r} weighs the classes of one label per "
+                "sample, but y is a multi-label indicator matrix, whose samples have several "
+                "labels. Set class_weight=None, and pass per-sample weights as sample_weight.")
         classes = targets["classes_"]
         class_weight = self.class_weight
         if isinstance(class_weight, dict):
@@ -277,10 +349,16 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         return per_sample
 
     def _valid_metrics(self, y_valid):
-        return _accuracy_sum
+        return _subset_accuracy_sum if y_valid.dim() == 2 else _accuracy_sum
+
+    def _scored_outputs(self, targets):
+        return _ClassifierOutputs(len(targets["classes_"]), targets.get("_multilabel", False))
+
+    def _is_multilabel(self):
+        return self._fitted.targets.get("_multilabel", False)
 
     def predict_proba(self, X):
-        """Class probabilities (softmax of the network's outputs).
+        """Class probabilities: softmax of the network's outputs, or one sigmoid per label.
 
         Parameters
         ----------
@@ -289,18 +367,19 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Columns ordered as ``classes_``.
+            Columns ordered as ``classes_``; rows sum to 1. For multi-label
+            targets, the probability of each label (column) on its own.
         """
-        # Softmax in float64 so each row sums to 1 to float64 precision
-        # (scikit-learn's log_loss checks it); the forward pass stays float32.
-        return torch.softmax(self._forward(X).double(), dim=1).cpu().numpy()
+        check_is_fitted(self)
+        return _class_probabilities(self._forward(X), self._is_multilabel())
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed stably."""
-        return torch.log_softmax(self._forward(X).double(), dim=1).cpu().numpy()
+        check_is_fitted(self)
+        return _class_log_probabilities(self._forward(X), self._is_multilabel())
 
     def predict(self, X):
-        """Most probable class of each sample.
+        """Most probable class of each sample, or the labels of probability above 0.5.
 
         Parameters
         ----------
@@ -308,11 +387,12 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
 
         Returns
         -------
-        y : ndarray of shape (n_samples,)
-            Labels from ``classes_``.
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Labels from ``classes_``; for multi-label targets, the 0/1
+            indicator matrix of the labels whose probability exceeds 0.5.
         """
-        best = self._forward(X).argmax(dim=1).cpu().numpy()
-        return self.classes_[best]
+        check_is_fitted(self)
+        return _class_predictions(self._forward(X), self._is_multilabel(), self.classes_)
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of :meth:`predict` on ``(X, y)``, as scikit-learn's classifiers.
@@ -355,7 +435,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = False
+        tags.classifier_tags.multi_label = True
         return tags
 
 
@@ -395,6 +475,151 @@ def _accuracy_sum(y_pred, y_true):
     return {"accuracy": (y_pred.argmax(dim=1) == y_true).sum()}
 
 
+def _subset_accuracy_sum(y_pred, y_true):
+    """Samples of the batch whose labels are all predicted right (scikit-learn's
+    ``accuracy_score`` of indicator matrices, once divided by the sample count)."""
+    return {"accuracy": ((y_pred > 0) == (y_true > 0.5)).all(dim=1).sum()}
+
+
+def _dense_labels(y):
+    """``y`` as a NumPy array; a sparse indicator matrix becomes dense."""
+    return y.toarray() if scipy.sparse.issparse(y) else np.asarray(y)
+
+
+def _indicator_matrix(y, n_labels):
+    """Multi-label targets as the float32 0/1 matrix the binary cross-entropy expects."""
+    kind = type_of_target(y)
+    if kind != "multilabel-indicator" or y.shape[1] != n_labels:
+        got = (f"a {kind} indicator matrix of {y.shape[1]} columns"
+               if kind == "multilabel-indicator" else f"{kind} of shape {y.shape}")
+        raise ValueError(
+            f"This classifier was fitted on a multi-label indicator matrix of {n_labels} "
+            f"columns (0 or 1 per label); y is {got}. Pass y of that form, or fit a new "
+            "classifier (warm_start=False, or fit instead of partial_fit).")
+    return y.astype(np.float32)
+
+
+def _class_probabilities(outputs, multilabel):
+    """Class probabilities from a classifier's outputs (logits), as a float64 array."""
+    # In float64 so each row sums to 1 to float64 precision (scikit-learn's
+    # log_loss checks it); the forward pass stays float32.
+    outputs = outputs.double()
+    proba = torch.sigmoid(outputs) if multilabel else torch.softmax(outputs, dim=1)
+    return proba.cpu().numpy()
+
+
+def _class_log_probabilities(outputs, multilabel):
+    outputs = outputs.double()
+    if multilabel:
+        return torch.nn.functional.logsigmoid(outputs).cpu().numpy()
+    return torch.log_softmax(outputs, dim=1).cpu().numpy()
+
+
+def _class_predictions(outputs, multilabel, classes):
+    """Labels from ``classes``, or the indicator matrix of labels of probability > 0.5."""
+    if multilabel:
+        return (_class_probabilities(outputs, True) > 0.5).astype(int)
+    return classes[outputs.argmax(dim=1).cpu().numpy()]
+
+
+def _regression_predictions(outputs, log_link, y_1d):
+    """A regressor's predictions from its outputs, float64: ``exp`` of them with a log link."""
+    predictions = outputs.cpu().numpy().astype(np.float64)
+    if log_link:
+        predictions = np.exp(predictions)
+    return predictions[:, 0] if y_1d else predictions
+
+
+class _ClassifierOutputs(ClassifierMixin, BaseEstimator):
+    """A fitted classifier as a scorer sees it, whose inputs ``X`` are its network's outputs.
+
+    Its ``classes_`` are the class indices ``0 .. n_classes - 1`` (the column
+    indices for multi-label targets), the labels of the encoded validation
+    targets; ``predict`` and ``predict_proba`` compute what
+    :class:`MLPClassifier`'s do.
+    """
+
+    def __init__(self, n_classes=2, multilabel=False):
+        self.n_classes = n_classes
+        self.multilabel = multilabel
+
+    @property
+    def classes_(self):
+        return np.arange(self.n_classes)
+
+    def predict_proba(self, X):
+        return _class_probabilities(torch.as_tensor(X), self.multilabel)
+
+    def predict_log_proba(self, X):
+        return _class_log_probabilities(torch.as_tensor(X), self.multilabel)
+
+    def predict(self, X):
+        return _class_predictions(torch.as_tensor(X), self.multilabel, self.classes_)
+
+    def scored_targets(self, y_valid):
+        """The encoded validation targets as a scorer's ``y``."""
+        y = y_valid.cpu().numpy()
+        return y.astype(int) if self.multilabel else y
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = self.multilabel
+        return tags
+
+
+class _RegressorOutputs(RegressorMixin, BaseEstimator):
+    """A fitted regressor as a scorer sees it, whose inputs ``X`` are its network's outputs."""
+
+    def __init__(self, log_link=False, y_1d=False):
+        self.log_link = log_link
+        self.y_1d = y_1d
+
+    def predict(self, X):
+        return _regression_predictions(torch.as_tensor(X), self.log_link, self.y_1d)
+
+    def scored_targets(self, y_valid):
+        y = y_valid.cpu().numpy().astype(np.float64)
+        return y[:, 0] if self.y_1d else y
+
+
+class _EpochScorer:
+    """A scikit-learn scorer of the validation set, computed from the network's outputs.
+
+    The engine calls it after every epoch as ``scorer(outputs, y_valid)``
+    with the module's outputs for the validation inputs and the encoded
+    validation targets (tensors). It hands the scorer a stand-in for the
+    estimator (``_ClassifierOutputs`` or ``_RegressorOutputs``) with the
+    outputs as ``X``, so that any scorer works: those of predictions, of
+    probabilities, and callables ``scorer(estimator, X, y)``.
+
+    Parameters
+    ----------
+    name : str
+        Recorded as ``valid_<name>``.
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``; higher is better.
+    stand_in : _ClassifierOutputs or _RegressorOutputs
+    """
+
+    def __init__(self, name, scorer, stand_in):
+        self.name, self.scorer, self.stand_in = name, scorer, stand_in
+
+    def __call__(self, outputs, y_valid):
+        X = outputs.detach().cpu().numpy()
+        return float(self.scorer(self.stand_in, X, self.stand_in.scored_targets(y_valid)))
+
+    def __repr__(self):
+        return f"_EpochScorer({self.name!r})"
+
+
+def _scoring_repr(scoring):
+    return repr(scoring) if isinstance(scoring, str) else getattr(scoring, "__name__",
+                                                                  "<callable>")
+
+
+_REGRESSION_SCORERS = " such as 'r2', 'neg_mean_squared_error' or 'neg_mean_absolute_error'"
+
+
 class _R2Sum:
     """Per-batch shares of R² (uniform average over outputs).
 
@@ -420,6 +645,16 @@ class _R2Sum:
         per_output = torch.where(self.constant, len(y_pred) * (sse == 0).to(sse.dtype),
                                  len(y_pred) - self.n * sse / self.total)
         return {"r2": per_output.sum() / residual.shape[1]}
+
+
+class _R2OfExp:
+    """:class:`_R2Sum` of ``exp(outputs)``: the R² of a log-link network's predictions."""
+
+    def __init__(self, r2):
+        self.r2 = r2
+
+    def __call__(self, y_pred, y_true):
+        return self.r2(torch.exp(y_pred), y_true)
 
 
 class MLPRegressor(RegressorMixin, _SupervisedNetwork):
@@ -481,12 +716,15 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
 
     _parameter_constraints = {
         **_SupervisedNetwork._parameter_constraints,
-        "loss": [Options("squared_error", "absolute_error", "huber", "poisson")],
+        "loss": [Options(*REGRESSION_LOSSES)],
         "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
     _validate_kwargs = {"multi_output": True, "y_numeric": True}
     _target_attributes = ("n_outputs_", "_y_1d")
     _score_name = "r2"
+    # The loss decides what the output means (the mean, or its log with
+    # "poisson"): a continued fit cannot change it.
+    _network_params = (*_SupervisedNetwork._network_params, "loss")
 
     def __init__(self, hidden_layers=(100,), *, activation="relu", dropout=0.0,
                  batch_norm=False, l1=0.0, l2=0.0, optimizer="adam", lr=1e-3,
@@ -540,16 +778,26 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         return fit_outputs(y)
 
     def _encode_targets(self, y, targets):
-        return output_matrix(y, targets["n_outputs_"], type(self).__name__)
+        y = output_matrix(y, targets["n_outputs_"], type(self).__name__)
+        if log_link(self.loss) and len(y) and y.min() < 0:
+            raise ValueError(
+                f"loss={self.loss!r} models counts and rates, which are non-negative; y has "
+                f"values down to {float(y.min()):.4g}. Use loss='squared_error', "
+                "'absolute_error' or 'huber' for targets that can be negative.")
+        return y
 
     def _n_outputs(self, n_features, targets):
         return targets["n_outputs_"]
 
     def _criterion(self):
-        return torch.nn.MSELoss()
+        return regression_loss(self.loss, self.huber_delta)
 
     def _valid_metrics(self, y_valid):
-        return _R2Sum(y_valid)
+        r2 = _R2Sum(y_valid)
+        return _R2OfExp(r2) if log_link(self.loss) else r2
+
+    def _scored_outputs(self, targets):
+        return _RegressorOutputs(log_link(self.loss), targets["_y_1d"])
 
     def predict(self, X):
         """Predicted targets.
@@ -563,8 +811,9 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             1-D when ``y`` was 1-D at fit.
         """
-        out = self._forward(X).cpu().numpy().astype(np.float64)
-        return out[:, 0] if self._y_1d else out
+        check_is_fitted(self)
+        loss = self._fitted.params.get("loss", "squared_error")
+        return _regression_predictions(self._forward(X), log_link(loss), self._y_1d)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
