@@ -9,8 +9,12 @@ This module knows the container and its checks, not the estimators:
     parameters the network was trained with, the fitted state that
     prediction needs (``n_features_in_``, ``feature_names_in_``, the target
     state such as ``classes_`` with its dtype, ``best_epoch_``,
-    ``n_epochs_``, ``fit_seconds_``), the ``history_`` records and the
-    versions of the libraries that wrote it.
+    ``n_epochs_``, ``fit_seconds_``), what the estimator learned about the
+    columns of a table (``tables``: medians, means and scales of the numeric
+    columns, which have missing indicators, the categories of each
+    categorical column and how it is encoded; see
+    ``sknets._input.tables.TableEncoder.to_data``), the ``history_``
+    records and the versions of the libraries that wrote it.
 ``weights.safetensors``
     The module's ``state_dict`` (parameters and batch-norm buffers) in the
     safetensors format.
@@ -41,6 +45,7 @@ import safetensors
 import safetensors.torch
 import torch
 
+from ._input import TableEncoder
 from ._version import library_versions
 
 FORMAT = "sknets-model"
@@ -66,7 +71,7 @@ _LABEL_TYPES = {"i": int, "u": int, "b": bool, "f": (int, float), "U": str,
 
 # Fitted attributes every model file holds; the target state's depend on the estimator.
 FITTED = ("n_features_in_", "best_epoch_", "n_epochs_", "fit_seconds_")
-OPTIONAL_FITTED = ("feature_names_in_",)
+OPTIONAL_FITTED = ("feature_names_in_", "tables")
 
 
 class Refused(ValueError):
@@ -152,6 +157,8 @@ def _encode_fitted(state):
         fitted["feature_names_in_"] = [str(n) for n in state.feature_names_in]
     for name, value in state.targets.items():
         fitted[name] = _ENCODE_TARGET[name](value)
+    if state.tables is not None:
+        fitted["tables"] = state.tables.to_data()
     return fitted
 
 
@@ -405,7 +412,9 @@ def _decode_param(name, value, depth=0):
 
 
 def decode_fitted(fitted, target_names, model_bytes):
-    """The fitted attributes of ``model.json`` as ``(common, feature names, targets)``.
+    """The fitted attributes of ``model.json`` as ``(common, feature names, targets, tables)``.
+
+    ``tables`` is the :class:`~sknets._input.TableEncoder` of the file, or None.
 
     ``target_names`` are the target-state attributes the estimator has;
     ``model_bytes`` is the size of ``model.json``, which bounds the labels' array.
@@ -437,7 +446,16 @@ def decode_fitted(fitted, target_names, model_bytes):
         if not isinstance(y_1d, bool) or (y_1d and n_outputs != 1):
             raise Refused("fitted._y_1d must be a bool, and true only with n_outputs_ = 1")
         targets.update(n_outputs_=n_outputs, _y_1d=y_1d)
-    return fitted, names_in, targets
+    tables = None
+    if "tables" in fitted:
+        try:
+            tables = TableEncoder.from_data(fitted["tables"])
+        except ValueError as exc:
+            raise Refused(f"fitted.{exc}") from None
+        if tables.n_features != n_features:
+            raise Refused(f"fitted.tables describes {tables.n_features} columns; "
+                          f"n_features_in_ is {n_features}")
+    return fitted, names_in, targets, tables
 
 
 def _decode_classes(encoded, model_bytes):

@@ -19,18 +19,22 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, check_X_y, validate_data
 
 from . import _archive, _params
 from ._engine.build import OPTIMIZERS, build_net
-from ._engine.modules import ACTIVATIONS
+from ._engine.modules import ACTIVATIONS, TabularNetwork
 from ._engine.net import TensorData, TensorNet, to_tensor
 from ._engine.resources import ThreadLimit, move_net, resolve_device, training_flops
 from ._engine.schedules import SCHEDULES
-from ._input import as_float, check_finite_outputs
+from ._engine.sparse import SparseData, dense_chunks
+from ._input import TableEncoder, as_float, check_finite_outputs
+from ._input.tables import (column_names, missing_values_error, nan_columns, needs_encoder,
+                            sparse_missing_error)
 from ._params import InstanceOf, Interval, LayerWidths, Options
 from .exceptions import DivergenceWarning, TrainingInterruptedWarning
 from .model_selection import holdout_indices
@@ -106,6 +110,11 @@ class FittedState:
     partial : bool
         Trained by ``partial_fit``: pickles keep the optimizer's state, as
         they do with ``warm_start``.
+    tables : sknets._input.TableEncoder or None
+        How the user's columns become the network's input (imputation,
+        standardisation, categories), learned by the first fit; None when
+        the input goes to the network as it is (numeric arrays without
+        missing values, sparse matrices).
     """
 
     params: dict
@@ -118,6 +127,7 @@ class FittedState:
     net: TensorNet
     seed: int
     partial: bool = False
+    tables: TableEncoder | None = None
 
     @property
     def n_epochs(self):
@@ -232,8 +242,9 @@ class BaseNetwork(BaseEstimator):
         # A first fit records n_features_in_ on a stand-in (a shallow copy),
         # never on self, so that a failed call leaves self untouched.
         checker = copy.copy(self) if previous is None else self
-        X, y = self._check_data(checker, X, y, reset=previous is None)
-        if len(X) == 0:
+        X, y, tables = self._check_input(checker, X, y, params, reset=previous is None,
+                                         tables=None if previous is None else previous.tables)
+        if X.shape[0] == 0:
             raise ValueError("X is empty: fitting needs at least one sample.")
         targets = self._fit_targets(y, classes) if previous is None else previous.targets
         encoded = self._encode_targets(y, targets)
@@ -246,19 +257,18 @@ class BaseNetwork(BaseEstimator):
             torch.manual_seed(seed + (0 if previous is None else previous.n_epochs))
             valid, (X, encoded, weights) = self._validation_set(
                 checker, X, encoded, weights, validation_data, targets,
-                np.random.RandomState(seed), device)
-            if self.batch_norm and min(self.batch_size, len(X)) < 2:
+                np.random.RandomState(seed), device, params, tables)
+            if self.batch_norm and min(self.batch_size, X.shape[0]) < 2:
                 raise ValueError(
                     "batch_norm=True needs mini-batches of at least 2 samples; got "
-                    f"batch_size={self.batch_size} and {len(X)} training samples.")
+                    f"batch_size={self.batch_size} and {X.shape[0]} training samples.")
             if previous is None:
-                module = self._new_module(n_features, targets)
+                module = self._new_module(n_features, targets, tables)
             else:
                 module = copy.deepcopy(previous.net.module_)
-            batch = min(self.batch_size, len(X))
+            batch = min(self.batch_size, X.shape[0])
             with ThreadLimit(self.n_threads, work=training_flops(module, batch)):
-                train = TensorData(*self._tensors(X, encoded, device),
-                                   None if weights is None else to_tensor(weights, device))
+                train = self._dataset(X, encoded, weights, device)
                 net = build_net(params, module, self._criterion(), device=device, seed=seed,
                                 has_valid=valid is not None,
                                 previous=None if previous is None else previous.net,
@@ -276,7 +286,7 @@ class BaseNetwork(BaseEstimator):
                                         params),
             best_epoch=0 if outcome is None else
             outcome.best_epoch, fit_seconds=time.perf_counter() - start, net=net, seed=seed,
-            partial=partial))
+            partial=partial, tables=tables))
         if outcome is not None:
             self._warn_if_cut_short(outcome)
         return self
@@ -297,19 +307,27 @@ class BaseNetwork(BaseEstimator):
                     f"{name} cannot change. Set {name}={before[name]!r} back, or {fix}.")
 
     def _validation_set(self, checker, X, encoded, weights, validation_data, targets, rng,
-                        device):
-        """(validation TensorData or None, (X, targets, weights) to train on)."""
+                        device, params, tables):
+        """(validation data or None, (X, targets, weights) to train on)."""
         if validation_data is not None:
-            X_val, y_val = self._check_data(checker, *validation_data, reset=False)
+            X_val, y_val, _ = self._check_input(checker, *validation_data, params, reset=False,
+                                                tables=tables)
             encoded_val = self._encode_targets(y_val, targets)
-            return TensorData(*self._tensors(X_val, encoded_val, device)), (X, encoded, weights)
+            return self._dataset(X_val, encoded_val, None, device), (X, encoded, weights)
         if not self.early_stopping:
             return None, (X, encoded, weights)
-        train_idx, valid_idx = holdout_indices(len(X), self.validation_fraction, rng,
+        train_idx, valid_idx = holdout_indices(X.shape[0], self.validation_fraction, rng,
                                                self._split_stratify(encoded))
-        valid = TensorData(*self._tensors(*_rows(X, encoded, valid_idx), device))
+        valid = self._dataset(*_rows(X, encoded, valid_idx), None, device)
         kept = None if weights is None else weights[train_idx]
         return valid, (*_rows(X, encoded, train_idx), kept)
+
+    def _dataset(self, X, encoded, weights, device):
+        """The engine's data: device tensors, or batches densified one at a time for sparse ``X``."""
+        weights = None if weights is None else to_tensor(weights, device)
+        if sp.issparse(X):
+            return SparseData(X, to_tensor(encoded, device, self._target_dtype), weights, device)
+        return TensorData(*self._tensors(X, encoded, device), weights)
 
     def _tensors(self, X, encoded, device):
         """``X`` and the targets as device tensors; one tensor when they are one array."""
@@ -317,6 +335,86 @@ class BaseNetwork(BaseEstimator):
         if encoded is X:
             return X_tensor, X_tensor
         return X_tensor, to_tensor(encoded, device, self._target_dtype)
+
+    # --- input -----------------------------------------------------------------
+
+    def _check_input(self, checker, X, y, params, *, reset, tables):
+        """``(X as the network reads it, y, table encoder or None)``, validated.
+
+        ``y`` is ``_NO_Y`` at predict. Estimators without ``_table_input``
+        check through :meth:`_check_data`. The others take:
+
+        * numeric arrays without missing values exactly as before: one
+          float32 copy, no encoder;
+        * sparse matrices (as float32 CSR, NaN refused);
+        * DataFrames with categorical or string columns, or to standardise,
+          and any input with missing values to impute: through a
+          :class:`~sknets._input.TableEncoder`, learned by the first fit
+          (``reset``) and reused by every later call, never refitted.
+
+        ``checker`` records or checks ``n_features_in_`` and
+        ``feature_names_in_`` of the user's columns, as scikit-learn's
+        ``validate_data`` does.
+        """
+        if not self._table_input:
+            X, y = self._check_data(checker, X, None if _is_no_y(y) else y, reset)
+            return X, y, None
+        missing_values = params["missing_values"]
+        if sp.issparse(X):
+            return (*self._check_sparse(checker, X, y, params, reset, tables), None)
+        selection = params["categorical_features"]
+        explicit = not (selection is None or isinstance(selection, str))
+        if explicit and not isinstance(X, pd.DataFrame):
+            X = check_array(X, dtype=None, ensure_all_finite=False)
+        if tables is None and reset and needs_encoder(X, selection, params["standardize"]):
+            _validated(checker, X, _NO_Y, reset=True, skip_check_array=True)
+            tables = TableEncoder.fit(X, selection, params["one_hot_max_categories"],
+                                      params["standardize"], missing_values)
+            return (*self._encoded(tables, X, y, missing_values), tables)
+        if tables is not None:
+            _validated(checker, X, _NO_Y, reset=False, skip_check_array=True)
+            return (*self._encoded(tables, X, y, missing_values), tables)
+        X, y = _validated(checker, X, y, reset=reset, dtype=np.float32,
+                          ensure_all_finite="allow-nan", **self._y_kwargs(y))
+        missing = nan_columns(X)
+        if not missing:
+            return X, y, None  # numeric arrays without NaN: no encoder at all
+        names = [column_names(X)[j] if getattr(checker, "feature_names_in_", None) is None
+                 else str(checker.feature_names_in_[j]) for j in missing]
+        if missing_values == "error" or not reset:
+            raise missing_values_error(names, fitted_without=missing_values != "error")
+        tables = TableEncoder.fit(X, None, params["one_hot_max_categories"], False, missing_values)
+        return tables.transform(X), y, tables
+
+    def _y_kwargs(self, y):
+        """The class's ``validate_data`` options about ``y``, when there is a ``y``."""
+        return {} if _is_no_y(y) else self._validate_kwargs
+
+    def _encoded(self, tables, X, y, missing_values):
+        """``(tables.transform(X), y)``, with ``y`` checked by scikit-learn against it."""
+        encoded = tables.transform(X, missing_values)
+        if _is_no_y(y):
+            return encoded, None
+        return check_X_y(encoded, y, dtype=np.float32, **self._validate_kwargs)
+
+    def _check_sparse(self, checker, X, y, params, reset, tables):
+        """A sparse ``X`` as float32 CSR, and ``y``; missing values are refused."""
+        if tables is not None:
+            raise ValueError(
+                f"X is a sparse matrix, but {type(self).__name__} was fitted on a table whose "
+                "columns it encodes (categories, missing values, standardisation): pass a "
+                "table like the one of the first fit.")
+        selection = params["categorical_features"]
+        if not (selection is None or isinstance(selection, str)):
+            raise ValueError(
+                "categorical_features selects columns, but X is a sparse matrix, whose columns "
+                "are numeric: encode the categories first (e.g. with "
+                "sklearn.preprocessing.OneHotEncoder), or pass a DataFrame.")
+        X, y = _validated(checker, X, y, reset=reset, accept_sparse="csr", dtype=np.float32,
+                          ensure_all_finite="allow-nan", **self._y_kwargs(y))
+        if not np.isfinite(X.data).all():
+            raise sparse_missing_error(X)
+        return X, y
 
     def _history_columns(self, params=None):
         """{key in the engine's history: column of ``history_``}.
@@ -342,9 +440,20 @@ class BaseNetwork(BaseEstimator):
         frame["epoch"] = frame["epoch"].astype(int)
         return frame
 
-    def _new_module(self, n_features, targets):
-        """An untrained network for ``n_features`` inputs and the target state ``targets``."""
-        return self._build_module(n_features, self._n_outputs(n_features, targets))
+    def _new_module(self, n_features, targets, tables=None):
+        """An untrained network for ``n_features`` inputs and the target state ``targets``.
+
+        With a table encoder, the network reads the encoder's columns; when
+        some categorical columns are embedded, it is a
+        :class:`~sknets._engine.modules.TabularNetwork` around the MLP.
+        """
+        if tables is None:
+            return self._build_module(n_features, self._n_outputs(n_features, targets))
+        width = tables.n_dense + sum(dim for _, dim in tables.embeddings)
+        network = self._build_module(width, self._n_outputs(width, targets))
+        if not tables.embedded:
+            return network
+        return TabularNetwork(network, tables.n_dense, tables.embeddings)
 
     def _warn_if_cut_short(self, outcome):
         restored = (f"the weights of epoch {outcome.best_epoch} (lowest validation loss) were "
@@ -416,13 +525,13 @@ class BaseNetwork(BaseEstimator):
         torch.device(resolve_device(self.device))
         n_features = state.n_features_in
         with torch.device("meta"):
-            module = self._new_module(n_features, state.targets)
+            module = self._new_module(n_features, state.targets, state.tables)
         return {key: (tuple(t.shape), t.dtype) for key, t in module.state_dict().items()}
 
     def _restore_net(self, state, weights):
         """The net of a state read from a file: its module, weights and history."""
         n_features = state.n_features_in
-        module = self._new_module(n_features, state.targets)
+        module = self._new_module(n_features, state.targets, state.tables)
         module.load_state_dict(weights, strict=True)
         net = build_net(state.params, module, self._criterion(),
                         device=resolve_device(self.device), seed=state.seed, has_valid=False)
@@ -483,7 +592,9 @@ class BaseNetwork(BaseEstimator):
     def _forward(self, X):
         """Module outputs for ``X`` as a float32 tensor (eval mode, no grad)."""
         check_is_fitted(self)
-        return self._run(validate_data(self, X, reset=False, dtype=np.float32))
+        X, _, _ = self._check_input(self, X, _NO_Y, self._fitted.params, reset=False,
+                                    tables=self._fitted.tables)
+        return self._run(X)
 
     def _run(self, X, module=None):
         """Outputs of ``module`` (default ``module_``) for the validated array ``X``.
@@ -494,6 +605,12 @@ class BaseNetwork(BaseEstimator):
         device = resolve_device(self.device)
         with ThreadLimit(self.n_threads):
             net = move_net(self._fitted.net, device)
+            if sp.issparse(X):  # densified chunk by chunk, never whole
+                parts = []
+                for chunk in dense_chunks(X, net.device):
+                    parts.append(net.forward_all(chunk, module))
+                    check_finite_outputs(parts[-1], chunk)
+                return torch.cat(parts)
             X_tensor = to_tensor(as_float(X), net.device)
             outputs = net.forward_all(X_tensor, module)
         check_finite_outputs(outputs, X_tensor)
@@ -537,7 +654,25 @@ class BaseNetwork(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
+        if self._table_input:
+            tags.input_tags.allow_nan = self.missing_values == "impute"
+            tags.input_tags.sparse = True
         return tags
+
+
+# ``y`` of a call that has none (predict): scikit-learn's own marker.
+_NO_Y = "no_validation"
+
+
+def _is_no_y(y):
+    return isinstance(y, str) and y == _NO_Y
+
+
+def _validated(checker, X, y, **kwargs):
+    """``(X, y)`` from scikit-learn's ``validate_data``, also when there is no ``y``."""
+    if _is_no_y(y):
+        return validate_data(checker, X, **kwargs), None
+    return validate_data(checker, X, y, **kwargs)
 
 
 def _snapshot(params):

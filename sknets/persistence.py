@@ -138,8 +138,10 @@ def _estimator_from(file, device):
     if estimator.n_threads is not None and estimator.n_threads > joblib.cpu_count():
         # A file's thread count is a wish of the machine that wrote it, capped by this one's.
         estimator.set_params(n_threads=joblib.cpu_count())
-    fitted, names_in, targets = _archive.decode_fitted(document["fitted"],
-                                                       cls._target_attributes, file.model_bytes)
+    fitted, names_in, targets, tables = _archive.decode_fitted(
+        document["fitted"], cls._target_attributes, file.model_bytes)
+    if tables is not None and not cls._table_input:
+        raise _archive.Refused(f"{name} does not encode tables, but fitted.tables is given")
     columns = list(estimator._history_columns().values())
     _archive.check_history(document["history"], columns, fitted["n_epochs_"],
                            fitted["best_epoch_"])
@@ -147,7 +149,7 @@ def _estimator_from(file, device):
         params=estimator.get_params(deep=False), n_features_in=fitted["n_features_in_"],
         feature_names_in=names_in, targets=targets, history=None,
         best_epoch=fitted["best_epoch_"], fit_seconds=fitted["fit_seconds_"], net=None,
-        seed=_draw_seed(estimator.random_state))
+        seed=_draw_seed(estimator.random_state), tables=tables)
     try:
         spec = estimator._weights_spec(state)
     except (ValueError, TypeError, RuntimeError, OverflowError) as exc:  # cannot work (here)

@@ -241,13 +241,11 @@ _X = np.random.RandomState(0).normal(size=(30, 3))
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("estimator_class", ESTIMATORS)
 @pytest.mark.parametrize("X, error, message", [
-    (np.where(_X > 1, np.nan, _X), ValueError, "Input X contains NaN"),
     (np.where(_X > 1, np.inf, _X), ValueError, "Input X contains infinity"),
     (_X * 1e39, ValueError, r"infinity or a value too large for dtype\('float32'\)"),
     (_X[:0], ValueError, r"Found array with 0 sample\(s\)"),
     (_X[:, :0], ValueError, r"Found array with 0 feature\(s\)"),
     (_X.reshape(30, 3, 1), ValueError, "Found array with dim 3"),
-    (sp.csr_matrix(_X), TypeError, r"Sparse data was passed.*\.toarray\(\)"),
     (_X.astype(str).astype(object) + "x", ValueError, "could not convert string to float"),
     (_X + 1j, ValueError, "Complex data not supported"),
 ])
@@ -255,6 +253,26 @@ def test_bad_X_at_fit(estimator_class, X, error, message):
     _, y = _data(estimator_class, n=30)
     with pytest.raises(error, match=message):
         estimator_class(**FAST).fit(X, y[:X.shape[0]])
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_missing_values_and_sparse_X_at_fit(estimator_class):
+    # The classifier and the regressor impute NaN (or refuse it with
+    # missing_values="error") and train on sparse matrices; the autoencoder
+    # refuses both, with scikit-learn's messages.
+    _, y = _data(estimator_class, n=30)
+    with_nan = np.where(_X > 1, np.nan, _X)
+    if not estimator_class._table_input:
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            estimator_class(**FAST).fit(with_nan, y)
+        with pytest.raises(TypeError, match=r"Sparse data was passed.*\.toarray\(\)"):
+            estimator_class(**FAST).fit(sp.csr_matrix(_X), y)
+        return
+    with pytest.raises(ValueError, match=r"X has missing values \(NaN\) in columns \['column "
+                                         r"0', 'column 1', 'column 2'\]\. Impute them first"):
+        estimator_class(**FAST, missing_values="error").fit(with_nan, y)
+    assert estimator_class(**FAST).fit(with_nan, y).n_features_in_ == 3
+    assert estimator_class(**FAST).fit(sp.csr_matrix(_X), y).n_features_in_ == 3
 
 
 @pytest.mark.filterwarnings("ignore:X does not have valid feature names")
@@ -269,16 +287,23 @@ def test_bad_X_at_predict(estimator_class):
     with pytest.raises(ValueError, match="The feature names should match those that were "
                                          "passed during fit"):
         _predict(est, frame.rename(columns={"a": "z"}))
-    with pytest.raises(ValueError, match="Input X contains NaN"):
-        _predict(est, np.full((2, 3), np.nan))
+    # A numeric DataFrame is standardised inside the classifier and the
+    # regressor (an encoder of its columns), which imputes NaN at predict.
+    if estimator_class._table_input:
+        assert np.isfinite(_predict(est, frame.iloc[:2] * np.nan)).all()
+    else:
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            _predict(est, np.full((2, 3), np.nan))
     with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)"):
         _predict(est, X[:0])
     # Finite float32 inputs can still overflow inside the network: with unit
     # weights, 3e38 * 3 features is beyond float32's range.
     with torch.no_grad():
         linear_layers(est.module_)[0].weight.fill_(1.0)
-    with pytest.raises(ValueError, match=r"outputs are not finite .*up to 3e\+38 here\) "
-                                         "overflow float32"):
+    # (The classifier and the regressor standardise the DataFrame's columns
+    # first: about 3.1e38 then.)
+    with pytest.raises(ValueError, match=r"outputs are not finite .*up to 3(\.\d+)?e\+38 "
+                                         r"here\) overflow float32"):
         _predict(est, np.full((2, 3), 3e38))
 
 

@@ -92,6 +92,46 @@ class MLP(nn.Sequential):
         glorot_init_(self)
 
 
+class TabularNetwork(nn.Module):
+    """An MLP fed with numeric inputs and learned embeddings of categorical codes.
+
+    The input is one float32 matrix: ``n_dense`` columns the MLP reads as
+    they are, then one column per embedded categorical column holding its
+    integer codes (as floats). Each code column goes through its own
+    ``nn.Embedding``; the embeddings are concatenated after the dense
+    columns and fed to ``mlp``. Used only when a table has embedded
+    columns: otherwise the network is the plain :class:`MLP`.
+
+    Parameters
+    ----------
+    mlp : torch.nn.Module
+        The network on ``n_dense + sum(widths)`` inputs.
+    n_dense : int
+    embeddings : list of (int, int)
+        ``(rows, width)`` of each embedding, in the order of the code columns.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._engine.modules import MLP, TabularNetwork
+    >>> net = TabularNetwork(MLP(3 + 4, (8,), 2), n_dense=3, embeddings=[(12, 4)])
+    >>> net(torch.tensor([[0.5, 1.0, -1.0, 11.0]])).shape
+    torch.Size([1, 2])
+    """
+
+    def __init__(self, mlp, n_dense, embeddings):
+        super().__init__()
+        self.n_dense = n_dense
+        self.embeddings = nn.ModuleList(nn.Embedding(rows, width) for rows, width in embeddings)
+        self.mlp = mlp
+
+    def forward(self, x):
+        codes = x[:, self.n_dense:].long()
+        parts = [x[:, :self.n_dense]]
+        parts += [embedding(codes[:, i]) for i, embedding in enumerate(self.embeddings)]
+        return self.mlp(torch.cat(parts, dim=1))
+
+
 def glorot_init_(module):
     """Glorot-uniform weights and zero biases for every linear layer, in place.
 
@@ -243,6 +283,7 @@ def l1_penalty(module):
 
 
 __all__ = [
-    "ACTIVATIONS", "MLP", "NOISE_TYPES", "Autoencoder", "InputNoise", "dense_stack",
+    "ACTIVATIONS", "MLP", "NOISE_TYPES", "Autoencoder", "InputNoise", "TabularNetwork",
+    "dense_stack",
     "glorot_init_", "l1_penalty", "linear_layers", "weight_parameters",
 ]

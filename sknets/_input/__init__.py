@@ -1,0 +1,19 @@
+"""Input rules every sknets estimator shares: arrays (:mod:`.arrays`) and tables (:mod:`.tables`).
+
+Every rule about what ``X`` and ``y`` may hold lives in this package:
+:mod:`sknets._input.arrays` for numeric arrays and targets,
+:mod:`sknets._input.tables` for the tables the classifier and the regressor
+take as they come (categorical and string columns, missing values,
+standardised numeric columns).
+"""
+
+from .arrays import (as_float, check_finite_outputs, check_labels, encode_labels,
+                     encode_outputs, fit_labels, fit_outputs, label_index, output_matrix,
+                     stratify_labels)
+from .tables import TableEncoder, check_no_missing
+
+__all__ = [
+    "TableEncoder", "as_float", "check_finite_outputs", "check_labels", "check_no_missing",
+    "encode_labels", "encode_outputs", "fit_labels", "fit_outputs", "label_index",
+    "output_matrix", "stratify_labels",
+]
