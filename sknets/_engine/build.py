@@ -15,10 +15,10 @@ the fit at hand.
 import torch
 from skorch.callbacks import Callback, EpochTimer
 
-from .callbacks import BestWeights, StopWhenStalled, progress_callbacks
+from .callbacks import BestWeights, Monitor, StopWhenStalled, progress_callbacks
 from .modules import l1_penalty, linear_layers
 from .net import EpochHistory, TensorNet
-from .schedules import EpochSchedule, LRScheduler
+from .schedules import BatchRates, EpochSchedule, LRScheduler
 
 OPTIMIZERS = {
     "sgd": torch.optim.SGD,
@@ -64,7 +64,10 @@ def build_net(params, module, criterion, *, device, seed, has_valid, previous=No
         The ``optimizer`` parameter ``previous`` was trained with.
     scorer : object or None, default=None
         The estimator's per-epoch validation score (see
-        ``BaseNetwork._epoch_scorer``); None monitors the validation loss.
+        ``BaseNetwork._epoch_scorer``): with a validation set it is recorded
+        as ``valid_<name>`` every epoch and the best epoch, early stopping
+        and "plateau" follow it (higher is better). None, or no validation
+        set, monitors the validation loss (training loss without one).
 
     Returns
     -------
@@ -72,6 +75,7 @@ def build_net(params, module, criterion, *, device, seed, has_valid, previous=No
     """
     penalty, groups = _penalty(params, module)
     optimizer_cls, optimizer_kwargs = optimizer(params)
+    monitor = Monitor.of(has_valid, scorer)
     generator = torch.Generator().manual_seed(seed)
     net = TensorNet(
         module=module,
@@ -80,10 +84,12 @@ def build_net(params, module, criterion, *, device, seed, has_valid, previous=No
         lr=params["lr"],
         max_epochs=params["max_epochs"],
         batch_size=params["batch_size"],
-        callbacks=callbacks(params, has_valid),
+        callbacks=callbacks(params, monitor),
         device=device,
         train_split=None,
         penalty=penalty,
+        scorer=scorer if monitor.is_score else None,
+        clip_grad_norm=params.get("clip_grad_norm"),
         generator=generator,
         shuffle=params["shuffle"],
         verbose=params["verbose"],
@@ -164,20 +170,36 @@ class Penalty:
         return total
 
 
-def callbacks(params, has_valid):
+def callbacks(params, monitor):
     """The skorch callbacks of a fit, in the order they run at the end of an epoch.
 
-    ``best_weights`` runs before the progress log, so that an epoch printed
-    is an epoch whose weights are tracked; stopping runs last, since it ends
-    the epoch by raising and the last epoch's line must still be printed.
+    ``monitor`` (a :class:`~sknets._engine.callbacks.Monitor`) is what the
+    best epoch, stopping and "plateau" watch; a validation score is recorded
+    by the net with the validation loss, before any callback runs. Per-batch
+    rates (warmup, "one_cycle") run before the epoch schedule, which goes on
+    from the rate they hand back. ``best_weights`` runs before the progress
+    log, so that an epoch printed is an epoch whose weights are tracked;
+    stopping runs last, since it ends the epoch by raising and the last
+    epoch's line must still be printed.
     """
     return [("epoch_timer", EpochTimer()),
-            ("lr", lr_callback(params, has_valid)),
-            ("best_weights", BestWeights("valid_loss" if has_valid else "train_loss",
-                                         restore=has_valid)),
-            *progress_callbacks(params["verbose"]),
-            *stopping_callbacks(params, has_valid),
+            *batch_rate_callbacks(params),
+            ("lr", lr_callback(params, monitor)),
+            ("best_weights", BestWeights(monitor.key, restore=monitor.has_valid,
+                                         lower_is_better=monitor.lower_is_better)),
+            *progress_callbacks(params["verbose"], monitor=monitor.key),
+            *stopping_callbacks(params, monitor),
             *user_callbacks(params.get("callbacks"))]
+
+
+def batch_rate_callbacks(params):
+    """``[("batch_lr", BatchRates)]`` when the rate changes within epochs, else ``[]``."""
+    warmup = params.get("lr_warmup_epochs") or 0
+    one_cycle = params["lr_schedule"] == "one_cycle"
+    if not (warmup or one_cycle):
+        return []
+    return [("batch_lr", BatchRates(warmup_epochs=warmup,
+                                    cycle_epochs=params["max_epochs"] if one_cycle else None))]
 
 
 def user_callbacks(callbacks):
@@ -197,27 +219,36 @@ def user_callbacks(callbacks):
     return pairs
 
 
-def lr_callback(params, has_valid):
-    """skorch ``LRScheduler`` setting the learning rate of each epoch."""
+def lr_callback(params, monitor):
+    """skorch ``LRScheduler`` setting the learning rate of each epoch.
+
+    It records the epoch's rate as ``lr`` in the history, unless per-batch
+    rates are on: then :class:`BatchRates` records the rate of the epoch's
+    last batch.
+    """
+    event_name = None if batch_rate_callbacks(params) else "lr"
     if params["lr_schedule"] == "plateau":
         return LRScheduler(
-            policy="ReduceLROnPlateau", monitor="valid_loss" if has_valid else "train_loss",
+            policy="ReduceLROnPlateau", monitor=monitor.key,
+            mode="min" if monitor.lower_is_better else "max",
             factor=params["lr_gamma"], patience=params["lr_patience"],
-            min_lr=params["lr_min"], event_name="lr")
+            min_lr=params["lr_min"], event_name=event_name)
     schedule = EpochSchedule(params["lr_schedule"], params["lr"], params["lr_decay"],
                              params["lr_min"], params["lr_step_size"], params["lr_gamma"],
                              params["max_epochs"])
-    return LRScheduler(policy="LambdaLR", lr_lambda=schedule, event_name="lr")
+    return LRScheduler(policy="LambdaLR", lr_lambda=schedule, event_name=event_name)
 
 
-def stopping_callbacks(params, has_valid):
-    """Stopping when the monitored loss stalls: validation loss if any, else training loss."""
-    if has_valid:
+def stopping_callbacks(params, monitor):
+    """Stopping when the monitored value stalls (see :class:`Monitor`).
+
+    With a validation set only when ``early_stopping`` asks for it; without
+    one whenever ``patience`` is set, on the training loss.
+    """
+    if monitor.has_valid:
         if not (params["early_stopping"] and params["patience"]):
             return []
-        monitor = "valid_loss"
     elif params["patience"] is None:
         return []
-    else:
-        monitor = "train_loss"
-    return [("early_stopping", StopWhenStalled(monitor, params["patience"], params["tol"]))]
+    return [("early_stopping", StopWhenStalled(monitor.key, params["patience"], params["tol"],
+                                               lower_is_better=monitor.lower_is_better))]

@@ -2,7 +2,8 @@
 
 :class:`BestWeights` knows which epochs are complete and which one was best,
 and restores that epoch's weights; :class:`StopWhenStalled` ends training
-when the monitored loss stops improving. Both replace skorch's
+when the monitored value stops improving. Both watch a loss (lower is
+better) or, with a validation scorer, a score (higher is better). Both replace skorch's
 ``EarlyStopping``, whose internals sknets would otherwise have to read.
 
 ``verbose=1`` on any sknets estimator prints one line per epoch through
@@ -14,15 +15,46 @@ between epochs.
 
 import math
 import time
+from typing import NamedTuple
 
 from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
+
+class Monitor(NamedTuple):
+    """What a fit watches: for the best epoch, for stopping and for "plateau".
+
+    Examples
+    --------
+    >>> from sknets._engine.callbacks import Monitor
+    >>> Monitor.of(has_valid=False, scorer=None)
+    Monitor(key='train_loss', lower_is_better=True, has_valid=False)
+    """
+
+    key: str
+    """History key: "train_loss", "valid_loss" or "valid_<scorer name>"."""
+    lower_is_better: bool
+    """True for a loss, False for a score."""
+    has_valid: bool
+    """Whether the fit has a validation set."""
+
+    @classmethod
+    def of(cls, has_valid, scorer=None):
+        """The validation score if there is a scorer and a validation set, else the validation loss, else the training loss."""
+        if has_valid and scorer is not None:
+            return cls(f"valid_{scorer.name}", False, True)
+        return cls("valid_loss" if has_valid else "train_loss", True, has_valid)
+
+    @property
+    def is_score(self):
+        return not self.lower_is_better
+
 class BestWeights(Callback):
     """Track the complete epochs and the best one; restore its weights at the end.
 
-    The best epoch is the one with the lowest ``monitor`` loss among the
-    epochs of this training call (NaN never counts). An epoch is complete
+    The best epoch is the one with the lowest ``monitor`` value (the
+    highest with ``lower_is_better=False``) among the epochs of this
+    training call (NaN never counts). An epoch is complete
     once this callback has seen its end; what it knows is kept in one tuple
     assigned at once, so an interrupt (Ctrl-C) at any moment leaves the
     complete epochs, the best epoch and its weights consistent.
@@ -30,10 +62,13 @@ class BestWeights(Callback):
     Parameters
     ----------
     monitor : str
-        History key of the loss to minimise ("valid_loss" or "train_loss").
+        History key of the value to watch ("valid_loss", "train_loss", or a
+        validation score such as "valid_roc_auc").
     restore : bool
         Keep a copy of the best epoch's weights and load it into the module
         when training ends (normally, by early stopping or by an interrupt).
+    lower_is_better : bool, default=True
+        Minimise ``monitor`` (a loss); False maximises it (a score).
 
     Attributes
     ----------
@@ -49,18 +84,20 @@ class BestWeights(Callback):
     'valid_loss'
     """
 
-    def __init__(self, monitor, restore):
+    def __init__(self, monitor, restore, lower_is_better=True):
         self.monitor = monitor
         self.restore = restore
+        self.lower_is_better = lower_is_better
 
     def on_train_begin(self, net, **kwargs):
-        # (complete epochs, best epoch, its loss, its weights)
+        # (complete epochs, best epoch, its value, its weights); values are
+        # kept as losses: a score is negated.
         self.progress_ = (len(net.history), None, math.inf, None)
 
     def on_epoch_end(self, net, **kwargs):
         _, best_epoch, best_loss, weights = self.progress_
         row = net.history[-1]
-        loss = row.get(self.monitor, math.nan)
+        loss = _as_loss(row.get(self.monitor, math.nan), self.lower_is_better)
         if loss < best_loss:  # False for NaN
             best_epoch, best_loss = row["epoch"], loss
             if self.restore:
@@ -96,7 +133,9 @@ class BestWeights(Callback):
 class StopWhenStalled(Callback):
     """End training when ``monitor`` has not improved by more than ``tol`` for ``patience`` epochs.
 
-    An epoch improves when its loss is below the best so far minus ``tol``.
+    An epoch improves when its loss is below the best so far minus ``tol``
+    (with ``lower_is_better=False``: when its score is above the best so
+    far plus ``tol``).
     Training ends as skorch's callbacks end it, by raising
     ``KeyboardInterrupt`` at the end of the epoch; ``stopped_`` tells that
     apart from a user's interrupt.
@@ -108,14 +147,16 @@ class StopWhenStalled(Callback):
     10
     """
 
-    def __init__(self, monitor, patience, tol):
+    def __init__(self, monitor, patience, tol, lower_is_better=True):
         self.monitor, self.patience, self.tol = monitor, patience, tol
+        self.lower_is_better = lower_is_better
 
     def on_train_begin(self, net, **kwargs):
+        # best_ is kept as a loss: a score is negated.
         self.best_, self.misses_, self.stopped_ = math.inf, 0, False
 
     def on_epoch_end(self, net, **kwargs):
-        loss = net.history[-1].get(self.monitor, math.nan)
+        loss = _as_loss(net.history[-1].get(self.monitor, math.nan), self.lower_is_better)
         if loss < self.best_ - self.tol:
             self.best_, self.misses_ = loss, 0
         else:
@@ -123,6 +164,11 @@ class StopWhenStalled(Callback):
         if self.misses_ >= self.patience:
             self.stopped_ = True
             raise KeyboardInterrupt
+
+
+def _as_loss(value, lower_is_better):
+    """``value`` as a quantity to minimise."""
+    return value if lower_is_better else -value
 
 
 # History keys that are bookkeeping, not scores to print.
@@ -135,13 +181,18 @@ class EpochLog(Callback):
     The columns are ``epoch``, ``train_loss``, ``valid_loss`` and every other
     validation score the net records (``valid_accuracy``, ``valid_r2``), the
     learning rate ``lr`` and the epoch's ``seconds``. A ``*`` marks an epoch
-    whose monitored loss (validation loss, else training loss) is the lowest
-    so far; the last marked epoch is the estimator's ``best_epoch_``.
+    whose monitored value (the validation score with a scorer, else the
+    validation loss, else the training loss) is the best so far; the last
+    marked epoch is the estimator's ``best_epoch_``.
 
     Parameters
     ----------
     sink : callable, default=print
         Receives each line of text.
+    monitor : str or None, default=None
+        History key of the monitored value; None: "valid_loss" when the row
+        has it, else "train_loss". The net records whether an epoch is the
+        best so far as ``<monitor>_best``.
 
     Examples
     --------
@@ -155,8 +206,9 @@ class EpochLog(Callback):
     MLPClassifier(max_epochs=2, random_state=0, verbose=1)
     """
 
-    def __init__(self, sink=print):
+    def __init__(self, sink=print, monitor=None):
         self.sink = sink
+        self.monitor = monitor
 
     def on_train_begin(self, net, **kwargs):
         self.columns_ = None
@@ -168,7 +220,7 @@ class EpochLog(Callback):
             self.sink("  ".join(f"{header:>{width}}" for _, header, width, _ in self.columns_))
         cells = [format(row[key], spec) if key in row else ""
                  for key, _, _, spec in self.columns_]
-        monitored = "valid_loss" if "valid_loss" in row else "train_loss"
+        monitored = self.monitor or ("valid_loss" if "valid_loss" in row else "train_loss")
         mark = "  *" if row.get(f"{monitored}_best") else ""
         self.sink("  ".join(f"{cell:>{width}}" for cell, (_, _, width, _)
                             in zip(cells, self.columns_)) + mark)
@@ -234,7 +286,7 @@ class BatchProgressBar(Callback):
         return state
 
 
-def progress_callbacks(verbose):
+def progress_callbacks(verbose, monitor=None):
     """The ``(name, callback)`` pairs that ``verbose`` asks for.
 
     Parameters
@@ -242,6 +294,8 @@ def progress_callbacks(verbose):
     verbose : int or bool
         0/False: none; 1/True: :class:`EpochLog`; 2 or more: also
         :class:`BatchProgressBar`.
+    monitor : str or None, default=None
+        The value whose best epochs the log marks (see :class:`EpochLog`).
 
     Returns
     -------
@@ -257,9 +311,9 @@ def progress_callbacks(verbose):
     if verbose and verbose >= 2:
         callbacks.append(("batch_progress", BatchProgressBar()))
     if verbose:
-        callbacks.append(("epoch_log", EpochLog()))
+        callbacks.append(("epoch_log", EpochLog(monitor=monitor)))
     return callbacks
 
 
-__all__ = ["BatchProgressBar", "BestWeights", "EpochLog", "StopWhenStalled",
+__all__ = ["BatchProgressBar", "BestWeights", "EpochLog", "Monitor", "StopWhenStalled",
            "progress_callbacks"]

@@ -126,8 +126,9 @@ class Outcome(NamedTuple):
     """How a training call ended (see :meth:`TensorNet.train_epochs`)."""
 
     best_epoch: int
-    """Epoch of the lowest monitored loss in this call; the last complete
-    epoch if none had a finite loss (0 before any)."""
+    """Epoch of the best monitored value in this call (the lowest loss, or
+    the highest score with a scorer); the last complete epoch if none had a
+    finite value (0 before any)."""
     restored: bool
     """Whether the weights are those of ``best_epoch``, restored at the end."""
     interrupted_epoch: int | None
@@ -173,6 +174,18 @@ class TensorNet(NeuralNet):
         ``metrics(y_pred, y_true) -> dict`` of per-batch sums of scores on the
         validation set; each is divided by the number of samples and recorded
         as ``valid_<name>``.
+    scorer : object or None
+        A score of the whole validation set, higher is better: ``name`` and
+        ``scorer(outputs, y_valid) -> float``, called once per epoch with the
+        outputs the validation pass computed (no second forward pass) and
+        recorded as ``valid_<name>``, with ``valid_<name>_best`` saying
+        whether it is the highest so far. Outputs that are not all finite
+        score NaN without a call. Not pickled: every fit builds its own net.
+    clip_grad_norm : float or None
+        Scale the gradients of all parameters down to this Euclidean norm
+        before each optimizer step where it is larger
+        (``torch.nn.utils.clip_grad_norm_``, on the device, with no host
+        sync); None does not clip.
     generator : torch.Generator
         Source of the batch order.
     shuffle : bool
@@ -187,11 +200,13 @@ class TensorNet(NeuralNet):
 
     keep_optimizer_state = True
 
-    def __init__(self, *args, penalty=None, metrics=None, generator=None, shuffle=True,
-                 **kwargs):
+    def __init__(self, *args, penalty=None, metrics=None, scorer=None, clip_grad_norm=None,
+                 generator=None, shuffle=True, **kwargs):
         super().__init__(*args, **kwargs)
         self.penalty = penalty
         self.metrics = metrics
+        self.scorer = scorer
+        self.clip_grad_norm = clip_grad_norm
         self.generator = generator
         self.shuffle = shuffle
 
@@ -308,6 +323,7 @@ class TensorNet(NeuralNet):
         fused = getattr(self, "_fused_step", None)
         if fused is not None:
             loss = fused(Xi, *yi)
+            self._clip_gradients()
             self.optimizer_.step()
             return {"loss": loss, "y_pred": None}
         y_pred = self.module_(Xi)
@@ -315,8 +331,15 @@ class TensorNet(NeuralNet):
         total = loss if self.penalty is None else loss + self.penalty(self.module_)
         self.optimizer_.zero_grad(set_to_none=True)
         total.backward()
+        self._clip_gradients()
         self.optimizer_.step()
         return {"loss": loss, "y_pred": y_pred}
+
+    def _clip_gradients(self):
+        if self.clip_grad_norm is not None:
+            # foreach (one kernel per device and dtype) wherever torch supports
+            # it; the scaling factor stays on the device, so nothing syncs.
+            torch.nn.utils.clip_grad_norm_(self._clipped, self.clip_grad_norm, foreach=None)
 
     def validation_step(self, batch, **fit_params):
         Xi, yi = batch
@@ -332,6 +355,8 @@ class TensorNet(NeuralNet):
         losses, sizes, masses, scores = [], [], [], []
         listening = bool(self.batch_callbacks_)
         metrics = None if training else self.metrics
+        # The outputs and targets of the validation pass, kept for the scorer.
+        outputs = None if training or self.scorer is None else ([], [])
         for batch in iterator:
             if listening:
                 self.notify_batch("on_batch_begin", batch=batch, training=training)
@@ -344,6 +369,9 @@ class TensorNet(NeuralNet):
                 masses.append(weight.sum())
             if metrics is not None:
                 scores.append(metrics(step["y_pred"], batch[1][0]))
+            if outputs is not None:
+                outputs[0].append(step["y_pred"])
+                outputs[1].append(batch[1][0])
             if listening:
                 self.notify_batch("on_batch_end", batch=batch, training=training, **step)
         n_samples = sum(sizes)
@@ -360,6 +388,8 @@ class TensorNet(NeuralNet):
         for name, value in zip(totals, values):
             self.history.record(f"{prefix}_{name}", float(value))
         self.history.record(f"{prefix}_batch_count", len(sizes))
+        if outputs is not None:
+            self._record_score(prefix, *outputs)
         loss = float(values[0])
         best, last = self._loss_records.get(prefix, (np.inf, None))
         self.history.record(f"{prefix}_loss_best", bool(loss < best))
@@ -367,6 +397,20 @@ class TensorNet(NeuralNet):
             raise self._divergence(f"the training loss is {loss}", last)
         if np.isfinite(loss):
             self._loss_records[prefix] = (min(best, loss), loss)
+
+    def _record_score(self, prefix, outputs, targets):
+        """Record the scorer's value of the epoch's validation outputs, and whether it is the best."""
+        outputs = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        targets = torch.cat(targets) if len(targets) > 1 else targets[0]
+        # A diverging network's outputs would make many scorers raise.
+        finite = bool(torch.isfinite(outputs).all())
+        score = float(self.scorer(outputs, targets)) if finite else np.nan
+        key = f"{prefix}_{self.scorer.name}"
+        best = self._score_best.get(key, -np.inf)
+        self.history.record(key, score)
+        self.history.record(f"{key}_best", bool(score > best))
+        if score > best:
+            self._score_best[key] = score
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop, noting why it ended early.
@@ -385,7 +429,10 @@ class TensorNet(NeuralNet):
         self.interrupted_epoch_ = None
         self.divergence_ = None
         self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
+        self._clipped = [p for p in self.module_.parameters() if p.requires_grad]
         self._loss_records = _loss_records(self.history)
+        self._score_best = {} if self.scorer is None else _score_best(
+            self.history, f"valid_{self.scorer.name}")
         try:
             try:
                 super().fit_loop(X, y, epochs=epochs, **fit_params)
@@ -403,7 +450,7 @@ class TensorNet(NeuralNet):
             # well; a warm-started fit must not inherit it.
             self.optimizer_.state.clear()
         finally:
-            self._fused_step = None
+            self._fused_step = self._clipped = None
         return self
 
     def _divergence(self, what, last_finite_loss):
@@ -450,6 +497,8 @@ class TensorNet(NeuralNet):
             # pickle them once, with the initialised attributes.
             if state.get(name) is not None and state[name] is getattr(self, f"{name}_", None):
                 state[name] = _SameAsInitialized()
+        # A scorer may hold the user's callable, and serves the fit that ran.
+        state["scorer"] = None
         return state
 
     def __setstate__(self, state):
@@ -488,6 +537,12 @@ def _loss_records(history):
         if finite:
             records[prefix] = (min(finite), finite[-1])
     return records
+
+
+def _score_best(history, key):
+    """{key: highest finite score} of the epochs in ``history`` (empty if none)."""
+    finite = [row[key] for row in history if np.isfinite(row.get(key, np.nan))]
+    return {key: max(finite)} if finite else {}
 
 
 def _all_finite(state_dict):
