@@ -16,11 +16,11 @@ ESTIMATORS = [
 # not the same as the sample repeated, because repeating it changes which
 # samples share a mini-batch and the number of steps per epoch. The
 # weighted loss itself is exact (see test_sample_weight_*).
+_WEIGHT_REASON = ("stochastic mini-batches: repeating a sample changes batches and steps, "
+                  "so weight 2 cannot equal a duplicated sample")
 _WEIGHT_EQUIVALENCE = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "stochastic mini-batches: repeating a sample changes batches and steps, "
-        "so weight 2 cannot equal a duplicated sample"
-    ),
+    "check_sample_weight_equivalence_on_dense_data": _WEIGHT_REASON,
+    "check_sample_weight_equivalence_on_sparse_data": _WEIGHT_REASON,  # the same, sparse X
 }
 # Networks compute in float32, and the BLAS kernels torch picks depend on the
 # number of rows: predicting a subset can differ from the full batch in the

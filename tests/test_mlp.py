@@ -334,8 +334,9 @@ def test_predict_before_fit():
     (np.zeros((0, 2)), "0 sample"),
 ])
 def test_bad_X_is_refused_before_training(X, message):
+    # missing_values="error": by default a NaN is a missing value, imputed.
     with pytest.raises(ValueError, match=message):
-        MLPClassifier(**FAST).fit(X, [0, 1, 0][:len(X)])
+        MLPClassifier(**FAST, missing_values="error").fit(X, [0, 1, 0][:len(X)])
 
 
 def test_wrong_feature_count_at_predict(classification):
