@@ -29,6 +29,7 @@ _EXPORTS = {
     "MLPRegressor": "mlp",
     "compare": "inspection",
     "load": "persistence",
+    "lr_find": "inspection",
     "plot_confusion_matrix": "inspection",
     "plot_history": "inspection",
     "plot_reconstructions": "inspection",
@@ -37,7 +38,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # what static tools and IDEs see
     from .autoencoder import AutoencoderTransformer
-    from .inspection import (compare, plot_confusion_matrix, plot_history,
+    from .inspection import (compare, lr_find, plot_confusion_matrix, plot_history,
                              plot_reconstructions, summary)
     from .mlp import MLPClassifier, MLPRegressor
     from .persistence import load

@@ -1,8 +1,9 @@
-"""Looking at fitted networks: summaries, comparisons and plots."""
+"""Looking at networks: summaries, comparisons, plots and the learning-rate range test."""
 
 from .compare import compare
+from .lr_find import LRFindResult, lr_find
 from .plotting import plot_confusion_matrix, plot_history, plot_reconstructions
 from .summary import count_parameters, summary
 
-__all__ = ["compare", "count_parameters", "plot_confusion_matrix", "plot_history",
-           "plot_reconstructions", "summary"]
+__all__ = ["LRFindResult", "compare", "count_parameters", "lr_find", "plot_confusion_matrix",
+           "plot_history", "plot_reconstructions", "summary"]
