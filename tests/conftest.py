@@ -1,7 +1,7 @@
 """Shared fixtures: training settings, small synthetic data sets and the real-data folder.
 
-Tests that use the real-data fixtures (``real_data_home``, ``mnist_small``)
-belong to the slow tier: mark them ``@pytest.mark.slow``.
+Tests that use the real-data fixtures (``real_data_home``, ``mnist_small``,
+``tabular_data_home``) belong to the slow tier: mark them ``@pytest.mark.slow``.
 """
 
 import os
@@ -14,13 +14,13 @@ import pytest
 REAL_DATA_ENV = "SKNETS_TEST_DATA"
 
 
-def _real_data_home():
+def _real_data_home(subfolder="mnist", holding="mnist/ and fashion-mnist/"):
     folder = os.environ.get(REAL_DATA_ENV)
-    if folder and (Path(folder) / "mnist").is_dir():
+    if folder and (Path(folder) / subfolder).is_dir():
         return Path(folder)
     reason = (
         f"real data not found: set {REAL_DATA_ENV} to the folder holding "
-        "mnist/ and fashion-mnist/ (e.g. ../shared/data)"
+        f"{holding} (e.g. ../shared/data)"
     )
     if os.environ.get("CI"):
         # In CI the folder is always there; a missing one is a broken setup,
@@ -54,6 +54,12 @@ def small_network(fast_training):
 def real_data_home():
     """Path of the folder with the publishers' MNIST and Fashion-MNIST files."""
     return _real_data_home()
+
+
+@pytest.fixture(scope="session")
+def tabular_data_home():
+    """Path of the folder of real tables (diamonds, Default, Wage, penguins), as CSV files."""
+    return _real_data_home("tabular", "tabular/") / "tabular"
 
 
 @pytest.fixture(scope="session")
