@@ -116,10 +116,10 @@ class _SupervisedNetwork(BaseNetwork):
                 f"which {type(self).__name__} does not have: choose a scorer of its "
                 f"predictions{_REGRESSION_SCORERS if isinstance(self, RegressorMixin) else ''}.")
         name = self.scoring if isinstance(self.scoring, str) else "score"
-        return EpochScorer(name, scorer, stand_in)
+        return _EpochScorer(name, scorer, stand_in)
 
     def _scored_outputs(self, targets):
-        """The stand-in that a scorer asks for predictions (see :class:`EpochScorer`)."""
+        """The stand-in that a scorer asks for predictions (see :class:`_EpochScorer`)."""
         raise NotImplementedError
 
     def partial_fit(self, X, y, sample_weight=None):
