@@ -62,9 +62,13 @@ class _SupervisedNetwork(BaseNetwork):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            A classifier's labels, or its 0/1 indicator matrix of shape
+            (n_samples, n_labels) for multi-label targets; a regressor's
+            targets.
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sample in the loss: a mini-batch's data loss is
-            ``sum(w_i * loss_i) / sum(w_i)``.
+            ``sum(w_i * loss_i) / sum(w_i)``, where ``loss_i`` is the mean of
+            sample ``i``'s loss over its outputs (or labels).
         validation_data : tuple (X_val, y_val), default=None
             Validation set monitored every epoch, used instead of carving
             ``validation_fraction`` out of ``X``.
@@ -77,8 +81,10 @@ class _SupervisedNetwork(BaseNetwork):
         ------
         ValueError
             With ``warm_start=True``, if a parameter that shapes the network
-            (``hidden_layers``, ``activation``, ``dropout``, ``batch_norm``)
-            differs from the fitted network's.
+            (``hidden_layers``, ``activation``, ``dropout``, ``batch_norm``,
+            and a regressor's ``loss``) differs from the fitted network's,
+            or ``y`` is of another kind than the fitted network's (one label
+            per sample or a multi-label indicator matrix).
         """
         return self._fit(X, y, sample_weight=sample_weight, validation_data=validation_data,
                          epochs=self.max_epochs, warm=self.warm_start)
@@ -159,6 +165,12 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
     any type (strings, bools, non-contiguous ints); inputs are converted once
     to float32.
 
+    Multi-label targets, a 0/1 indicator matrix ``y`` of shape (n_samples,
+    n_labels) (scikit-learn's "multilabel-indicator"), train one sigmoid
+    output per label on the binary cross-entropy, averaged over samples and
+    labels; ``predict`` then returns the indicator matrix of the labels of
+    probability above 0.5, and ``score`` the subset accuracy.
+
     Parameters
     ----------
     {NETWORK_PARAMETERS_DOC}
@@ -171,7 +183,9 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         0/1 target towards 0.5 by the same rule.
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes in the loss, multiplied into ``sample_weight``;
-        "balanced" uses ``n_samples / (n_classes * count(class))``.
+        "balanced" uses ``n_samples / (n_classes * count(class))``. Not for
+        multi-label targets (a ``ValueError``): weigh their samples with
+        ``sample_weight``.
     warm_start : bool, default=False
         If True, ``fit`` continues training the network of the previous
         ``fit`` (its weights, and its optimizer's state when ``optimizer``
@@ -185,19 +199,22 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        The labels seen in ``fit``, sorted.
+        The labels seen in ``fit``, sorted; for multi-label targets the
+        column indices ``0, 1, ..., n_labels - 1``.
     n_features_in_ : int
         Number of input features.
     feature_names_in_ : ndarray of str
         Column names, when ``X`` was a DataFrame with string column names.
     history_ : pandas.DataFrame
         One row per epoch: ``epoch`` (from 1), ``train_loss``, ``valid_loss``
-        and ``valid_accuracy`` (NaN without a validation set), ``lr`` and
-        ``seconds``.
+        and ``valid_accuracy`` (the subset accuracy for multi-label targets;
+        NaN without a validation set), ``valid_<scoring>`` with ``scoring``,
+        ``lr`` and ``seconds``.
     best_epoch_ : int
-        Epoch of the lowest validation loss (training loss without a
-        validation set) among the epochs of the last ``fit``; with a
-        validation set, the returned weights are those of this epoch.
+        Epoch of the lowest validation loss (of the highest validation score
+        with ``scoring``; of the lowest training loss without a validation
+        set) among the epochs of the last ``fit``; with a validation set,
+        the returned weights are those of this epoch.
     n_epochs_ : int
         Epochs trained (in total, with ``warm_start``).
     fit_seconds_ : float
@@ -222,6 +239,14 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
     True
     >>> clf.predict_proba(X[:2] / 16).shape
     (2, 10)
+
+    Multi-label targets, one column per label:
+
+    >>> from sklearn.datasets import make_multilabel_classification
+    >>> X, Y = make_multilabel_classification(n_samples=200, n_classes=3, random_state=0)
+    >>> multi = MLPClassifier(hidden_layers=(16,), max_epochs=5, random_state=0).fit(X, Y)
+    >>> multi.classes_, multi.predict(X[:2]).shape, multi.predict_proba(X[:2]).shape
+    (array([0, 1, 2]), (2, 3), (2, 3))
     """
 
     _parameter_constraints = {
@@ -413,10 +438,12 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Labels, or a multi-label indicator matrix.
         classes : array-like, default=None
             All labels, required on the first call if ``y`` lacks some;
-            later calls may repeat them, but not change them.
+            later calls may repeat them, but not change them. For
+            multi-label targets, the column indices (or None).
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
@@ -661,18 +688,27 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
     __doc__ = f"""Multi-layer perceptron regressor trained with PyTorch through skorch.
 
     Fully connected hidden layers and a linear output layer trained on the
-    mean squared error; ``y`` may have several columns (multi-output).
+    ``loss`` (by default the mean squared error); ``y`` may have several
+    columns (multi-output).
 
     Parameters
     ----------
     {NETWORK_PARAMETERS_DOC}
     {TABLE_PARAMETERS_DOC}
     loss : {{"squared_error", "absolute_error", "huber", "poisson"}}, default="squared_error"
-        Training loss, as scikit-learn names them: the mean squared error,
-        the mean absolute error, the Huber loss (squared below
-        ``huber_delta``, linear above), or the Poisson deviance with a log
-        link (the network outputs ``log(mean)`` and ``predict`` returns
-        ``exp`` of it; targets must be non-negative).
+        Training loss, as scikit-learn names them, averaged over samples and
+        outputs: the squared error ``r**2`` (``r`` = prediction - target;
+        fits the conditional mean), the absolute error ``|r|`` (fits the
+        conditional median, robust to outliers), the Huber loss
+        (``r**2 / 2`` where ``|r| < huber_delta``, ``huber_delta * (|r| -
+        huber_delta / 2)`` beyond: squared near the fit, linear in the
+        tails), or the Poisson loss with a log link for counts and rates:
+        the network outputs ``log(mean)``, the loss is ``exp(output) - y *
+        output`` (torch's ``PoissonNLLLoss``; the Poisson deviance up to a
+        factor 2 and terms free of the network), and ``predict`` returns
+        ``exp(output)``. "poisson" needs non-negative targets (a
+        ``ValueError`` otherwise). A fitted network's ``loss`` cannot change
+        with ``warm_start``.
     huber_delta : float, default=1.0
         Where the Huber loss turns from squared to linear (in units of the
         target); used only with ``loss="huber"``.
@@ -681,9 +717,10 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         ``fit`` (its weights, and its optimizer's state when ``optimizer``
         is unchanged) instead of starting anew. Training parameters changed
         in between (``lr``, the schedule, ``optimizer``, ``l1``, ``l2``,
-        ``batch_size``, ``max_epochs``, stopping...) apply to the new fit;
-        changing a parameter that shapes the network (``hidden_layers``,
-        ``activation``, ``dropout``, ``batch_norm``) raises a
+        ``huber_delta``, ``batch_size``, ``max_epochs``, stopping...) apply
+        to the new fit; changing a parameter that shapes the network
+        (``hidden_layers``, ``activation``, ``dropout``, ``batch_norm``) or
+        the ``loss``, which decides what its output means, raises a
         ``ValueError``: set ``warm_start=False`` to train a new network.
 
     Attributes
@@ -693,8 +730,11 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
     n_outputs_ : int
         Number of target columns.
     history_ : pandas.DataFrame
-        One row per epoch: ``epoch``, ``train_loss`` (MSE), ``valid_loss``,
-        ``valid_r2``, ``lr``, ``seconds``.
+        One row per epoch: ``epoch``, ``train_loss`` and ``valid_loss`` (the
+        ``loss``, as torch computes it: half the squared error below
+        ``huber_delta`` for "huber", ``exp(output) - y * output`` for
+        "poisson"), ``valid_r2`` (of the predictions), ``valid_<scoring>``
+        with ``scoring``, ``lr``, ``seconds``.
     best_epoch_, n_epochs_, fit_seconds_, module_, net_
         As in :class:`MLPClassifier`.
 
@@ -809,7 +849,8 @@ class MLPRegressor(RegressorMixin, _SupervisedNetwork):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            1-D when ``y`` was 1-D at fit.
+            1-D when ``y`` was 1-D at fit. With ``loss="poisson"``, the
+            ``exp`` of the network's outputs (positive means).
         """
         check_is_fitted(self)
         loss = self._fitted.params.get("loss", "squared_error")
