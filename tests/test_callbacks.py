@@ -78,3 +78,31 @@ def test_fitted_estimator_with_bar_pickles(blobs):
     clf = MLPClassifier(max_epochs=1, verbose=2, **FAST).fit(X, y)
     clone = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(clone.predict(X), clf.predict(X))
+
+
+class _FixedScores:
+    """A validation scorer (the engine's interface) returning given values, one per epoch."""
+
+    name = "score"
+
+    def __init__(self, values):
+        self.values, self.calls = list(values), 0
+
+    def __call__(self, outputs, y_valid):
+        self.calls += 1
+        return self.values[self.calls - 1]
+
+
+def test_with_a_scorer_the_log_marks_the_epochs_of_the_highest_score(blobs, capsys):
+    X, y = blobs
+    scorer = _FixedScores([0.2, 0.1, 0.7, 0.7, 0.3])
+
+    class Scored(MLPClassifier):
+        def _epoch_scorer(self, targets, has_valid):
+            return scorer if has_valid else None
+
+    clf = Scored(max_epochs=5, early_stopping=True, patience=None, verbose=1, **FAST).fit(X, y)
+    out = capsys.readouterr().out
+    assert "valid_score" in out.splitlines()[0].split()
+    marked = [int(line.split()[0]) for line in _log_lines(out) if line.rstrip().endswith("*")]
+    assert marked == [1, 3] and clf.best_epoch_ == 3

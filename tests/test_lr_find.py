@@ -39,11 +39,13 @@ def test_rates_grow_exponentially_and_the_loss_falls_before_it_breaks(blobs, est
     assert 2 <= n <= 40 and result.losses.shape == result.raw_losses.shape == (n,)
     np.testing.assert_allclose(result.lrs, np.geomspace(1e-4, 1e3, 40)[:n], rtol=1e-12)
     assert np.all(np.diff(np.log(result.lrs)) > 0)
+    lowest = np.argmin(result.losses)
+    assert 0 < lowest and result.losses[lowest] < result.losses[0]  # the loss fell
+    assert result.min_loss_lr == result.lrs[lowest]
+    assert result.suggested_lr == pytest.approx(max(result.lrs[lowest] / 10, 1e-4))
     assert result.lrs[0] <= result.suggested_lr <= result.lrs[-1]
-    assert result.suggested_lr in result.lrs
-    # The suggestion is where the loss was falling: below the first loss.
-    at = np.flatnonzero(result.lrs == result.suggested_lr)[0]
-    assert result.losses[at] < result.losses[0]
+    # The steepest descent lies before the lowest loss, where the loss falls.
+    assert result.steepest_lr in result.lrs[:lowest + 1]
 
 
 def test_the_test_stops_when_the_loss_diverges(blobs):
@@ -55,7 +57,7 @@ def test_the_test_stops_when_the_loss_diverges(blobs):
     last = result.losses[-1]
     assert not np.isfinite(last) or last > 4 * best_before
     assert np.all(np.isfinite(result.losses[:-1]))
-    assert result.suggested_lr < result.lrs[-1]
+    assert result.suggested_lr < result.min_loss_lr < result.lrs[-1]
 
 
 def test_the_losses_are_smoothed_as_documented(blobs):
@@ -134,7 +136,10 @@ def test_plot_draws_the_loss_on_a_log_axis_and_marks_the_suggestion(blobs):
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "learning rate"
     raw, smoothed, mark = ax.get_lines()
     np.testing.assert_array_equal(smoothed.get_xdata(), result.lrs)
+    np.testing.assert_array_equal(raw.get_ydata(), result.raw_losses)
     assert mark.get_xdata()[0] == result.suggested_lr
+    low, high = ax.get_ylim()
+    assert low < result.losses.min() and high > result.losses[0]
     _, given = plt.subplots()
     assert result.plot(ax=given) is given
     plt.close("all")

@@ -4,9 +4,10 @@
 mini-batches with a learning rate that grows exponentially from step to step,
 and records the training loss of each step. The loss first stays flat (the
 rate is too small to matter), then falls (the useful range), and finally
-rises steeply (the rate is too large). A good learning rate lies where the
-loss falls fastest (L. N. Smith, "Cyclical Learning Rates for Training
-Neural Networks", 2017; the fastai library's ``lr_find``).
+rises steeply (the rate is too large). A good learning rate lies in the
+falling part, about ten times below the rate of the lowest loss (L. N.
+Smith, "Cyclical Learning Rates for Training Neural Networks", 2017; the
+fastai library's ``lr_find``).
 """
 
 import math
@@ -36,11 +37,10 @@ class LRFindResult:
     raw_losses : ndarray of shape (n_done,)
         Training loss of each step's mini-batch, computed before the step.
     suggested_lr : float
-        The rate of the steepest descent of the smoothed loss against
-        ``log(lr)``, among the steps up to the lowest smoothed loss (leaving
-        out the first tenth of the steps, whose average is still mostly
-        mini-batch noise): a rate that still makes quick progress, well
-        before training breaks down. ``lrs[0]`` when the loss never fell.
+        A tenth of the rate of the lowest smoothed loss (``min_loss_lr /
+        10``, at least ``lrs[0]``): a rate in the falling part of the
+        curve, well below where training breaks down. ``steepest_lr`` is
+        another common choice.
     diverged : bool
         Whether the test stopped because the loss diverged (before
         ``n_steps`` steps).
@@ -54,14 +54,33 @@ class LRFindResult:
 
     @property
     def min_loss_lr(self):
-        """The rate of the lowest smoothed loss; a tenth of it is another common choice."""
-        return float(self.lrs[np.nanargmin(self.losses)])
+        """The rate of the lowest smoothed loss (``lrs[0]`` if no loss is finite)."""
+        return float(self.lrs[_lowest(self.losses)])
+
+    @property
+    def steepest_lr(self):
+        """The rate where the smoothed loss falls fastest against ``log(lr)``.
+
+        Among the steps up to the lowest smoothed loss, leaving out the
+        first tenth of the steps (when enough remain), whose moving average
+        is still mostly mini-batch noise; ``lrs[0]`` when the loss never
+        fell. It makes quick progress, but can lie close to where training
+        breaks down.
+        """
+        lowest = _lowest(self.losses)
+        if lowest == 0:
+            return float(self.lrs[0])
+        skip = len(self.losses) // 10
+        start = skip if lowest - skip >= 2 else 0
+        slopes = np.gradient(self.losses[start:lowest + 1], np.log(self.lrs[start:lowest + 1]))
+        return float(self.lrs[start + int(np.argmin(slopes))])
 
     def plot(self, ax=None):
         """Draw the loss against the learning rate (log scale) and mark ``suggested_lr``.
 
         The smoothed loss is a line; the loss of each mini-batch is drawn
-        faintly behind it. The vertical range follows the smoothed loss.
+        faintly behind it. The vertical range runs from the lowest smoothed
+        loss to the highest before it, so a diverging end leaves the axes.
 
         Parameters
         ----------
@@ -90,13 +109,15 @@ class LRFindResult:
         ax.plot(self.lrs, self.raw_losses, color="C0", alpha=0.25, linewidth=0.8,
                 label="loss of each mini-batch")
         ax.plot(self.lrs, self.losses, color="C0", label="smoothed loss")
-        index = int(np.argmin(np.abs(self.lrs - self.suggested_lr)))
-        ax.plot([self.lrs[index]], [self.losses[index]], "o", color="C3",
-                label=f"suggested lr = {self.suggested_lr:.2g}")
-        finite = self.losses[np.isfinite(self.losses)]
-        if len(finite):
-            low, high = float(finite.min()), float(finite.max())
-            margin = 0.05 * (high - low) or 0.05 * abs(high) or 0.05
+        finite = np.isfinite(self.losses)
+        if finite.any():
+            at = np.interp(np.log(self.suggested_lr), np.log(self.lrs[finite]),
+                           self.losses[finite])
+            ax.plot([self.suggested_lr], [at], "o", color="C3",
+                    label=f"suggested lr = {self.suggested_lr:.2g}")
+            shown = self.losses[:_lowest(self.losses) + 1]
+            low, high = float(np.nanmin(shown)), float(np.nanmax(shown))
+            margin = 0.1 * (high - low) or 0.1 * abs(high) or 0.1
             ax.set_ylim(low - margin, high + margin)
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
@@ -105,7 +126,7 @@ class LRFindResult:
         return ax
 
 
-def lr_find(estimator, X, y=None, *, start_lr=1e-7, end_lr=10.0, n_steps=100, smoothing=0.98,
+def lr_find(estimator, X, y=None, *, start_lr=1e-7, end_lr=10.0, n_steps=100, smoothing=0.9,
             diverge_factor=4.0, **fit_params):
     """Run the learning-rate range test on a copy of ``estimator``.
 
@@ -130,10 +151,11 @@ def lr_find(estimator, X, y=None, *, start_lr=1e-7, end_lr=10.0, n_steps=100, sm
         Learning rates of the first and of the last step, ``0 < start_lr < end_lr``.
     n_steps : int, default=100
         Most mini-batch steps (and rates) to try, at least 2.
-    smoothing : float in [0, 1), default=0.98
+    smoothing : float in [0, 1), default=0.9
         Weight of the past in the exponential moving average of the loss:
         ``a_k = smoothing * a_(k-1) + (1 - smoothing) * loss_k``, debiased as
-        ``a_k / (1 - smoothing ** (k + 1))``. 0 does not smooth.
+        ``a_k / (1 - smoothing ** (k + 1))``. 0 does not smooth; more
+        smooths more, but lags about ``1 / (1 - smoothing)`` steps behind.
     diverge_factor : float > 1, default=4.0
         The test stops when the smoothed loss exceeds its lowest value
         ``best`` by more than ``(diverge_factor - 1) * |best|``.
@@ -143,8 +165,9 @@ def lr_find(estimator, X, y=None, *, start_lr=1e-7, end_lr=10.0, n_steps=100, sm
     Returns
     -------
     LRFindResult
-        ``lrs``, ``losses`` (smoothed), ``raw_losses``, ``suggested_lr``,
-        ``diverged`` and ``plot()``.
+        ``lrs``, ``losses`` (smoothed), ``raw_losses``, ``suggested_lr``
+        (a tenth of the rate of the lowest smoothed loss), ``diverged``,
+        ``min_loss_lr``, ``steepest_lr`` and ``plot()``.
 
     Raises
     ------
@@ -199,8 +222,9 @@ def lr_find(estimator, X, y=None, *, start_lr=1e-7, end_lr=10.0, n_steps=100, sm
                                    warning.lineno, source=warning.source)
     losses = np.asarray(test.smoothed_, dtype=float)
     lrs = rates[:len(losses)]
+    suggested = max(float(lrs[_lowest(losses)]) / 10, float(lrs[0]))
     return LRFindResult(lrs=lrs, losses=losses, raw_losses=np.asarray(test.losses_, dtype=float),
-                        suggested_lr=_steepest_descent(lrs, losses), diverged=test.diverged_)
+                        suggested_lr=suggested, diverged=test.diverged_)
 
 
 def _check_settings(start_lr, end_lr, n_steps, smoothing, diverge_factor):
@@ -219,21 +243,10 @@ def _check_settings(start_lr, end_lr, n_steps, smoothing, diverge_factor):
                          f"{diverge_factor!r}.")
 
 
-def _steepest_descent(lrs, losses):
-    """The rate where the smoothed loss falls fastest against log(lr), up to its minimum.
-
-    The first tenth of the steps is left out (when enough steps remain): the
-    moving average of so few losses is still mostly mini-batch noise.
-    """
-    if not np.isfinite(losses).any():
-        return float(lrs[0])
-    lowest = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
-    if lowest == 0:
-        return float(lrs[0])  # the loss never fell
-    skip = len(losses) // 10
-    start = skip if lowest - skip >= 2 else 0
-    slopes = np.gradient(losses[start:lowest + 1], np.log(lrs[start:lowest + 1]))
-    return float(lrs[start + int(np.argmin(slopes))])
+def _lowest(losses):
+    """Index of the lowest finite loss (0 if none is finite)."""
+    finite = np.isfinite(losses)
+    return int(np.argmin(np.where(finite, losses, np.inf))) if finite.any() else 0
 
 
 __all__ = ["LRFindResult", "lr_find"]
