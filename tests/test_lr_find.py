@@ -94,7 +94,8 @@ def test_the_range_test_sets_the_rate_of_every_step(blobs):
 def test_the_estimator_passed_in_is_never_changed(blobs):
     X, y = _data(MLPClassifier, blobs)
     callbacks = []
-    unfitted = MLPClassifier(**FAST, callbacks=callbacks, early_stopping=True)
+    unfitted = MLPClassifier(**FAST, callbacks=callbacks, early_stopping=True,
+                             scoring="f1_macro", warm_start=True)
     before = pickle.dumps(unfitted)
     lr_find(unfitted, X, y, n_steps=10)
     assert pickle.dumps(unfitted) == before and unfitted.callbacks is callbacks

@@ -204,8 +204,11 @@ def lr_find(estimator, X, y=None, *, start_lr=1e-7, end_lr=10.0, n_steps=100, sm
     settings = dict(lr=float(start_lr), lr_schedule="constant", lr_warmup_epochs=0,
                     max_epochs=n_steps, early_stopping=False, patience=None, verbose=0,
                     callbacks=[("lr_range_test", test)])
-    if "warm_start" in trial.get_params():
-        settings["warm_start"] = False
+    # What the range test has no use for: a continued fit, and a validation
+    # score (which needs the validation set the test does not hold out).
+    for name, value in (("warm_start", False), ("scoring", None)):
+        if name in trial.get_params():
+            settings[name] = value
     trial.set_params(**settings)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
