@@ -311,7 +311,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
 
     def _fit_targets(self, y, classes=None):
         y = _dense_labels(y)
-        if type_of_target(y) != "multilabel-indicator":
+        if _target_kind(y) != "multilabel-indicator":
             return {"classes_": fit_labels(y, classes)}
         labels = np.arange(y.shape[1])
         if classes is not None and not np.array_equal(np.asarray(classes), labels):
@@ -326,7 +326,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         if targets.get("_multilabel", False):
             return _indicator_matrix(y, len(targets["classes_"]))
         if y.ndim == 2 and y.shape[1] > 1:
-            kind = type_of_target(y)
+            kind = _target_kind(y)
             if kind == "multilabel-indicator":
                 raise ValueError(
                     f"y is a multi-label indicator matrix, but this classifier was fitted on "
@@ -508,6 +508,16 @@ def _subset_accuracy_sum(y_pred, y_true):
     return {"accuracy": ((y_pred > 0) == (y_true > 0.5)).all(dim=1).sum()}
 
 
+def _target_kind(y):
+    """scikit-learn's ``type_of_target``; "unknown" for labels that cannot be sorted together."""
+    if y.ndim != 2 or y.shape[1] < 2:
+        return "single label"  # not an indicator matrix; fit_labels checks the labels
+    try:
+        return type_of_target(y)
+    except TypeError:  # e.g. str and int labels mixed
+        return "unknown"
+
+
 def _dense_labels(y):
     """``y`` as a NumPy array; a sparse indicator matrix becomes dense."""
     return y.toarray() if scipy.sparse.issparse(y) else np.asarray(y)
@@ -515,10 +525,14 @@ def _dense_labels(y):
 
 def _indicator_matrix(y, n_labels):
     """Multi-label targets as the float32 0/1 matrix the binary cross-entropy expects."""
-    kind = type_of_target(y)
+    kind = _target_kind(y)
     if kind != "multilabel-indicator" or y.shape[1] != n_labels:
-        got = (f"a {kind} indicator matrix of {y.shape[1]} columns"
-               if kind == "multilabel-indicator" else f"{kind} of shape {y.shape}")
+        if kind == "multilabel-indicator":
+            got = f"one of {y.shape[1]} columns"
+        elif kind == "single label":
+            got = "one label per sample"
+        else:
+            got = f"{kind} of shape {y.shape}"
         raise ValueError(
             f"This classifier was fitted on a multi-label indicator matrix of {n_labels} "
             f"columns (0 or 1 per label); y is {got}. Pass y of that form, or fit a new "
