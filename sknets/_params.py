@@ -281,20 +281,27 @@ TABLE_PARAMETERS_DOC = """scoring : str, callable or None, default=None
         ``string`` (none for an array); or a list of column names or
         indices, or a boolean mask; ``None``: no categorical column.
         Categorical columns are encoded inside the estimator (see
-        ``one_hot_max_categories``); a category not seen in ``fit``, and a
-        missing value, each have a slot of their own.
+        ``one_hot_max_categories``). A category not seen in ``fit`` is
+        "unknown" at predict (all zeros one-hot, or an embedding row of its
+        own); a missing value is a category of its own when ``fit`` saw
+        one. See ``docs/tabular.md``.
     one_hot_max_categories : int, default=10
         A categorical column with at most this many categories is one-hot
         encoded; a column with more is fed through a learned embedding of
         ``min(50, (n_categories + 1) // 2)`` dimensions, trained with the
-        network.
+        network. A missing value counts as a category when ``fit`` saw one.
     standardize : bool, default=True
         Standardise the numeric columns of a DataFrame (zero mean, unit
-        variance on the training data) inside the estimator. Arrays are
+        variance on the training data) inside the estimator. Missing values
+        are imputed first. Boolean columns are numeric (0/1). Arrays are
         passed to the network as they are.
     missing_values : {"impute", "error"}, default="impute"
         "impute": a missing value (NaN) in a numeric column is replaced by
         the column's median in the training data and a 0/1 column
         "<name> is missing" is added for each column that had missing
         values in ``fit``; in a categorical column it is a category of its
-        own. "error": refuse missing values with a ``ValueError``."""
+        own. This is ``SimpleImputer(strategy="median", add_indicator=True)``,
+        for arrays as for DataFrames. "error": refuse
+        missing values with a ``ValueError`` naming the columns. Missing
+        values in sparse matrices are always refused, and infinity is
+        never a missing value."""

@@ -74,6 +74,21 @@ def _real_mnist_and_photos(request, monkeypatch, tmp_path):
     return _real_mnist(request, monkeypatch, tmp_path)
 
 
+def _tables(request, monkeypatch, tmp_path):
+    """The real tables the page reads, in the folder it runs in."""
+    folder = request.getfixturevalue("tabular_data_home")
+    for name in ("diamonds.csv", "default.csv"):
+        (tmp_path / name).symlink_to(folder / name)
+    return {}
+
+
+def _tables_learned(namespace, out, tmp_path):
+    r2, auc, shape = out.strip().splitlines()
+    assert float(r2) >= 0.985
+    assert float(auc.split()[1]) >= 0.94
+    assert shape == "(5,)"
+
+
 def _last_line_above_090(namespace, out, tmp_path):
     assert float(out.strip().splitlines()[-1]) > 0.9
 
@@ -143,6 +158,7 @@ EXAMPLES = {
     "docs/insight.md": Page(_insight_outputs),
     "docs/persistence.md": Page(_saved("digits.sknets")),
     "docs/scaling.md": Page(_search_done, _digits, slow=True),  # n_jobs=2, LocalCluster
+    "docs/tabular.md": Page(_tables_learned, _tables, slow=True),  # real tables
     "docs/user-guide.md": Page(_first_number_above_090),
 }
 
