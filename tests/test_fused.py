@@ -65,6 +65,28 @@ def test_fused_step_matches_autograd_for_regression(data, weighted):
     np.testing.assert_allclose(fused_p, eager_p, atol=1e-5)
 
 
+@pytest.mark.parametrize("estimator, target", [
+    (MLPClassifier(label_smoothing=0.15), "classes"),
+    (MLPClassifier(), "labels"),
+    (MLPClassifier(label_smoothing=0.2, dropout=0.1), "labels"),
+    (MLPRegressor(loss="absolute_error"), "values"),
+    (MLPRegressor(loss="huber", huber_delta=0.5), "values"),
+    (MLPRegressor(loss="poisson"), "counts"),
+], ids=["smoothing", "multilabel", "multilabel-smoothing", "absolute", "huber", "poisson"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fused_losses_train_as_autograd_does(data, estimator, target, weighted):
+    X, y, weight = data
+    y = {"classes": y,
+         "labels": np.c_[y == 0, y == 1, X[:, 0] > 0].astype(int),
+         "values": np.c_[X[:, 0] + X[:, 1], X[:, 2] ** 2],
+         "counts": np.c_[np.round(np.abs(X[:, 0])), np.round(X[:, 2] ** 2)]}[target]
+    estimator.set_params(hidden_layers=(32,), max_epochs=5, random_state=0)
+    fused_h, fused_p, eager_h, eager_p = _fit_both(
+        estimator, X, y, sample_weight=weight if weighted else None)
+    np.testing.assert_allclose(fused_h["train_loss"], eager_h["train_loss"], rtol=1e-6)
+    np.testing.assert_allclose(fused_p, eager_p, atol=1e-5)
+
+
 def test_plain_mlp_trains_through_the_fused_step(data):
     X, y, _ = data
     with mock.patch.object(FusedStep, "__call__", autospec=True,
