@@ -1,4 +1,4 @@
-"""The learning-rate range test: rates, losses, the stop on divergence, the suggestion, the plot."""
+"""The learning-rate range test: rates, losses, stopping on divergence, suggestion, plot."""
 
 import pickle
 import warnings

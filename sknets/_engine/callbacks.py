@@ -40,7 +40,10 @@ class Monitor(NamedTuple):
 
     @classmethod
     def of(cls, has_valid, scorer=None):
-        """The validation score if there is a scorer and a validation set, else the validation loss, else the training loss."""
+        """The validation score (with a scorer and a validation set), else the validation loss.
+
+        Without a validation set, the training loss.
+        """
         if has_valid and scorer is not None:
             return cls(f"valid_{scorer.name}", False, True)
         return cls("valid_loss" if has_valid else "train_loss", True, has_valid)

@@ -399,7 +399,7 @@ class TensorNet(NeuralNet):
             self._loss_records[prefix] = (min(best, loss), loss)
 
     def _record_score(self, prefix, outputs, targets):
-        """Record the scorer's value of the epoch's validation outputs, and whether it is the best."""
+        """Record the scorer's value of the epoch's validation outputs, and whether it is best."""
         outputs = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
         targets = torch.cat(targets) if len(targets) > 1 else targets[0]
         # A diverging network's outputs would make many scorers raise.

@@ -185,7 +185,7 @@ class BatchRates(Callback):
         self.cycle_epochs = cycle_epochs
 
     def epoch_rates(self, rate, t, n_batches):
-        """The rates of the ``n_batches`` training batches of epoch ``t`` for schedule rate ``rate``."""
+        """The rates of the ``n_batches`` training batches of epoch ``t`` at the rate ``rate``."""
         n = n_batches
         if self.cycle_epochs:
             first = (t % self.cycle_epochs) * n
