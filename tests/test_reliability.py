@@ -320,7 +320,9 @@ def test_object_arrays_of_numbers_are_converted(estimator_class):
     (np.array(["a", 1] * 15, dtype=object), r"y mixes labels of types \['int', 'str'\]"),
     (np.linspace(0, 1, 30), "Unknown label type: continuous"),
     (np.where(np.arange(30) % 2, 1.0, np.nan), "Input y contains NaN"),
-    (np.c_[np.arange(30) % 2, np.arange(30) % 2], "y should be a 1d array"),
+    # 0/1 columns are multi-label targets; several multi-class columns are not.
+    (np.c_[np.arange(30) % 3, np.arange(30) % 2], "y of shape \\(30, 2\\) is "
+                                                  "multiclass-multioutput"),
 ])
 def test_bad_labels(y, message):
     with pytest.raises(ValueError, match=message):
