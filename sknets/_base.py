@@ -510,6 +510,15 @@ class BaseNetwork(BaseEstimator):
         targets = tuple(self._fitted.targets) if self.__sklearn_is_fitted__() else ()
         return ("_fitted", *self._exposed_attributes, *targets)
 
+    def _input_width(self):
+        """Columns of the matrix the fitted network reads.
+
+        ``n_features_in_``, unless a table encoder turns the user's columns
+        into more (missing indicators, one-hot blocks) or embedded codes.
+        """
+        state = self._get_fitted_state()
+        return state.n_features_in if state.tables is None else state.tables.n_columns
+
     def _weights_spec(self, state):
         """{name: (shape, dtype)} of the tensors of the network ``state`` describes.
 

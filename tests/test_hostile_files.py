@@ -30,6 +30,7 @@ import zipfile
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 import safetensors.torch
 import torch
@@ -462,4 +463,41 @@ def test_fuzzed_files_load_or_are_refused_by_name(saved, data):
             assert model.predict(X).shape == (60,)
         except ValueError as exc:  # finite but huge weights (a changed exponent byte) overflow
             assert "outputs are not finite" in str(exc), exc
+    assert time.perf_counter() - start < 5
+
+
+TABLE = pd.DataFrame({"size": np.where(np.arange(60) % 7 == 0, np.nan, X[:, 0]),
+                      "color": np.array(["red", "green", None] * 20, dtype=object),
+                      "city": pd.Categorical([f"c{i % 15}" for i in range(60)])})
+
+
+@pytest.fixture(scope="module")
+def saved_table():
+    """(model.json document, weights) of a classifier that encodes a table (an embedding too)."""
+    clf = MLPClassifier(**dict(FAST, one_hot_max_categories=5)).fit(TABLE, Y)
+    buffer = io.BytesIO()
+    clf.save(buffer)
+    with zipfile.ZipFile(buffer) as archive:
+        return json.loads(archive.read(MODEL)), archive.read(WEIGHTS)
+
+
+@settings(max_examples=FUZZ_EXAMPLES // 2, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.large_base_example])
+@given(data=st.data())
+def test_fuzzed_table_files_load_or_are_refused_by_name(saved_table, data):
+    document, weights = saved_table
+    archive = data.draw(_mutated_archives(document, weights))
+    start = time.perf_counter()
+    try:
+        model = load(io.BytesIO(archive))
+    except ValueError as exc:
+        assert str(exc).startswith("Refusing to load the file as a sknets model: "), exc
+    else:
+        try:
+            assert model.predict(TABLE).shape == (60,)
+        except ValueError as exc:
+            # A column the file now calls numeric holds text; or huge weights overflow.
+            assert ("is not numeric" in str(exc) or "outputs are not finite" in str(exc)
+                    or "feature names" in str(exc)), exc
     assert time.perf_counter() - start < 5
