@@ -647,7 +647,14 @@ class _EpochScorer:
 
     def __call__(self, outputs, y_valid):
         X = outputs.detach().cpu().numpy()
-        return float(self.scorer(self.stand_in, X, self.stand_in.scored_targets(y_valid)))
+        try:
+            return float(self.scorer(self.stand_in, X, self.stand_in.scored_targets(y_valid)))
+        except ValueError as exc:  # a metric undefined on this validation set, say
+            raise ValueError(
+                f"scoring={self.name!r} could not score the validation set ({len(X)} "
+                "samples) after an epoch: choose a validation set (validation_data, or "
+                "validation_fraction with early_stopping) or a scorer that is defined on it. "
+                f"scikit-learn says: {exc}") from exc
 
     def __repr__(self):
         return f"_EpochScorer({self.name!r})"

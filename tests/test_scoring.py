@@ -237,3 +237,15 @@ def test_the_score_column_survives_pickle_and_save(binary):
     restored.set_params(warm_start=True, max_epochs=2).fit(X, y)
     assert restored.history_["valid_balanced_accuracy"].notna().all()
     assert restored.n_epochs_ == 6
+
+
+def test_a_score_undefined_on_the_validation_set_says_so():
+    X, y = make_classification(n_samples=300, n_features=8, n_informative=5, n_classes=3,
+                               random_state=0)
+    clf = MLPClassifier(**FAST, max_epochs=3, scoring="neg_log_loss")
+    # log_loss needs every class in the validation set; this one lacks class 2.
+    with pytest.raises(ValueError, match="scoring='neg_log_loss' could not score the "
+                                         "validation set \\(20 samples\\) after an epoch.*"
+                                         "scikit-learn says: y_true and y_prob"):
+        clf.fit(X, y, validation_data=(X[y < 2][:20], y[y < 2][:20]))
+    assert not hasattr(clf, "n_epochs_")
