@@ -14,6 +14,7 @@ from pathlib import Path
 
 import hypothesis.extra.numpy as hnp
 import numpy as np
+import pandas as pd
 import pytest
 import sklearn
 from hypothesis import HealthCheck, event, given, settings
@@ -65,6 +66,8 @@ def problems(draw, estimator_class):
     elements = draw(st.sampled_from([ordinary, numbers]))
     values = draw(hnp.arrays(np.float64, (n_samples, n_features), elements=elements))
     X = _cast(values, draw(st.sampled_from(["float64", "float32", "int64", "bool", "object"])))
+    if estimator_class._table_input and draw(st.booleans()):
+        X = _table(draw, X)
     estimator = estimator_class(
         hidden_layers=(4,), max_epochs=3, random_state=0,
         batch_size=draw(st.integers(1, 8)),
@@ -84,6 +87,18 @@ def problems(draw, estimator_class):
     else:
         y = None
     return estimator, X, y
+
+
+def _table(draw, X):
+    """``X`` as a DataFrame with missing numbers and a text column (categories, None)."""
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    if X.dtype.kind == "f":
+        missing = draw(hnp.arrays(bool, X.shape))
+        frame = frame.mask(missing)
+    pool = draw(st.sampled_from([["a"], ["a", "b", None], [f"c{i}" for i in range(12)]]))
+    frame["kind"] = np.array(draw(st.lists(st.sampled_from(pool), min_size=len(X),
+                                           max_size=len(X))), dtype=object)
+    return frame
 
 
 def _outputs(estimator, X):

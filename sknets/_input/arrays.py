@@ -1,13 +1,15 @@
-"""Input rules every sknets estimator shares, and where they are enforced.
+"""Input rules for numeric arrays and targets, and where they are enforced.
 
-Every rule about what ``X`` and ``y`` may hold lives in this module.
+Every rule about what ``X`` and ``y`` may hold lives in this package.
 
 scikit-learn's ``validate_data`` checks what it can, in ``BaseNetwork`` (at
 fit and at predict), with scikit-learn's own messages: NaN and infinity,
-empty and 3-D arrays, sparse matrices (refused: ``TypeError`` asking for
-``.toarray()``), complex numbers, the feature count and feature names at
-predict; object arrays of numbers are converted. The estimators check their
-targets (one class only, labels unseen at fit, mixed label types).
+empty and 3-D arrays, sparse matrices (refused by the autoencoder:
+``TypeError`` asking for ``.toarray()``), complex numbers, the feature count
+and feature names at predict; object arrays of numbers are converted. The
+classifier and the regressor impute NaN and encode tables instead
+(:mod:`sknets._input.tables`). The estimators check their targets (one
+class only, labels unseen at fit, mixed label types).
 
 What only a float32 network can get wrong is checked here, at the boundary
 every array crosses on its way into torch:

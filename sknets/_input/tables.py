@@ -355,8 +355,16 @@ class TableEncoder:
             scales = np.ones(len(numeric_columns))
             if standardize and isinstance(X, pd.DataFrame):
                 imputed = np.where(np.isnan(numeric_values), imputer.statistics_, numeric_values)
-                scaler = StandardScaler().fit(imputed)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    scaler = StandardScaler().fit(imputed)
                 means, scales = scaler.mean_, scaler.scale_
+                huge = ~(np.isfinite(means) & np.isfinite(scales))
+                if huge.any():
+                    raise ValueError(
+                        f"X has values too large to standardise in "
+                        f"{_listed([names[numeric_columns[j]] for j in np.flatnonzero(huge)])} "
+                        "(their mean or variance overflows float64): scale them first, or "
+                        "use standardize=False.")
             numeric = [{"column": j, "median": float(imputer.statistics_[i]),
                         "mean": float(means[i]), "scale": float(scales[i]),
                         "indicator": i in indicated}
