@@ -1,8 +1,10 @@
 """MLPClassifier on multi-label targets: a 0/1 indicator matrix, one sigmoid per label."""
 
 import io
+import json
 import pickle
 import warnings
+import zipfile
 from unittest import mock
 
 import numpy as np
@@ -173,9 +175,12 @@ def test_pickle_round_trip(multilabel, fitted):
     assert clone(fitted).get_params() == fitted.get_params()
 
 
-@pytest.mark.skipif("_multilabel" not in getattr(_archive, "_ENCODE_TARGET", {}),
-                    reason="sknets/_archive.py does not save the multi-label flag "
-                           "(fitted._multilabel) yet")
+_NEEDS_FLAG_IN_FILES = pytest.mark.skipif(
+    "_multilabel" not in getattr(_archive, "_ENCODE_TARGET", {}),
+    reason="sknets/_archive.py does not save the multi-label flag (fitted._multilabel) yet")
+
+
+@_NEEDS_FLAG_IN_FILES
 def test_save_and_load_round_trip(multilabel, fitted):
     X, _ = multilabel
     buffer = io.BytesIO()
@@ -185,6 +190,28 @@ def test_save_and_load_round_trip(multilabel, fitted):
     np.testing.assert_array_equal(restored.classes_, fitted.classes_)
     np.testing.assert_array_equal(restored.predict_proba(X), fitted.predict_proba(X))
     np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
+
+
+@_NEEDS_FLAG_IN_FILES
+@pytest.mark.parametrize("flag, classes", [(False, None), ("yes", None), (True, [1, 2, 3, 4])])
+def test_a_tampered_flag_is_refused(multilabel, fitted, flag, classes):
+    buffer = io.BytesIO()
+    fitted.save(buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    document = json.loads(members[_archive.MODEL])
+    assert document["fitted"]["_multilabel"] is True
+    document["fitted"]["_multilabel"] = flag
+    if classes is not None:
+        document["fitted"]["classes_"]["values"] = classes
+    members[_archive.MODEL] = json.dumps(document).encode()
+    tampered = io.BytesIO()
+    with zipfile.ZipFile(tampered, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    tampered.seek(0)
+    with pytest.raises(ValueError, match="fitted._multilabel must be true"):
+        load(tampered)
 
 
 @pytest.mark.parametrize("check", [
