@@ -165,7 +165,9 @@ def _targets(kind, rng):
     (regression_loss("huber", huber_delta=0.7), "values"),
     (regression_loss("huber", huber_delta=50.0), "values"),
     (regression_loss("poisson"), "counts"),
-], ids=lambda v: repr(v) if not isinstance(v, str) else v)
+], ids=["cross_entropy", "cross_entropy-smoothing", "classification", "classification-smoothing",
+        "multilabel", "multilabel-smoothing", "bce", "squared", "absolute", "huber-0.7",
+        "huber-50", "poisson"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_each_fused_loss_matches_autograd_in_one_step(criterion, kind, weighted):
     rng = np.random.RandomState(0)
