@@ -201,9 +201,9 @@ def test_a_regression_scorer_end_to_end():
 def test_a_multilabel_scorer_end_to_end():
     X, y = make_multilabel_classification(n_samples=300, n_features=8, n_classes=3,
                                           random_state=0)
-    clf = MLPClassifier(**FAST, max_epochs=8, scoring="f1_samples", early_stopping=True)
+    clf = MLPClassifier(**FAST, max_epochs=8, scoring="f1_micro", early_stopping=True)
     clf.fit(X / X.std(0), y)
-    scores = clf.history_["valid_f1_samples"]
+    scores = clf.history_["valid_f1_micro"]
     assert scores.between(0, 1).all() and clf.best_epoch_ == int(np.argmax(scores)) + 1
 
 
