@@ -84,6 +84,8 @@ def test_multiclass_scores_equal_scikit_learns(multiclass_outputs, name, metric)
     ("f1_micro", lambda y, p: metrics.f1_score(y, p > 0.5, average="micro")),
     ("roc_auc", lambda y, p: metrics.roc_auc_score(y, p)),
 ])
+# Samples without any label make f1_samples warn, in scikit-learn and here alike.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
 def test_multilabel_scores_equal_scikit_learns(name, metric):
     outputs = torch.from_numpy(RNG.normal(size=(60, 4))).float()
     proba = torch.sigmoid(outputs.double()).numpy()
