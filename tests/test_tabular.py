@@ -390,6 +390,38 @@ def test_tampered_encoders_are_refused(change, message):
         sknets.load(_tampered(clf, change))
 
 
+def test_only_the_estimators_that_encode_tables_load_an_encoder():
+    frame, y = _table()
+    tables = _encoder(MLPClassifier(**FAST).fit(frame, y)).to_data()
+    X = np.random.RandomState(0).normal(size=(20, 6))  # as many columns as the table
+    autoencoder = sknets.AutoencoderTransformer(hidden_layers=(4,), code_size=2, max_epochs=1,
+                                                random_state=0).fit(X)
+    with pytest.raises(ValueError, match="AutoencoderTransformer does not encode tables"):
+        sknets.load(_with_tables(autoencoder, tables))
+
+
+def _with_tables(estimator, tables):
+    archive = zipfile.ZipFile(_saved(estimator))
+    document = json.loads(archive.read("model.json"))
+    document["fitted"]["tables"] = tables
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        out.writestr("model.json", json.dumps(document))
+        out.writestr("weights.safetensors", archive.read("weights.safetensors"))
+    buffer.seek(0)
+    return buffer
+
+
+def test_the_network_reads_the_encoders_columns():
+    frame, y = _table()
+    clf = MLPClassifier(**FAST, one_hot_max_categories=5).fit(frame, y)
+    width = _encoder(clf).n_columns  # 3 numbers, 1 indicator, 4 + 2 one-hot, 1 code
+    assert clf._input_width() == width == 11
+    assert clf.module_(torch.zeros(2, width)).shape == (2, 2)
+    plain = MLPClassifier(**FAST).fit(np.zeros((4, 3)), [0, 1, 0, 1])
+    assert plain._input_width() == 3
+
+
 def test_the_encoder_data_round_trips():
     frame, _ = _table()
     encoder = TableEncoder.fit(frame, "from_dtype", 5, True, "impute")
