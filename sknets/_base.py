@@ -323,7 +323,7 @@ class BaseNetwork(BaseEstimator):
         return valid, (*_rows(X, encoded, train_idx), kept)
 
     def _dataset(self, X, encoded, weights, device):
-        """The engine's data: device tensors, or batches densified one at a time for sparse ``X``."""
+        """The engine's data: device tensors; for a sparse ``X``, batches densified when used."""
         weights = None if weights is None else to_tensor(weights, device)
         if sp.issparse(X):
             return SparseData(X, to_tensor(encoded, device, self._target_dtype), weights, device)

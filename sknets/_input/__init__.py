@@ -10,10 +10,10 @@ standardised numeric columns).
 from .arrays import (as_float, check_finite_outputs, check_labels, encode_labels,
                      encode_outputs, fit_labels, fit_outputs, label_index, output_matrix,
                      stratify_labels)
-from .tables import TableEncoder, check_no_missing
+from .tables import TableEncoder
 
 __all__ = [
-    "TableEncoder", "as_float", "check_finite_outputs", "check_labels", "check_no_missing",
-    "encode_labels", "encode_outputs", "fit_labels", "fit_outputs", "label_index",
-    "output_matrix", "stratify_labels",
+    "TableEncoder", "as_float", "check_finite_outputs", "check_labels", "encode_labels",
+    "encode_outputs", "fit_labels", "fit_outputs", "label_index", "output_matrix",
+    "stratify_labels",
 ]

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.utils.validation import check_array
 
 MAX_EMBEDDING_DIM = 50
 # Category values a model file can hold (JSON scalars).
@@ -154,9 +155,9 @@ def missing_values_error(names, fitted_without=False):
 
 def sparse_missing_error(X):
     """The ValueError for missing values in the sparse matrix ``X``, naming the columns."""
-    bad = np.unique(X.indices[~np.isfinite(X.data)]).tolist()
+    bad = [f"column {j}" for j in np.unique(X.indices[~np.isfinite(X.data)])]
     return ValueError(
-        f"X is a sparse matrix with missing values (NaN) in {_listed([f'column {j}' for j in bad])}. "
+        f"X is a sparse matrix with missing values (NaN) in {_listed(bad)}. "
         "Missing values in sparse input are not imputed (missing_values applies to dense "
         "input only): impute them first, or pass X as a dense array or DataFrame.")
 
@@ -166,28 +167,18 @@ def _listed(names):
     return f"columns [{shown}{', ...' if len(names) > 10 else ''}]"
 
 
-def check_no_missing(X, names, fitted_without=False):
-    """Raise :func:`missing_values_error` if the float array ``X`` holds NaN.
+def nan_columns(X):
+    """Positions of the columns of the float array ``X`` that hold NaN.
 
     A sum first: one pass and no mask for the common case of no NaN.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from sknets._input.tables import check_no_missing
-    >>> check_no_missing(np.array([[1.0, np.nan]]), ["a", "b"])
-    Traceback (most recent call last):
-    ...
-    ValueError: X has missing values (NaN) in columns ['b']. Impute them first (e.g. with \
-sklearn.impute.SimpleImputer), or use missing_values='impute' to let the estimator impute them.
+    >>> from sknets._input.tables import nan_columns
+    >>> nan_columns(np.array([[1.0, np.nan, 2.0]]))
+    [1]
     """
-    columns = nan_columns(X)
-    if columns:
-        raise missing_values_error([names[j] for j in columns], fitted_without)
-
-
-def nan_columns(X):
-    """Positions of the columns of the float array ``X`` that hold NaN."""
     if X.size == 0 or np.isfinite(np.sum(X, dtype=np.float64)):
         return []
     return np.flatnonzero(np.isnan(X).any(axis=0)).tolist()
@@ -207,8 +198,6 @@ def _as_table(X):
             raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
                              "of 1 is required.")
         return X
-    from sklearn.utils.validation import check_array
-
     return check_array(X, dtype=None, ensure_all_finite=False)
 
 
@@ -338,9 +327,10 @@ class TableEncoder:
             [_numeric_values(_column(X, j), names[j]) for j in numeric_columns]
         ) if numeric_columns else np.empty((X.shape[0], 0))
         if np.isinf(numeric_values).any():
-            bad = np.flatnonzero(np.isinf(numeric_values).any(axis=0))
-            raise ValueError(f"X contains infinity in {_listed([names[numeric_columns[j]] for j in bad])}; "
-                             "replace it with finite values (or NaN, for a missing value).")
+            bad = [names[numeric_columns[j]]
+                   for j in np.flatnonzero(np.isinf(numeric_values).any(axis=0))]
+            raise ValueError(f"X contains infinity in {_listed(bad)}; replace it with finite "
+                             "values (or NaN, for a missing value).")
         categories = [(j, *_category_values(_column(X, j))) for j in categorical]
         missing = [names[numeric_columns[j]] for j in nan_columns(numeric_values)]
         missing += [names[j] for j, _, mask in categories if mask.any()]
@@ -579,6 +569,6 @@ def _is_number(value):
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-__all__ = ["TableEncoder", "categorical_columns", "check_no_missing", "column_names",
+__all__ = ["TableEncoder", "categorical_columns", "column_names",
            "embedding_dim", "missing_values_error", "nan_columns", "needs_encoder",
            "sparse_missing_error"]
