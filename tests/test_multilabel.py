@@ -16,8 +16,8 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score
 from sklearn.utils import estimator_checks
 
-from sknets import MLPClassifier, load
-from sknets import _archive
+from sknets import MLPClassifier, _archive, load
+from sknets._engine.fused import FusedStep
 
 N_LABELS = 4
 FAST = dict(hidden_layers=(16,), lr=1e-2, max_epochs=20, random_state=0, n_threads=1)
@@ -230,8 +230,6 @@ def test_scikit_learn_multilabel_checks(check):
 
 
 def test_training_runs_on_the_fused_path(multilabel):
-    from sknets._engine.fused import FusedStep
-
     X, y = multilabel
     with mock.patch.object(FusedStep, "__call__", autospec=True,
                            side_effect=FusedStep.__call__) as step:
