@@ -566,7 +566,9 @@ def to_tensor(array, device, dtype=torch.float32):
     """``array`` as a tensor on ``device`` without a copy where possible.
 
     The caller has checked the values (``sknets._input.as_float`` for
-    float32): the conversion here is a plain cast.
+    float32): the conversion here is a plain cast. ``dtype=None`` keeps the
+    array's own dtype (a classifier's targets: int64 class indices, or a
+    float32 0/1 matrix for multi-label targets).
     """
     if isinstance(array, torch.Tensor):
         return array.to(device=device, dtype=dtype)

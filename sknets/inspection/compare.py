@@ -554,10 +554,15 @@ def _test_scores(estimator, X_test, y_test):
     if is_classifier(estimator):
         _require_targets(y_test, estimator)
         proba = estimator.predict_proba(X_test)
-        # float32 softmax sums to 1 only within ~1e-7, which log_loss warns about.
-        proba = proba / proba.sum(axis=1, keepdims=True)
-        return {"test_accuracy": estimator.score(X_test, y_test),
-                "test_log_loss": log_loss(y_test, proba, labels=estimator.classes_)}
+        if np.ndim(y_test) == 2 and np.shape(y_test)[1] > 1:
+            # Multi-label: one probability per label; the log loss is the mean
+            # binary cross-entropy over samples and labels.
+            loss = log_loss(np.ravel(y_test), np.ravel(proba), labels=[0, 1])
+        else:
+            # float32 softmax sums to 1 only within ~1e-7, which log_loss warns about.
+            proba = proba / proba.sum(axis=1, keepdims=True)
+            loss = log_loss(y_test, proba, labels=estimator.classes_)
+        return {"test_accuracy": estimator.score(X_test, y_test), "test_log_loss": loss}
     if is_regressor(estimator):
         _require_targets(y_test, estimator)
         predicted = estimator.predict(X_test)

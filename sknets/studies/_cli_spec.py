@@ -88,7 +88,13 @@ SPEC = {'studies': [('architectures', 'MLP architectures and regularization'),
                           'early). (default: 200)'},
                  {'name': 'lr_schedule',
                   'kind': 'choice',
-                  'choices': ['constant', 'linear', 'exponential', 'step', 'cosine', 'plateau'],
+                  'choices': ['constant',
+                              'linear',
+                              'exponential',
+                              'step',
+                              'cosine',
+                              'plateau',
+                              'one_cycle'],
                   'help': 'Learning rate η_t of epoch `t` (`t = 0` first), set once per epoch: '
                           '"constant" η0; "linear" `max(η0 - lr_decay * t, lr_min)`; '
                           '"exponential" `max(η0 * exp(-lr_decay * t), lr_min)`; "step" '
