@@ -155,6 +155,11 @@ def _estimator_from(file, device):
     except (ValueError, TypeError, RuntimeError, OverflowError) as exc:  # cannot work (here)
         raise _archive.Refused(str(exc)) from None
     file.check_weights_size(spec)
+    if tables is not None:  # encoded only now that the sizes it implies are known to fit
+        try:
+            tables.build()
+        except ValueError as exc:
+            raise _archive.Refused(f"fitted.{exc}") from None
     state.history = estimator._history_frame(
         [{key: _archive.decode_float(record[key]) if key != "epoch" else record[key]
           for key in columns} for record in document["history"]])

@@ -501,3 +501,21 @@ def test_fuzzed_table_files_load_or_are_refused_by_name(saved_table, data):
             assert ("is not numeric" in str(exc) or "outputs are not finite" in str(exc)
                     or "feature names" in str(exc)), exc
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.slow
+def test_a_table_of_countless_categories_is_refused_by_size_before_it_is_encoded(
+        saved_table, tmp_path):
+    # 500,000 categories deflate to a few kilobytes; their embedding would need
+    # 100 MB of weights, which the file lacks: refused before any encoder is built.
+    document, weights = saved_table
+    document = json.loads(json.dumps(document))
+    city = next(entry for entry in document["fitted"]["tables"]["categorical"]
+                if entry["encoding"] == "embedding")
+    city["categories"] = ["c"] * 500_000
+    data = _model_file(document, weights)
+    assert len(data) < 2 * MiB
+    result = _measured_load(tmp_path, data, _model_file(*saved_table))
+    assert re.search(r"needs \d+ bytes of tensors", result["error"]), result["error"]
+    assert result["seconds"] < 5
+    assert result["grown"] < 64 * MiB

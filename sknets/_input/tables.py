@@ -261,18 +261,41 @@ class TableEncoder:
     [[1.0, 0.0, 0.0, 1.0], [3.0, 0.0, 1.0, 0.0], [2.0, 1.0, 0.0, 1.0]]
     """
 
-    def __init__(self, n_features, numeric, categorical):
+    def __init__(self, n_features, numeric, categorical, build=True):
         self.n_features = n_features
         self.numeric = numeric
         self.categorical = categorical
-        self._build()
+        self._ordinal = self._one_hot = None
+        if build:
+            self.build()
 
-    def _build(self):
-        """The scikit-learn encoders of the categorical columns, from their categories.
+    def build(self):
+        """Check the categories and build their scikit-learn encoders (once).
 
-        Fitted on the categories themselves, which are given explicitly:
-        the encoders of a fit and of a loaded file are the same.
+        The encoders are fitted on the categories themselves, which are
+        given explicitly: the encoders of a fit and of a loaded file are the
+        same. :meth:`from_data` leaves this to the caller, so that a file's
+        sizes are checked before its categories are encoded.
+
+        Raises
+        ------
+        ValueError
+            If a column repeats a category, or scikit-learn cannot encode them.
         """
+        if self._ordinal is not None:
+            return self
+        for i, entry in enumerate(self.categorical):
+            values = entry["categories"]
+            if len({(type(v).__name__, v) for v in values}) != len(values):
+                raise ValueError(f"tables.categorical[{i}].categories repeats a category")
+        try:
+            self._encoders()
+        except (TypeError, ValueError) as exc:  # categories scikit-learn cannot encode
+            self._ordinal = self._one_hot = None
+            raise ValueError(f"tables.categorical cannot be encoded ({exc})") from None
+        return self
+
+    def _encoders(self):
         self._ordinal, self._one_hot = [], []
         for entry in self.categorical:
             known = np.array(entry["categories"], dtype=object)
@@ -418,6 +441,7 @@ class TableEncoder:
         -------
         ndarray of float32, shape (n_samples, n_columns)
         """
+        self.build()
         X = _as_table(X)
         names = column_names(X)
         if X.shape[1] != self.n_features:
@@ -499,6 +523,9 @@ class TableEncoder:
     def from_data(cls, data):
         """The encoder that :meth:`to_data` described, checked field by field.
 
+        Its encoders are not built yet: call :meth:`build` (``transform``
+        does) once the sizes it implies are known to be sound.
+
         Raises
         ------
         ValueError
@@ -532,8 +559,6 @@ class TableEncoder:
                     for v in values)):
                 raise ValueError(f"{where}.categories must be a list of str, bool, int or "
                                  "finite float")
-            if len({(type(v).__name__, v) for v in values}) != len(values):
-                raise ValueError(f"{where}.categories repeats a category")
             if not isinstance(entry["missing"], bool):
                 raise ValueError(f"{where}.missing must be a bool")
             if entry["encoding"] not in ("one_hot", "embedding"):
@@ -546,10 +571,8 @@ class TableEncoder:
                 or sorted(columns) != list(range(n_features))):
             raise ValueError(f"tables must describe each of the {n_features} columns exactly "
                              "once")
-        try:
-            return cls(n_features, [dict(e) for e in numeric], [dict(e) for e in categorical])
-        except (TypeError, ValueError) as exc:  # categories scikit-learn cannot encode
-            raise ValueError(f"tables.categorical cannot be encoded ({exc})") from None
+        return cls(n_features, [dict(e) for e in numeric], [dict(e) for e in categorical],
+                   build=False)
 
 
 def _plain(value):
