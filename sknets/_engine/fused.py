@@ -28,7 +28,8 @@ _TINY = torch.finfo(torch.float32).tiny
 
 
 def _relu_grad(grad, out):
-    return grad.mul_(out > 0)
+    # One kernel: the gradient where the output is positive, 0 elsewhere.
+    return torch.ops.aten.threshold_backward(grad, out, 0)
 
 
 def _tanh_grad(grad, out):
@@ -43,12 +44,19 @@ def _identity_grad(grad, out):
     return grad
 
 
-_ACTIVATION_GRADS = {
-    nn.ReLU: _relu_grad,
-    nn.Tanh: _tanh_grad,
-    nn.Sigmoid: _sigmoid_grad,
-    nn.Identity: _identity_grad,
+def _identity(h):
+    return h
+
+
+# {activation module: (in-place function on a fresh tensor, gradient)}. The
+# functions are the modules' own operations without the module call.
+_ACTIVATIONS = {
+    nn.ReLU: (torch.relu_, _relu_grad),
+    nn.Tanh: (torch.tanh_, _tanh_grad),
+    nn.Sigmoid: (torch.sigmoid_, _sigmoid_grad),
+    nn.Identity: (_identity, _identity_grad),
 }
+_ACTIVATION_GRADS = {kind: grad for kind, (_, grad) in _ACTIVATIONS.items()}
 
 
 class _Layer:
@@ -57,6 +65,7 @@ class _Layer:
     def __init__(self, linear):
         self.linear = linear
         self.activation = None
+        self.activate = _identity
         self.activation_grad = _identity_grad
         self.dropout = 0.0
 
@@ -93,7 +102,7 @@ class FusedStep:
             elif type(child) in _ACTIVATION_GRADS and pending is not None \
                     and pending.activation is None and not pending.dropout:
                 pending.activation = child
-                pending.activation_grad = _ACTIVATION_GRADS[type(child)]
+                pending.activate, pending.activation_grad = _ACTIVATIONS[type(child)]
             elif type(child) is nn.Dropout and pending is not None and not pending.dropout:
                 pending.dropout = child.p
             else:
@@ -115,9 +124,7 @@ class FusedStep:
         h = X
         for layer in self.layers:
             inputs.append(h)
-            h = torch.addmm(layer.linear.bias, h, layer.linear.weight.t())
-            if layer.activation is not None:
-                h = layer.activation(h)
+            h = layer.activate(torch.addmm(layer.linear.bias, h, layer.linear.weight.t()))
             outs.append(h)
             noise = None
             if layer.dropout and layer.linear.training:
@@ -164,12 +171,12 @@ class FusedStep:
 def _cross_entropy(label_smoothing):
     def loss(out, target):
         log_proba = torch.log_softmax(out, 1)
-        values = -log_proba.gather(1, target.unsqueeze(1)).squeeze(1)
-        rows = torch.arange(len(out), device=out.device)
+        index = target.unsqueeze(1)
+        values = log_proba.gather(1, index).squeeze(1).neg_()
         if not label_smoothing:
-            grad = log_proba.exp_()
-            grad[rows, target] -= 1
-            return values, grad
+            # softmax - one_hot(target), the one-hot part as one scatter.
+            return values, log_proba.exp_().scatter_add_(1, index, _minus_ones(index))
+        rows = torch.arange(len(out), device=out.device)
         # torch's rule: (1 - s) * nll + s * (mean over the classes of -log p),
         # the cross-entropy against the target (1 - s) * one_hot + s / n_classes.
         n_classes = out.shape[1]
@@ -178,6 +185,20 @@ def _cross_entropy(label_smoothing):
         grad[rows, target] -= 1 - label_smoothing
         return values, grad
     return loss
+
+
+def _minus_ones(index):
+    """A tensor of -1 shaped and typed for ``scatter_add_`` at ``index`` (cached per shape)."""
+    key = (index.shape, index.device)
+    ones = _MINUS_ONES.get(key)
+    if ones is None:
+        if len(_MINUS_ONES) > 16:  # batch sizes of past fits
+            _MINUS_ONES.clear()
+        ones = _MINUS_ONES[key] = torch.full(index.shape, -1.0, device=index.device)
+    return ones
+
+
+_MINUS_ONES = {}
 
 
 def _binary_cross_entropy(label_smoothing):
