@@ -196,3 +196,49 @@ def test_huber_test_reaches_both_branches():
         module[-1].weight.mul_(4)
         residual = (module(X) - target).abs()
     assert (residual < 0.7).any() and (residual > 0.7).any()
+
+
+# --- the optimizer's update as one kernel call ----------------------------------
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_kernel_updates_as_optimizer_step_does(name):
+    from sknets._engine.build import optimizer as optimizer_for
+    from sknets._engine.net import AdamKernel
+
+    def run(kernel):
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(),
+                                     torch.nn.Linear(4, 3))
+        cls, kwargs = optimizer_for({"optimizer": name, "momentum": 0.9})
+        groups = [{"params": [module[0].weight], "weight_decay": 0.1},
+                  {"params": [module[0].bias, module[2].weight, module[2].bias]}]
+        opt = cls(groups, lr=0.01, **kwargs)
+        update = AdamKernel.build(opt) if kernel else opt.step
+        assert update is not None
+        X, y = torch.randn(20, 5), torch.randint(0, 3, (20,))
+        for step in range(5):
+            opt.param_groups[1]["lr"] = 0.01 / (step + 1)  # as a schedule sets it
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(module(X), y).backward()
+            update()
+        return [p.detach().clone() for p in module.parameters()], opt.state_dict()
+
+    (kernel_params, kernel_state), (step_params, step_state) = run(True), run(False)
+    for a, b in zip(kernel_params, step_params):
+        assert torch.equal(a, b)
+    for key, state in step_state["state"].items():
+        for field, value in state.items():
+            assert torch.equal(kernel_state["state"][key][field], value), field
+
+
+def test_adam_kernel_is_not_used_where_it_would_differ():
+    from sknets._engine.net import AdamKernel
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    assert AdamKernel.build(torch.optim.Adam(params, fused=False)) is None
+    assert AdamKernel.build(torch.optim.Adam(params, fused=True, amsgrad=True)) is None
+    assert AdamKernel.build(torch.optim.SGD(params, lr=0.1)) is None
+    hooked = torch.optim.Adam(params, fused=True)
+    hooked.register_step_post_hook(lambda *args: None)
+    assert AdamKernel.build(hooked) is None

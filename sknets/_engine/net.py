@@ -321,10 +321,11 @@ class TensorNet(NeuralNet):
     def train_step(self, batch, **fit_params):
         Xi, yi = batch
         fused = getattr(self, "_fused_step", None)
+        update = getattr(self, "_update", None) or self.optimizer_.step
         if fused is not None:
             loss = fused(Xi, *yi)
             self._clip_gradients()
-            self.optimizer_.step()
+            update()
             return {"loss": loss, "y_pred": None}
         y_pred = self.module_(Xi)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
@@ -332,7 +333,7 @@ class TensorNet(NeuralNet):
         self.optimizer_.zero_grad(set_to_none=True)
         total.backward()
         self._clip_gradients()
-        self.optimizer_.step()
+        update()
         return {"loss": loss, "y_pred": y_pred}
 
     def _clip_gradients(self):
@@ -429,6 +430,7 @@ class TensorNet(NeuralNet):
         self.interrupted_epoch_ = None
         self.divergence_ = None
         self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
+        self._update = AdamKernel.build(self.optimizer_)
         self._clipped = [p for p in self.module_.parameters() if p.requires_grad]
         self._loss_records = _loss_records(self.history)
         self._score_best = {} if self.scorer is None else _score_best(
@@ -450,7 +452,7 @@ class TensorNet(NeuralNet):
             # well; a warm-started fit must not inherit it.
             self.optimizer_.state.clear()
         finally:
-            self._fused_step = self._clipped = None
+            self._fused_step = self._clipped = self._update = None
         return self
 
     def _divergence(self, what, last_finite_loss):
@@ -543,6 +545,68 @@ def _score_best(history, key):
     """{key: highest finite score} of the epochs in ``history`` (empty if none)."""
     finite = [row[key] for row in history if np.isfinite(row.get(key, np.nan))]
     return {key: max(finite)} if finite else {}
+
+
+class AdamKernel:
+    """``optimizer.step()`` of a fused Adam or AdamW as one call of torch's kernel.
+
+    ``torch.optim.Adam(fused=True).step()`` spends more time in Python
+    (grouping the tensors, checking them, profiling hooks) than the fused
+    kernel spends updating a small MLP. This calls the same kernel with the
+    same arguments on the optimizer's own state, so the optimizer (its
+    state, its param groups and their learning rates, as schedules set them)
+    stays what torch's code reads and writes. The first step of a parameter,
+    which creates its state, and anything unusual go through
+    ``optimizer.step()``.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.kernel = (torch._fused_adamw_ if optimizer.param_groups[0]["decoupled_weight_decay"]
+                       else torch._fused_adam_)
+
+    @classmethod
+    def build(cls, optimizer):
+        """An ``AdamKernel`` for ``optimizer``, or None where it would not do what step() does."""
+        from torch.optim import optimizer as torch_optimizer
+
+        if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW):
+            return None
+        hooks = (optimizer._optimizer_step_pre_hooks, optimizer._optimizer_step_post_hooks,
+                 torch_optimizer._global_optimizer_pre_hooks,
+                 torch_optimizer._global_optimizer_post_hooks)
+        if any(hooks):
+            return None
+        groups = optimizer.param_groups
+        if any(not group["fused"] or group["amsgrad"] or group["maximize"] or
+               group["capturable"] or group["differentiable"] or torch.is_tensor(group["lr"])
+               or group["decoupled_weight_decay"] != groups[0]["decoupled_weight_decay"]
+               for group in groups):
+            return None
+        devices = {(p.device, p.dtype) for group in groups for p in group["params"]}
+        return cls(optimizer) if len(devices) == 1 else None
+
+    def __call__(self):
+        optimizer = self.optimizer
+        state = optimizer.state
+        calls = []
+        for group in optimizer.param_groups:
+            params = group["params"]
+            states = [state.get(p) for p in params]
+            if not all(states) or any(p.grad is None for p in params):
+                optimizer.step()  # creates the state; skips parameters without gradients
+                return
+            calls.append((group, params, states))
+        for group, params, states in calls:
+            steps = [s["step"] for s in states]
+            torch._foreach_add_(steps, 1)
+            beta1, beta2 = group["betas"]
+            self.kernel(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                        [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False,
+                        lr=group["lr"], beta1=beta1, beta2=beta2,
+                        weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+                        grad_scale=None, found_inf=None)
+        optimizer._opt_called = True  # what a learning-rate scheduler's wrapper of step() notes
 
 
 def _all_finite(state_dict):
