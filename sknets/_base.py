@@ -23,7 +23,8 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted, check_X_y, validate_data
+from sklearn.utils.validation import (_assert_all_finite, check_array, check_is_fitted, check_X_y,
+                                      validate_data)
 
 from . import _archive, _params
 from ._engine.build import OPTIMIZERS, build_net
@@ -374,8 +375,16 @@ class BaseNetwork(BaseEstimator):
         if tables is not None:
             _validated(checker, X, _NO_Y, reset=False, skip_check_array=True)
             return (*self._encoded(tables, X, y, missing_values), tables)
+        predicting = _is_no_y(y) and not reset
         X, y = _validated(checker, X, y, reset=reset, dtype=np.float32,
-                          ensure_all_finite="allow-nan", **self._y_kwargs(y))
+                          ensure_all_finite=False if predicting else "allow-nan",
+                          **self._y_kwargs(y))
+        if predicting and _sum_is_finite(X):
+            # One pass over X (a sum, on torch's threads) tells it holds no NaN
+            # and no infinity; only a non-finite sum pays for the detailed checks.
+            return X, None, None
+        if predicting:
+            _assert_all_finite(X, allow_nan=True, input_name="X")
         missing = nan_columns(X)
         if not missing:
             return X, y, None  # numeric arrays without NaN: no encoder at all
@@ -675,6 +684,15 @@ _NO_Y = "no_validation"
 
 def _is_no_y(y):
     return isinstance(y, str) and y == _NO_Y
+
+
+def _sum_is_finite(X):
+    """Whether the sum of the float32 array ``X`` is finite: then no value is NaN or infinite.
+
+    A finite array whose sum overflows float32 gives False too; the caller
+    then checks value by value.
+    """
+    return X.size == 0 or bool(torch.isfinite(torch.from_numpy(X).sum()))
 
 
 def _validated(checker, X, y, **kwargs):

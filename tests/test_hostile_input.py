@@ -210,3 +210,26 @@ def test_score_on_labels_of_another_kind_says_how_to_map_them():
                                          r"\(strings\): its classes_ are \['cat', 'dog', 'owl'\]"):
         clf.score(X, Y)
     assert 0 <= clf.score(X, names) <= 1
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("bad, message", [(np.inf, "infinity"), (np.nan, "NaN|missing")])
+def test_predict_refuses_non_finite_inputs_whatever_the_network_saturates(activation, bad,
+                                                                          message, blobs):
+    # tanh maps an infinite input to a finite output: the input must be checked,
+    # not only the outputs.
+    X, y = blobs
+    clf = MLPClassifier((8,), activation=activation, max_epochs=2, random_state=0,
+                        n_threads=1).fit(X, y)
+    X_bad = X[:5].copy()
+    X_bad[2, 1] = bad
+    with pytest.raises(ValueError, match=message):
+        clf.predict(X_bad)
+
+
+def test_predict_accepts_finite_inputs_whose_sum_overflows(blobs):
+    X, y = blobs
+    clf = MLPClassifier((8,), max_epochs=2, random_state=0, n_threads=1).fit(X, y)
+    huge = np.full((3, X.shape[1]), 3e38, dtype=np.float32)  # finite; the sum is not
+    with pytest.raises(ValueError, match="overflow float32 inside the network"):
+        clf.predict(huge)
