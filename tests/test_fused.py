@@ -242,3 +242,74 @@ def test_adam_kernel_is_not_used_where_it_would_differ():
     hooked = torch.optim.Adam(params, fused=True)
     hooked.register_step_post_hook(lambda *args: None)
     assert AdamKernel.build(hooked) is None
+
+
+# --- subnormal floats ---------------------------------------------------------------
+
+
+def test_training_flushes_denormals_and_leaves_the_setting_as_it_was():
+    from skorch.callbacks import Callback
+
+    from sknets._engine.resources import _flushing_denormals
+
+    class Seen(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            self.flushing_ = _flushing_denormals()
+
+    X = np.random.RandomState(0).rand(40, 3)
+    y = np.arange(40) % 2
+    seen = Seen()
+    assert not _flushing_denormals()
+    MLPClassifier((4,), max_epochs=1, n_threads=1, callbacks=[seen]).fit(X, y)
+    assert seen.flushing_  # during training
+    assert not _flushing_denormals()  # restored
+    torch.set_flush_denormal(True)
+    try:
+        MLPClassifier((4,), max_epochs=1, n_threads=1).fit(X, y)
+        assert _flushing_denormals()  # the caller's setting is kept
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_adam_on_inputs_with_dead_columns_keeps_no_subnormal_moments():
+    # Columns that are always 0 give weights whose gradient is 0: Adam's first
+    # moment decays by beta1 each step and, unflushed, passes through the
+    # subnormal range (below 1.2e-38) on its way to 0.
+    from skorch.callbacks import Callback
+
+    class Subnormals(Callback):
+        def on_train_begin(self, net, **kwargs):
+            self.counts_ = []
+
+        def on_batch_end(self, net, **kwargs):
+            state = net.optimizer_.state.values()
+            if state:
+                moments = torch.cat([s["exp_avg"].ravel() for s in state])
+                tiny = torch.finfo(torch.float32).tiny
+                self.counts_.append(int(((moments != 0) & (moments.abs() < tiny)).sum()))
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(1000, 6).astype(np.float32)
+    y = (X[:, 3] > 0.5).astype(int)
+    X[:, :3] = 0
+    X[:5, :3] = 1  # a few steps of gradient, then 0 for the rest of the epoch
+    seen = Subnormals()
+    MLPClassifier((8,), batch_size=1, max_epochs=1, lr=1e-2, shuffle=False, n_threads=1,
+                  random_state=0, callbacks=[seen]).fit(X, y)
+    assert len(seen.counts_) == 1000 and max(seen.counts_) == 0
+
+
+def test_without_flushing_the_moments_would_turn_subnormal():
+    # The premise of the test above, on the optimizer alone.
+    weight = torch.nn.Parameter(torch.zeros(8))
+    optimizer = torch.optim.Adam([weight], lr=1e-2, fused=True)
+    weight.grad = torch.full((8,), 1e-3)
+    optimizer.step()
+    weight.grad = torch.zeros(8)
+    tiny = torch.finfo(torch.float32).tiny
+    subnormal = False
+    for _ in range(1000):
+        optimizer.step()
+        moment = optimizer.state[weight]["exp_avg"]
+        subnormal |= bool(((moment != 0) & (moment.abs() < tiny)).any())
+    assert subnormal

@@ -33,6 +33,7 @@ from skorch.history import History
 from ..exceptions import DivergenceError
 from .callbacks import BestWeights, StopWhenStalled
 from .fused import FusedStep
+from .resources import flush_denormals
 
 EVAL_BATCH_SIZE = 65_536
 _TINY = torch.finfo(torch.float32).tiny
@@ -231,7 +232,7 @@ class TensorNet(NeuralNet):
             If the training loss or the weights became non-finite and no
             finite best epoch could be restored.
         """
-        with self._fitting(valid, metrics, min(self.batch_size, len(train))):
+        with self._fitting(valid, metrics, min(self.batch_size, len(train))), flush_denormals():
             self.partial_fit(train, None, epochs=epochs)
         tracker = self._callback(BestWeights)
         # A cut-short epoch (interrupt, divergence) can only be the last.
