@@ -471,6 +471,26 @@ def test_diamonds_from_the_raw_table(tabular_data_home):
     assert abs(raw - reference) <= 0.005
 
 
+@pytest.mark.slow
+def test_default_from_the_raw_table_scored_by_roc_auc(tabular_data_home):
+    # 3.3% of the rows default: the held-out quarter is stratified so that it
+    # holds its share of them.
+    from sklearn.metrics import roc_auc_score
+
+    frame = pd.read_csv(tabular_data_home / "default.csv")
+    y = frame.pop("default")
+    X_train, X_test, y_train, y_test = train_test_split(frame, y, test_size=0.25,
+                                                        random_state=0, stratify=y)
+    params = dict(early_stopping=True, scoring="roc_auc", random_state=0)
+    raw = MLPClassifier(**params).fit(X_train, y_train)
+    assert raw.history_["valid_roc_auc"].idxmax() + 1 == raw.best_epoch_
+    auc = roc_auc_score(y_test, raw.predict_proba(X_test)[:, 1])
+    piped = _pipeline(MLPClassifier(**params), ["student"], ["balance", "income"])
+    reference = roc_auc_score(y_test, piped.fit(X_train, y_train).predict_proba(X_test)[:, 1])
+    assert auc >= 0.95
+    assert abs(auc - reference) <= 0.005
+
+
 def test_the_embedding_module_matches_its_parts():
     torch.manual_seed(0)
     mlp = MLP(2 + 3, (4,), 1)
