@@ -108,3 +108,15 @@ def test_summary_batch_norm_estimator(mnist_shaped_classifier):
     assert table.total_params == sum(p.numel() for p in clf.module_.parameters()) + expected_stats
     torch.testing.assert_close(torch.tensor(table.trainable_params),
                                torch.tensor(sum(p.numel() for p in clf.module_.parameters())))
+
+
+def test_summary_of_a_model_fitted_on_a_table():
+    import pandas as pd
+
+    from sknets import MLPClassifier, summary
+
+    X = pd.DataFrame({"size": np.arange(30.0), "colour": list("xyz") * 10})
+    y = np.arange(30) % 2
+    text = str(summary(MLPClassifier((4,), max_epochs=1, random_state=0).fit(X, y)))
+    # one standardised number and three one-hot columns feed the first layer
+    assert "Total params: 30" in text

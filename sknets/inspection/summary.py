@@ -127,7 +127,7 @@ def summary(estimator_or_module, input_size=None):
         network = fitted_network(estimator_or_module)
         module, title = network.module_, type(network).__name__
         if input_size is None:
-            input_size = network.n_features_in_
+            input_size = network._input_width()
     if input_size is None:
         input_size = _first_in_features(module)
     layers = [(name, layer) for name, layer in module.named_modules()
