@@ -173,9 +173,12 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         L2 penalty strength, as above: its gradient is ``l2 * W``, which is
         torch's ``weight_decay=l2`` applied to the weight matrices only.
     clip_grad_norm : float or None, default=None
-        Largest Euclidean norm of the gradient of all parameters together:
+        Largest Euclidean norm of the gradient of all parameters together
+        (of the data loss plus the ``l1`` penalty, and ``l2`` with "adamw"):
         a larger gradient is scaled down to this norm before each step
-        (``torch.nn.utils.clip_grad_norm_``). ``None`` does not clip.
+        (``torch.nn.utils.clip_grad_norm_``). The ``l2`` of the other
+        optimizers is torch's ``weight_decay``, added by the optimizer after
+        clipping. ``None`` does not clip.
     optimizer : {OPTIMIZER_CHOICES}, default="adam"
         "sgd" is vanilla mini-batch gradient descent, "momentum" and
         "nesterov" are ``torch.optim.SGD`` with ``momentum`` (Nesterov's
@@ -196,14 +199,23 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         Number of passes over the training data (the most, when stopping
         early).
     lr_schedule : {SCHEDULE_CHOICES}, default="constant"
-        Learning rate η_t of epoch ``t`` (``t = 0`` first), set once per
-        epoch: "constant" η0; "linear" ``max(η0 - lr_decay * t, lr_min)``;
+        Learning rate η_t of epoch ``t`` (``t = 0`` first, counted over all
+        the network's epochs, so that a continued fit resumes the schedule):
+        "constant" η0; "linear" ``max(η0 - lr_decay * t, lr_min)``;
         "exponential" ``max(η0 * exp(-lr_decay * t), lr_min)``; "step"
         ``max(η0 * lr_gamma ** (t // lr_step_size), lr_min)``; "cosine"
         ``lr_min + (η0 - lr_min) * (1 + cos(pi * t / max_epochs)) / 2``;
-        "plateau" multiplies the rate by ``lr_gamma`` when the validation
-        loss (training loss without a validation set) has not improved for
-        ``lr_patience`` epochs, down to ``lr_min``.
+        "plateau" multiplies the rate by ``lr_gamma`` when the monitored
+        value (the ``scoring`` score, else the validation loss, else the
+        training loss) has not improved for ``lr_patience`` epochs, down to
+        ``lr_min``; "one_cycle" sets the rate of every batch as torch's
+        ``OneCycleLR`` over ``K = max_epochs * n_batches`` steps: up from
+        η0 / 25 to η0 along half a cosine over the first ``0.3 * K - 1``
+        steps, then down to η0 / 25 / 1e4 at step ``K - 1``; it schedules
+        the rate only (``momentum`` and Adam's betas stay as set). Early
+        stopping cuts the cycle short; a continued fit resumes it at epoch
+        ``n_epochs_ % max_epochs``, so a fit after a complete cycle runs a
+        new one. ``history_["lr"]`` is the rate of each epoch's last batch.
     lr_decay : float, default=0.0
         Slope ``k`` of "linear", rate ``λ`` of "exponential".
     lr_min : float, default=0.0
@@ -216,8 +228,14 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         Epochs without improvement before "plateau" lowers the rate.
     lr_warmup_epochs : int, default=0
         Epochs over which the learning rate rises linearly, batch by batch,
-        from ``lr / n_batches_of_warmup`` to the rate the schedule gives,
-        before the schedule takes over. 0 starts at full rate.
+        to the rate the schedule gives: batch ``k`` of the ``K =
+        lr_warmup_epochs * n_batches`` warmup batches uses ``(k + 1) / K``
+        times the schedule's rate (``lr / K`` first), then the schedule runs
+        alone. Works with every schedule (with "one_cycle" the two factors
+        multiply). The warmup counts the network's epochs, as the schedule
+        does: a continued fit past them does not warm up again, and
+        ``partial_fit`` warms up over its first ``lr_warmup_epochs`` calls.
+        0 starts at full rate.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified for
         classifiers) unless ``validation_data`` is given to ``fit``, and stop
@@ -231,7 +249,8 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         than ``tol`` for ``patience`` epochs (as scikit-learn's
         ``n_iter_no_change``); ``None`` always trains ``max_epochs`` epochs.
     tol : float, default=1e-4
-        Smallest loss decrease that counts as an improvement.
+        Smallest improvement of the monitored value (a loss decrease; a
+        score increase with ``scoring``) that counts.
     validation_fraction : float in (0, 1), default=0.1
         Share of the training data held out when ``early_stopping=True``.
     random_state : int, RandomState instance or None, default=None
@@ -273,8 +292,18 @@ TABLE_PARAMETERS_DOC = """scoring : str, callable or None, default=None
         scorer name (``"roc_auc"``, ``"f1"``, ``"neg_log_loss"``...) or a
         callable ``scorer(estimator, X, y)``. It is recorded in
         ``history_`` as ``valid_<name>`` (``valid_score`` for a callable),
-        and chooses ``best_epoch_`` (highest score) and when early stopping
-        stops. ``None`` uses the validation loss.
+        and chooses ``best_epoch_`` (highest score, whose weights are
+        restored), when early stopping stops (no increase by more than
+        ``tol`` for ``patience`` epochs) and when "plateau" lowers the rate.
+        ``None`` uses the validation loss. Without a validation set ``fit``
+        raises a ``ValueError``; ``sklearn.metrics.get_scorer_names()``
+        lists the names. The scorer gets a stand-in for the estimator whose
+        ``predict``/``predict_proba`` answer as the fitted estimator's
+        would, with ``X`` the network's outputs for the validation inputs
+        and ``y`` the validation targets as encoded: class indices
+        ``0..n_classes-1`` (the stand-in's ``classes_``; a binary score's
+        positive class is the second of ``classes_``), the 0/1 matrix of
+        multi-label targets, or a regressor's targets.
     categorical_features : "from_dtype", None, or array-like, default="from_dtype"
         Which columns of ``X`` are categorical. "from_dtype": the columns of
         a pandas DataFrame whose dtype is ``category``, ``object`` or

@@ -95,14 +95,21 @@ SPEC = {'studies': [('architectures', 'MLP architectures and regularization'),
                               'cosine',
                               'plateau',
                               'one_cycle'],
-                  'help': 'Learning rate η_t of epoch `t` (`t = 0` first), set once per epoch: '
+                  'help': 'Learning rate η_t of epoch `t` (`t = 0` first, counted over all the '
+                          "network's epochs, so that a continued fit resumes the schedule): "
                           '"constant" η0; "linear" `max(η0 - lr_decay * t, lr_min)`; '
                           '"exponential" `max(η0 * exp(-lr_decay * t), lr_min)`; "step" '
                           '`max(η0 * lr_gamma ** (t // lr_step_size), lr_min)`; "cosine" '
                           '`lr_min + (η0 - lr_min) * (1 + cos(pi * t / max_epochs)) / 2`; '
-                          '"plateau" multiplies the rate by `lr_gamma` when the validation '
-                          'loss (training loss without a validation set) has not improved for '
-                          '`lr_patience` epochs, down to `lr_min`. (default: constant)'},
+                          '"plateau" multiplies the rate by `lr_gamma` when the monitored '
+                          'value (the `scoring` score, else the validation loss, else the '
+                          'training loss) has not improved for `lr_patience` epochs, down to '
+                          '`lr_min`; "one_cycle" sets the rate of every batch as torch\'s '
+                          '`OneCycleLR` over `K = max_epochs * n_batches` steps: up from η0 / '
+                          '25 to η0 along half a cosine over the first `0.3 * K - 1` steps, '
+                          'then down to η0 / 25 / 1e4 at step `K - 1`; it schedules the rate '
+                          "only (`momentum` and Adam's betas stay as set). (default: "
+                          'constant)'},
                  {'name': 'lr_decay',
                   'kind': 'float',
                   'choices': None,
@@ -128,13 +135,16 @@ SPEC = {'studies': [('architectures', 'MLP architectures and regularization'),
                   'kind': 'int',
                   'choices': None,
                   'help': 'Epochs over which the learning rate rises linearly, batch by batch, '
-                          'from `lr / n_batches_of_warmup` to the rate the schedule gives, '
-                          'before the schedule takes over. (default: 0)'},
+                          'to the rate the schedule gives: batch `k` of the `K = '
+                          'lr_warmup_epochs * n_batches` warmup batches uses `(k + 1) / K` '
+                          "times the schedule's rate (`lr / K` first), then the schedule runs "
+                          'alone. (default: 0)'},
                  {'name': 'clip_grad_norm',
                   'kind': 'float_or_none',
                   'choices': None,
-                  'help': 'Largest Euclidean norm of the gradient of all parameters together: '
-                          'a larger gradient is scaled down to this norm before each step '
+                  'help': 'Largest Euclidean norm of the gradient of all parameters together '
+                          '(of the data loss plus the `l1` penalty, and `l2` with "adamw"): a '
+                          'larger gradient is scaled down to this norm before each step '
                           '(`torch.nn.utils.clip_grad_norm_`). (default: none)'},
                  {'name': 'early_stopping',
                   'kind': 'bool',
@@ -150,8 +160,8 @@ SPEC = {'studies': [('architectures', 'MLP architectures and regularization'),
                  {'name': 'tol',
                   'kind': 'float',
                   'choices': None,
-                  'help': 'Smallest loss decrease that counts as an improvement. (default: '
-                          '0.0001)'},
+                  'help': 'Smallest improvement of the monitored value (a loss decrease; a '
+                          'score increase with `scoring`) that counts. (default: 0.0001)'},
                  {'name': 'scoring',
                   'kind': 'float_or_none',
                   'choices': None,
