@@ -72,6 +72,9 @@ _LABEL_TYPES = {"i": int, "u": int, "b": bool, "f": (int, float), "U": str,
 # Fitted attributes every model file holds; the target state's depend on the estimator.
 FITTED = ("n_features_in_", "best_epoch_", "n_epochs_", "fit_seconds_")
 OPTIONAL_FITTED = ("feature_names_in_", "tables")
+# Target-state attributes a model file holds only when they are set: a
+# classifier trained on a multi-label indicator matrix has ``_multilabel``.
+OPTIONAL_TARGETS = {"classes_": ("_multilabel",)}
 
 
 class Refused(ValueError):
@@ -172,7 +175,8 @@ def _encode_classes(classes):
     return {"dtype": classes.dtype.str, "values": values}
 
 
-_ENCODE_TARGET = {"classes_": _encode_classes, "n_outputs_": int, "_y_1d": bool}
+_ENCODE_TARGET = {"classes_": _encode_classes, "n_outputs_": int, "_y_1d": bool,
+                  "_multilabel": bool}
 
 
 def _write_zip(file, model, weights):
@@ -419,7 +423,10 @@ def decode_fitted(fitted, target_names, model_bytes):
     ``target_names`` are the target-state attributes the estimator has;
     ``model_bytes`` is the size of ``model.json``, which bounds the labels' array.
     """
-    _expect_keys(fitted, set(FITTED) | set(target_names), "fitted", optional=OPTIONAL_FITTED)
+    optional_targets = tuple(name for target in target_names
+                             for name in OPTIONAL_TARGETS.get(target, ()))
+    _expect_keys(fitted, set(FITTED) | set(target_names), "fitted",
+                 optional=OPTIONAL_FITTED + optional_targets)
     n_features = fitted["n_features_in_"]
     if not (_is_int(n_features) and n_features >= 1):
         raise Refused(f"fitted.n_features_in_ must be a positive int; got {n_features!r}")
@@ -439,6 +446,13 @@ def decode_fitted(fitted, target_names, model_bytes):
     targets = {}
     if "classes_" in target_names:
         targets["classes_"] = _decode_classes(fitted["classes_"], model_bytes)
+        if "_multilabel" in fitted:
+            classes = targets["classes_"]
+            if not (fitted["_multilabel"] is True and classes.dtype.kind in "iu"
+                    and np.array_equal(classes, np.arange(len(classes)))):
+                raise Refused("fitted._multilabel must be true, with classes_ the label "
+                              "indices 0, 1, ..., n_labels - 1")
+            targets["_multilabel"] = True
     if "n_outputs_" in target_names:
         n_outputs, y_1d = fitted["n_outputs_"], fitted["_y_1d"]
         if not (_is_int(n_outputs) and n_outputs >= 1):

@@ -96,7 +96,8 @@ class FittedState:
     feature_names_in : ndarray of str or None
     targets : dict
         The task's target state, as fitted attributes: ``{"classes_": ...}``
-        for a classifier, ``{"n_outputs_": ..., "_y_1d": ...}`` for a
+        for a classifier (with ``"_multilabel": True`` for one trained on
+        a multi-label indicator matrix), ``{"n_outputs_": ..., "_y_1d": ...}`` for a
         regressor, ``{}`` for an autoencoder.
     history : pandas.DataFrame
         One row per complete epoch (``history_``).

@@ -175,12 +175,6 @@ def test_pickle_round_trip(multilabel, fitted):
     assert clone(fitted).get_params() == fitted.get_params()
 
 
-_NEEDS_FLAG_IN_FILES = pytest.mark.skipif(
-    "_multilabel" not in getattr(_archive, "_ENCODE_TARGET", {}),
-    reason="sknets/_archive.py does not save the multi-label flag (fitted._multilabel) yet")
-
-
-@_NEEDS_FLAG_IN_FILES
 def test_save_and_load_round_trip(multilabel, fitted):
     X, _ = multilabel
     buffer = io.BytesIO()
@@ -192,7 +186,6 @@ def test_save_and_load_round_trip(multilabel, fitted):
     np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
 
 
-@_NEEDS_FLAG_IN_FILES
 @pytest.mark.parametrize("flag, classes", [(False, None), ("yes", None), (True, [1, 2, 3, 4])])
 def test_a_tampered_flag_is_refused(multilabel, fitted, flag, classes):
     buffer = io.BytesIO()
