@@ -276,7 +276,8 @@ class BaseNetwork(BaseEstimator):
                                 previous=None if previous is None else previous.net,
                                 previous_optimizer=None if previous is None else
                                 previous.params["optimizer"],
-                                scorer=self._epoch_scorer(targets, valid is not None))
+                                scorer=self._epoch_scorer(targets, valid is not None)
+                                if epochs else None)
                 outcome = None
                 if epochs:
                     metrics = None if valid is None else self._valid_metrics(valid.y)
@@ -466,7 +467,10 @@ class BaseNetwork(BaseEstimator):
         return TabularNetwork(network, tables.n_dense, tables.embeddings)
 
     def _warn_if_cut_short(self, outcome):
-        restored = (f"the weights of epoch {outcome.best_epoch} (lowest validation loss) were "
+        scoring = self._fitted.params.get("scoring")
+        best = ("lowest validation loss" if scoring is None else
+                f"highest valid_{scoring if isinstance(scoring, str) else 'score'}")
+        restored = (f"the weights of epoch {outcome.best_epoch} ({best}) were "
                     "restored" if outcome.restored else
                     "the weights are those at the interruption")
         if outcome.divergence is not None:

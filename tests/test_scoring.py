@@ -251,3 +251,10 @@ def test_a_score_undefined_on_the_validation_set_says_so():
                                          "scikit-learn says: y_true and y_prob"):
         clf.fit(X, y, validation_data=(X[y < 2][:20], y[y < 2][:20]))
     assert not hasattr(clf, "n_epochs_")
+
+
+def test_initialize_needs_no_validation_set_for_scoring():
+    X = np.random.RandomState(0).rand(20, 3)
+    y = np.arange(20) % 2
+    clf = MLPClassifier((4,), scoring="roc_auc").initialize(X, y)
+    assert clf.n_epochs_ == 0
