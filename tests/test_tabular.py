@@ -447,7 +447,7 @@ def test_penguins_from_the_raw_table(tabular_data_home):
     y = frame.pop("species")
     X_train, X_test, y_train, y_test = train_test_split(frame, y, test_size=0.25,
                                                         random_state=0)
-    params = dict(hidden_layers=(32,), lr=1e-2, max_epochs=100, random_state=0)
+    params = dict(random_state=0)  # the defaults
     raw = MLPClassifier(**params).fit(X_train, y_train).score(X_test, y_test)
     numeric = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
     piped = _pipeline(MLPClassifier(**params), ["island", "sex"], numeric)
@@ -462,7 +462,7 @@ def test_diamonds_from_the_raw_table(tabular_data_home):
     y = np.log(frame.pop("price"))
     X_train, X_test, y_train, y_test = train_test_split(frame, y, test_size=0.25,
                                                         random_state=0)
-    params = dict(hidden_layers=(64, 64), batch_size=128, max_epochs=60, random_state=0)
+    params = dict(random_state=0)  # the defaults
     raw = MLPRegressor(**params).fit(X_train, y_train).score(X_test, y_test)
     piped = _pipeline(MLPRegressor(**params), ["cut", "color", "clarity"],
                       ["carat", "depth", "table", "x", "y", "z"])
