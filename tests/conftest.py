@@ -79,3 +79,23 @@ def blobs():
 
     X, y = make_blobs(n_samples=300, centers=3, n_features=5, random_state=0)
     return X.astype(np.float64), y
+
+
+class _FixedScores:
+    """A validation scorer with the engine's interface (``name``, ``__call__(outputs,
+    y_valid)``) that returns given values, one per epoch."""
+
+    name = "score"
+
+    def __init__(self, values):
+        self.values, self.calls = list(values), 0
+
+    def __call__(self, outputs, y_valid):
+        self.calls += 1
+        return self.values[self.calls - 1]
+
+
+@pytest.fixture(scope="session")
+def fixed_scores():
+    """A scorer class for the engine: ``fixed_scores([0.1, 0.5, ...])`` scores epoch i with the i-th value."""
+    return _FixedScores

@@ -80,22 +80,11 @@ def test_fitted_estimator_with_bar_pickles(blobs):
     np.testing.assert_array_equal(clone.predict(X), clf.predict(X))
 
 
-class _FixedScores:
-    """A validation scorer (the engine's interface) returning given values, one per epoch."""
-
-    name = "score"
-
-    def __init__(self, values):
-        self.values, self.calls = list(values), 0
-
-    def __call__(self, outputs, y_valid):
-        self.calls += 1
-        return self.values[self.calls - 1]
 
 
-def test_with_a_scorer_the_log_marks_the_epochs_of_the_highest_score(blobs, capsys):
+def test_with_a_scorer_the_log_marks_the_epochs_of_the_highest_score(blobs, capsys, fixed_scores):
     X, y = blobs
-    scorer = _FixedScores([0.2, 0.1, 0.7, 0.7, 0.3])
+    scorer = fixed_scores([0.2, 0.1, 0.7, 0.7, 0.3])
 
     class Scored(MLPClassifier):
         def _epoch_scorer(self, targets, has_valid):

@@ -134,13 +134,13 @@ def test_warmup_works_with_every_optimizer_and_every_parameter_group(blobs, opti
         np.testing.assert_allclose(group, expected, rtol=1e-12)
 
 
-def test_plateau_goes_on_from_its_own_rate_during_a_warmup(blobs):
+def test_plateau_goes_on_from_its_own_rate_during_a_warmup(blobs, fixed_scores):
     X, y = blobs
     rates = RecordRates()
     # A score that never improves: with lr_patience=0 every epoch after the
     # first halves the rate, from the schedule's rate, not the warmup's fraction.
     lr = 0.01
-    clf = _scored(MLPClassifier, Sequence([0.5] * 4))(
+    clf = _scored(MLPClassifier, fixed_scores([0.5] * 4))(
         **FAST, lr=lr, batch_size=50, max_epochs=4, early_stopping=True, patience=None,
         lr_warmup_epochs=3, lr_schedule="plateau", lr_patience=0, lr_gamma=0.5,
         callbacks=[rates]).fit(X, y)
@@ -240,17 +240,6 @@ def test_one_cycle_with_warmup_multiplies_the_two(blobs):
 # --- the validation scorer, engine side -----------------------------------------------------
 
 
-class Sequence:
-    """A scorer that returns given values, one per epoch."""
-
-    name = "score"
-
-    def __init__(self, values):
-        self.values, self.calls = list(values), 0
-
-    def __call__(self, outputs, y_valid):
-        self.calls += 1
-        return self.values[self.calls - 1]
 
 
 class Accuracy:
@@ -291,11 +280,11 @@ class Snapshots(Callback):
         self.weights.append({k: v.clone() for k, v in net.module_.state_dict().items()})
 
 
-def test_the_best_epoch_is_the_highest_score_and_its_weights_are_restored(blobs):
+def test_the_best_epoch_is_the_highest_score_and_its_weights_are_restored(blobs, fixed_scores):
     X, y = blobs
     snapshots = Snapshots()
     values = [0.1, 0.5, 0.3, 0.9, 0.2, 0.4]
-    clf = _scored(MLPClassifier, Sequence(values))(
+    clf = _scored(MLPClassifier, fixed_scores(values))(
         **FAST, max_epochs=6, early_stopping=True, patience=None, callbacks=[snapshots]
     ).fit(X, y)
     history = clf.net_.history
@@ -328,22 +317,22 @@ def test_regressors_and_autoencoders_are_scored_too(blobs, estimator_class):
                                rtol=1e-5)
 
 
-def test_early_stopping_stops_when_the_score_stalls(blobs):
+def test_early_stopping_stops_when_the_score_stalls(blobs, fixed_scores):
     X, y = blobs
     values = [0.1, 0.5, 0.50005, 0.4, 0.5, 0.9]
-    clf = _scored(MLPClassifier, Sequence(values))(
+    clf = _scored(MLPClassifier, fixed_scores(values))(
         **FAST, max_epochs=6, early_stopping=True, patience=3, tol=1e-4).fit(X, y)
     # Epochs 3 to 5 do not beat 0.5 by more than tol.
     assert clf.n_epochs_ == 5 and clf.best_epoch_ == 3
 
 
-def test_plateau_lowers_the_rate_when_the_score_stalls(blobs):
+def test_plateau_lowers_the_rate_when_the_score_stalls(blobs, fixed_scores):
     X, y = blobs
-    rising = _scored(MLPClassifier, Sequence([0.1, 0.2, 0.3, 0.4]))(
+    rising = _scored(MLPClassifier, fixed_scores([0.1, 0.2, 0.3, 0.4]))(
         **FAST, lr=0.01, max_epochs=4, early_stopping=True, patience=None,
         lr_schedule="plateau", lr_patience=0, lr_gamma=0.5).fit(X, y)
     assert rising.history_["lr"].tolist() == [0.01] * 4
-    flat = _scored(MLPClassifier, Sequence([0.5] * 4))(
+    flat = _scored(MLPClassifier, fixed_scores([0.5] * 4))(
         **FAST, lr=0.01, max_epochs=4, early_stopping=True, patience=None,
         lr_schedule="plateau", lr_patience=0, lr_gamma=0.5).fit(X, y)
     np.testing.assert_allclose(flat.history_["lr"], [0.01, 0.01, 0.005, 0.0025])
