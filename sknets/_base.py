@@ -11,6 +11,7 @@ Subclasses say only what differs per task: how targets are encoded, which
 module and loss to build, and which validation score to keep.
 """
 
+import contextlib
 import copy
 import time
 import warnings
@@ -381,21 +382,34 @@ class BaseNetwork(BaseEstimator):
         X, y = _validated(checker, X, y, reset=reset, dtype=np.float32,
                           ensure_all_finite=False if predicting else "allow-nan",
                           **self._y_kwargs(y))
-        if predicting and _sum_is_finite(X):
-            # One pass over X (a sum, on torch's threads) tells it holds no NaN
-            # and no infinity; only a non-finite sum pays for the detailed checks.
-            return X, None, None
         if predicting:
-            _assert_all_finite(X, allow_nan=True, input_name="X")
+            # No pass over X here: _run checks the first layer's outputs, which
+            # are not finite wherever X is not, and only then reads X value by value.
+            return X, None, None
         missing = nan_columns(X)
         if not missing:
             return X, y, None  # numeric arrays without NaN: no encoder at all
-        names = [column_names(X)[j] if getattr(checker, "feature_names_in_", None) is None
-                 else str(checker.feature_names_in_[j]) for j in missing]
         if missing_values == "error" or not reset:
-            raise missing_values_error(names, fitted_without=missing_values != "error")
+            raise self._missing_values_error(checker, X, missing, missing_values)
         tables = TableEncoder.fit(X, None, params["one_hot_max_categories"], False, missing_values)
         return tables.transform(X), y, tables
+
+    def _missing_values_error(self, checker, X, missing, missing_values):
+        """The error for the columns ``missing`` (positions) of ``X`` that hold NaN."""
+        names = [column_names(X)[j] if getattr(checker, "feature_names_in_", None) is None
+                 else str(checker.feature_names_in_[j]) for j in missing]
+        return missing_values_error(names, fitted_without=missing_values != "error")
+
+    def _refuse_non_finite(self, X):
+        """Raise the error naming what is not finite in the validated float32 array ``X``.
+
+        Returns quietly if every value is finite.
+        """
+        _assert_all_finite(X, allow_nan=True, input_name="X")
+        missing = nan_columns(X)
+        if missing:
+            raise self._missing_values_error(
+                self, X, missing, self._fitted.params.get("missing_values", "error"))
 
     def _y_kwargs(self, y):
         """The class's ``validate_data`` options about ``y``, when there is a ``y``."""
@@ -635,7 +649,12 @@ class BaseNetwork(BaseEstimator):
                     check_finite_outputs(parts[-1], chunk)
                 return torch.cat(parts)
             X_tensor = to_tensor(as_float(X), net.device)
-            outputs = net.forward_all(X_tensor, module)
+            with _first_layer_finiteness(net.module_ if module is None else module) as finite:
+                outputs = net.forward_all(X_tensor, module)
+        if not finite():
+            # A NaN or an infinity in a row of X makes that row of the first
+            # layer's outputs non-finite, whatever the later layers saturate.
+            self._refuse_non_finite(X)
         check_finite_outputs(outputs, X_tensor)
         return outputs
 
@@ -691,13 +710,27 @@ def _is_no_y(y):
     return isinstance(y, str) and y == _NO_Y
 
 
-def _sum_is_finite(X):
-    """Whether the sum of the float32 array ``X`` is finite: then no value is NaN or infinite.
+@contextlib.contextmanager
+def _first_layer_finiteness(module):
+    """Yield ``finite()``: whether every output of ``module``'s first linear layer was finite.
 
-    A finite array whose sum overflows float32 gives False too; the caller
-    then checks value by value.
+    The first layer reads every input of a row: a NaN or an infinity in the
+    inputs makes the row's outputs NaN or infinite (``inf * 0`` is NaN), so
+    checking them, a tenth of the inputs' size or less, checks the inputs too.
     """
-    return X.size == 0 or bool(torch.isfinite(torch.from_numpy(X).sum()))
+    flags = []
+    first = next((m for m in module.modules() if isinstance(m, torch.nn.Linear)), None)
+    if first is None:
+        yield lambda: True
+        return
+    # A sum per batch: one reduction, no mask. A finite sum means finite
+    # values; an overflowing one only sends the caller to the detailed checks.
+    handle = first.register_forward_hook(
+        lambda layer, inputs, output: flags.append(output.sum()))
+    try:
+        yield lambda: not flags or bool(torch.isfinite(torch.stack(flags)).all())
+    finally:
+        handle.remove()
 
 
 def _validated(checker, X, y, **kwargs):
