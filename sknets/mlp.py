@@ -6,19 +6,17 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-import scipy.sparse
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import get_scorer, get_scorer_names
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from ._base import NETWORK_CONSTRAINTS, NETWORK_PARAMETERS_DOC, BaseNetwork
 from ._engine.losses import REGRESSION_LOSSES, ClassificationLoss, log_link, regression_loss
 from ._engine.modules import MLP
-from ._input import (check_labels, fit_labels, fit_outputs, label_index, output_matrix,
-                     stratify_labels)
+from ._input import (check_labels, dense_labels, fit_labels, fit_outputs, indicator_matrix,
+                     label_index, output_matrix, stratify_labels, target_kind)
 from ._params import TABLE_PARAMETERS_DOC, InstanceOf, Interval, Options, as_widths, plain
 
 
@@ -310,8 +308,8 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         self.callbacks = callbacks
 
     def _fit_targets(self, y, classes=None):
-        y = _dense_labels(y)
-        if _target_kind(y) != "multilabel-indicator":
+        y = dense_labels(y)
+        if target_kind(y) != "multilabel-indicator":
             return {"classes_": fit_labels(y, classes)}
         labels = np.arange(y.shape[1])
         if classes is not None and not np.array_equal(np.asarray(classes), labels):
@@ -322,11 +320,11 @@ class MLPClassifier(ClassifierMixin, _SupervisedNetwork):
         return {"classes_": labels, "_multilabel": True}
 
     def _encode_targets(self, y, targets):
-        y = _dense_labels(y)
+        y = dense_labels(y)
         if targets.get("_multilabel", False):
-            return _indicator_matrix(y, len(targets["classes_"]))
+            return indicator_matrix(y, len(targets["classes_"]))
         if y.ndim == 2 and y.shape[1] > 1:
-            kind = _target_kind(y)
+            kind = target_kind(y)
             if kind == "multilabel-indicator":
                 raise ValueError(
                     f"y is a multi-label indicator matrix, but this classifier was fitted on "
@@ -506,38 +504,6 @@ def _subset_accuracy_sum(y_pred, y_true):
     """Samples of the batch whose labels are all predicted right (scikit-learn's
     ``accuracy_score`` of indicator matrices, once divided by the sample count)."""
     return {"accuracy": ((y_pred > 0) == (y_true > 0.5)).all(dim=1).sum()}
-
-
-def _target_kind(y):
-    """scikit-learn's ``type_of_target``; "unknown" for labels that cannot be sorted together."""
-    if y.ndim != 2 or y.shape[1] < 2:
-        return "single label"  # not an indicator matrix; fit_labels checks the labels
-    try:
-        return type_of_target(y)
-    except TypeError:  # e.g. str and int labels mixed
-        return "unknown"
-
-
-def _dense_labels(y):
-    """``y`` as a NumPy array; a sparse indicator matrix becomes dense."""
-    return y.toarray() if scipy.sparse.issparse(y) else np.asarray(y)
-
-
-def _indicator_matrix(y, n_labels):
-    """Multi-label targets as the float32 0/1 matrix the binary cross-entropy expects."""
-    kind = _target_kind(y)
-    if kind != "multilabel-indicator" or y.shape[1] != n_labels:
-        if kind == "multilabel-indicator":
-            got = f"one of {y.shape[1]} columns"
-        elif kind == "single label":
-            got = "one label per sample"
-        else:
-            got = f"{kind} of shape {y.shape}"
-        raise ValueError(
-            f"This classifier was fitted on a multi-label indicator matrix of {n_labels} "
-            f"columns (0 or 1 per label); y is {got}. Pass y of that form, or fit a new "
-            "classifier (warm_start=False, or fit instead of partial_fit).")
-    return y.astype(np.float32)
 
 
 def _class_probabilities(outputs, multilabel):

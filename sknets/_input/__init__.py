@@ -7,13 +7,13 @@ take as they come (categorical and string columns, missing values,
 standardised numeric columns).
 """
 
-from .arrays import (as_float, check_finite_outputs, check_labels, encode_labels,
-                     encode_outputs, fit_labels, fit_outputs, label_index, output_matrix,
-                     stratify_labels)
+from .arrays import (as_float, check_finite_outputs, check_labels, dense_labels, encode_labels,
+                     encode_outputs, fit_labels, fit_outputs, indicator_matrix, label_index,
+                     output_matrix, stratify_labels, target_kind)
 from .tables import TableEncoder
 
 __all__ = [
-    "TableEncoder", "as_float", "check_finite_outputs", "check_labels", "encode_labels",
-    "encode_outputs", "fit_labels", "fit_outputs", "label_index", "output_matrix",
-    "stratify_labels",
+    "TableEncoder", "as_float", "check_finite_outputs", "check_labels", "dense_labels",
+    "encode_labels", "encode_outputs", "fit_labels", "fit_outputs", "indicator_matrix",
+    "label_index", "output_matrix", "stratify_labels", "target_kind",
 ]

@@ -21,14 +21,16 @@ every array crosses on its way into torch:
   finite instead of returning NaN predictions.
 
 Targets become the arrays a loss expects here too: class indices
-(:func:`encode_labels`) or a matrix of outputs (:func:`encode_outputs`),
+(:func:`encode_labels`), the 0/1 matrix of multi-label targets
+(:func:`indicator_matrix`) or a matrix of outputs (:func:`encode_outputs`),
 shared by the torch estimators and the NumPy reference (``sknets.reference``)
 so that both read ``y`` by the same rules.
 """
 
 import numpy as np
+import scipy.sparse
 import torch
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
 
 def as_float(array, dtype=np.float32, name="X"):
@@ -114,6 +116,38 @@ def check_finite_outputs(outputs, X):
             f"magnitude (up to {largest:.3g} here) overflow float32 inside the network. "
             "Scale X (e.g. with sklearn.preprocessing.StandardScaler) before fit and predict."
         )
+
+
+def target_kind(y):
+    """scikit-learn's ``type_of_target``; "unknown" for labels that cannot be sorted together."""
+    if y.ndim != 2 or y.shape[1] < 2:
+        return "single label"  # not an indicator matrix; fit_labels checks the labels
+    try:
+        return type_of_target(y)
+    except TypeError:  # e.g. str and int labels mixed
+        return "unknown"
+
+
+def dense_labels(y):
+    """``y`` as a NumPy array; a sparse indicator matrix becomes dense."""
+    return y.toarray() if scipy.sparse.issparse(y) else np.asarray(y)
+
+
+def indicator_matrix(y, n_labels):
+    """Multi-label targets as the float32 0/1 matrix the binary cross-entropy expects."""
+    kind = target_kind(y)
+    if kind != "multilabel-indicator" or y.shape[1] != n_labels:
+        if kind == "multilabel-indicator":
+            got = f"one of {y.shape[1]} columns"
+        elif kind == "single label":
+            got = "one label per sample"
+        else:
+            got = f"{kind} of shape {y.shape}"
+        raise ValueError(
+            f"This classifier was fitted on a multi-label indicator matrix of {n_labels} "
+            f"columns (0 or 1 per label); y is {got}. Pass y of that form, or fit a new "
+            "classifier (warm_start=False, or fit instead of partial_fit).")
+    return y.astype(np.float32)
 
 
 def fit_labels(y, classes=None):
