@@ -39,7 +39,7 @@ from ._input.tables import (column_names, missing_values_error, nan_columns, nee
                             sparse_missing_error)
 from ._params import InstanceOf, Interval, LayerWidths, Options
 from .exceptions import DivergenceWarning, TrainingInterruptedWarning
-from .model_selection import holdout_indices
+from ._input.splits import holdout_indices
 
 # Constraints shared by every network estimator; subclasses extend the dict.
 NETWORK_CONSTRAINTS = {

@@ -1,10 +1,34 @@
-"""Splitting data into training, validation and test sets."""
+"""Splitting data, and hyper-parameter searches that train many small networks as one.
 
+:func:`train_val_test_split` and :func:`holdout_indices` split data.
+:class:`GridSearchCV` and :class:`RandomizedSearchCV` are scikit-learn's
+searches, with the same parameters and results; candidates that differ only
+in ``lr``, ``l2`` and ``momentum`` are trained together, as one stacked
+network per cross-validation split (see ``docs/stacked-search.md``).
+"""
+
+import copy
 import numbers
+import os
+import pickle
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from numbers import Integral
 
+import joblib
 import numpy as np
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+import sklearn
+from sklearn import model_selection as _sk
+from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.model_selection import check_cv, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing, check_random_state
+
+from ._engine.stacked import stackable, train_stacked
+from ._input.splits import holdout_indices
+from .mlp import MLPClassifier, MLPRegressor
 
 
 def _check_sizes(sizes):
@@ -91,35 +115,336 @@ def train_val_test_split(
     return [part for i in range(n_outputs) for part in (train[i], val[i], test[i])]
 
 
-def holdout_indices(n_samples, validation_fraction, rng, stratify=None):
-    """Indices ``(train, valid)`` of the validation set held out for early stopping.
+# --- searches ------------------------------------------------------------------
 
-    ``train`` is sorted, so the training samples keep their order.
+# The parameters stacked candidates may differ in: each member keeps its own
+# optimizer, whose learning rate, momentum and weight decay they set.
+_FREE = ("lr", "l2", "momentum")
+# What a stacked network may be: the rest trains one fit per candidate.
+_STACKED_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
+_REQUIRED = {"optimizer": ("sgd", "momentum", "adam"), "lr_schedule": ("constant",),
+             "lr_warmup_epochs": (0,), "clip_grad_norm": (None,), "dropout": (0, 0.0),
+             "batch_norm": (False,), "early_stopping": (False,), "scoring": (None,),
+             "callbacks": (None,), "warm_start": (False,), "l1": (0, 0.0),
+             "activation": _STACKED_ACTIVATIONS, "device": ("cpu",),
+             "verbose": (0, False)}
+# The fit parameter that tells a stand-in which rows it trains on.
+_ROWS = "sknets_stacked_rows"
 
-    Parameters
+
+def _network(estimator):
+    """The sknets network ``estimator`` trains (itself, or a Pipeline's last step), or None."""
+    if isinstance(estimator, Pipeline):
+        estimator = estimator.steps[-1][1]
+    return estimator if type(estimator) in (MLPClassifier, MLPRegressor) else None
+
+
+def _stack_key(estimator):
+    """What candidates must share to train as one stacked network, or None if it cannot."""
+    network = _network(estimator)
+    if network is None:
+        return None
+    params = network.get_params(deep=False)
+    random_state = params["random_state"]
+    if not isinstance(random_state, Integral) or isinstance(random_state, bool):
+        return None
+    for name, allowed in _REQUIRED.items():
+        if name in params and params[name] not in allowed:
+            return None
+    if type(network) is MLPClassifier and (params["class_weight"] is not None
+                                           or params["label_smoothing"]):
+        return None
+    if type(network) is MLPRegressor and params["loss"] != "squared_error":
+        return None
+    shared = {name: value for name, value in params.items() if name not in _FREE}
+    steps = None
+    if isinstance(estimator, Pipeline):
+        steps = [estimator.steps[:-1], estimator.memory, estimator.verbose]
+    return joblib.hash((type(network).__name__, shared, steps))
+
+
+def _plain_array(X):
+    """Whether ``X`` is a dense, finite, numeric 2-D ndarray (what stacking trains on)."""
+    return (isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiub"
+            and bool(np.isfinite(X).all()))
+
+
+def _fit_stacked(networks, X, y):
+    """Train ``networks`` (unfitted, sharing all but ``lr``, ``l2``, ``momentum``) as one.
+
+    Returns one fitted network per member, or None for a member a separate
+    fit must train (its loss diverged); None instead of the list when the
+    networks or data turn out not to stack.
+    """
+    start = time.perf_counter()
+    for network in networks:
+        network.initialize(X, y)  # the separate fit's seed, weights, optimizer
+    states = [network._get_fitted_state() for network in networks]
+    first, state = networks[0], states[0]
+    if any(s.tables is not None or not stackable(s.net.module_, s.net.criterion_)
+           for s in states):
+        return None
+    X_checked, y_checked, _ = first._check_input(copy.copy(first), X, y, state.params,
+                                                 reset=True, tables=None)
+    encoded = first._encode_targets(y_checked, state.targets)
+    if type(first) is MLPClassifier and encoded.ndim != 1:
+        return None  # multi-label targets
+    X_tensor, y_tensor = first._tensors(X_checked, encoded, "cpu")
+    params = state.params
+    records = train_stacked([s.net for s in states], X_tensor, y_tensor,
+                            epochs=params["max_epochs"], batch_size=params["batch_size"],
+                            shuffle=params["shuffle"], seed=state.seed,
+                            patience=params["patience"], tol=params["tol"],
+                            n_threads=params["n_threads"])
+    seconds = (time.perf_counter() - start) / len(networks)
+    fitted = []
+    for network, s, record in zip(networks, states, records):
+        if record.failed:
+            fitted.append(None)
+            continue
+        columns = network._history_columns(s.params)
+        rows = [{"epoch": epoch, "train_loss": loss, "lr": float(s.params["lr"]),
+                 "seconds": took}
+                for epoch, (loss, took) in enumerate(zip(record.train_loss, record.seconds), 1)]
+        s.net.restore_history(rows, columns)
+        if record.generator_state is not None:
+            s.net.generator.set_state(record.generator_state)
+        network._set_fitted_state(replace(
+            s, history=network._history_frame(s.net.history_records(columns), s.params),
+            best_epoch=record.best_epoch, fit_seconds=seconds))
+        fitted.append(network)
+    return fitted
+
+
+def _train_group(estimator, candidates, X, y, train, store):
+    """Train one group of candidates on the rows ``train`` and store the fitted ones.
+
+    Returns ``{file name: fit seconds}`` of the candidates stored.
+    """
+    X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
+    members = [clone(estimator).set_params(**clone(c, safe=False)) for c in candidates]
+    if isinstance(estimator, Pipeline):
+        start = time.perf_counter()
+        head = members[0][:-1]
+        X_train = head.fit_transform(X_train, y_train)
+        head_seconds = time.perf_counter() - start
+        if not _plain_array(X_train):
+            return {}
+        networks = [member.steps[-1][1] for member in members]
+    else:
+        head_seconds, networks = 0.0, members
+    fitted = _fit_stacked(networks, X_train, y_train)
+    if fitted is None:
+        return {}
+    stored = {}
+    for candidate, member, network in zip(candidates, members, fitted):
+        if network is None:
+            continue
+        if isinstance(estimator, Pipeline):
+            member.steps = [*head.steps, member.steps[-1]]
+        name = _entry(candidate, train)
+        with open(os.path.join(store, name), "wb") as file:
+            pickle.dump(member, file, protocol=pickle.HIGHEST_PROTOCOL)
+        stored[name] = network.fit_seconds_ + head_seconds / len(members)
+    return stored
+
+
+def _entry(candidate, rows):
+    """File name of a candidate's network fitted on ``rows``."""
+    return f"{joblib.hash(candidate)}-{joblib.hash(np.asarray(rows, dtype=np.int64))}.pkl"
+
+
+class _Served(BaseEstimator):
+    """Stand-in for the search's estimator: serves a fit the stacked training stored.
+
+    Its ``fit`` loads the estimator stored for its parameters and rows (the
+    fit parameter ``sknets_stacked_rows``) from ``store``, or fits
+    ``estimator`` when none is stored (the candidates that do not stack,
+    and the refit). Everything else is the fitted estimator's.
+    """
+
+    def __init__(self, estimator, store=None):
+        self.estimator = estimator
+        self.store = store
+
+    def set_params(self, **params):
+        own = {name: params.pop(name) for name in list(params)
+               if name in ("estimator", "store") or name.startswith("estimator__")}
+        super().set_params(**own)
+        if params:
+            self.estimator.set_params(**params)
+            self.__dict__.setdefault("candidate_", {}).update(params)
+        return self
+
+    def fit(self, X, y=None, **fit_params):
+        rows = fit_params.pop(_ROWS, None)
+        path = None
+        if rows is not None and self.store is not None:
+            path = os.path.join(self.store, _entry(self.__dict__.get("candidate_", {}), rows))
+        if path is not None and os.path.exists(path):
+            with open(path, "rb") as file:
+                self.fitted_ = pickle.load(file)  # written by this search
+        else:
+            self.fitted_ = self.estimator.fit(X, y, **fit_params)
+        return self
+
+    def __sklearn_tags__(self):
+        return self.estimator.__sklearn_tags__()
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("estimator", "store", "fitted_", "candidate_"):
+            raise AttributeError(name)
+        fitted = self.__dict__.get("fitted_")
+        target = fitted if fitted is not None else self.__dict__.get("estimator")
+        if target is None:
+            raise AttributeError(name)
+        return getattr(target, name)
+
+
+class _StackedSearch:
+    """What :class:`GridSearchCV` and :class:`RandomizedSearchCV` add to scikit-learn's."""
+
+    def fit(self, X, y=None, **params):
+        """Run the search, training candidates that can share a run as one network.
+
+        As scikit-learn's ``fit``; see the class docstring for what is
+        trained together.
+        """
+        groups = params.pop("groups", None)
+        stacking = (not params and not sklearn.get_config()["enable_metadata_routing"]
+                    and _network(self.estimator) is not None and _plain_array(X)
+                    and y is not None)
+        self.n_stacked_groups_, self.n_stacked_fits_ = 0, 0
+        if not stacking:
+            return super().fit(X, y, **params, **({} if groups is None else {"groups": groups}))
+        estimator, store = self.estimator, tempfile.mkdtemp(prefix="sknets-search-")
+        self._stacking = {"estimator": estimator, "X": X, "y": y, "groups": groups,
+                          "store": store, "seconds": {}}
+        self.estimator = _Served(estimator, store)
+        try:
+            super().fit(X, y, groups=groups, **{_ROWS: np.arange(len(X))})
+        finally:
+            self.estimator = estimator
+            stacked, self._stacking = self._stacking, None
+            shutil.rmtree(store, ignore_errors=True)
+        if hasattr(self, "best_estimator_"):
+            self.best_estimator_ = self.best_estimator_.fitted_
+        self._report_fit_times(stacked)
+        return self
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        # scikit-learn passes callback_ctx to searches that name it (1.9 on).
+        kwargs = {} if callback_ctx is None else {"callback_ctx": callback_ctx}
+        stacking = getattr(self, "_stacking", None)
+        if stacking is None:
+            return super()._run_search(evaluate_candidates, **kwargs)
+
+        def evaluate(candidate_params, cv=None, *args, **more):
+            candidate_params = list(candidate_params)
+            self._train_stacked(candidate_params, cv, stacking)
+            return evaluate_candidates(candidate_params, cv, *args, **more)
+
+        return super()._run_search(evaluate, **kwargs)
+
+    def _train_stacked(self, candidates, cv, stacking):
+        """Train the groups of ``candidates`` on every split and store the fits."""
+        estimator, X, y = stacking["estimator"], stacking["X"], stacking["y"]
+        groups = {}
+        for candidate in candidates:
+            key = _stack_key(clone(estimator).set_params(**clone(candidate, safe=False)))
+            if key is not None:
+                groups.setdefault(key, {})[joblib.hash(candidate)] = candidate
+        groups = [list(group.values()) for group in groups.values() if len(group) > 1]
+        if not groups:
+            return
+        cv = check_cv(self.cv if cv is None else cv, y, classifier=is_classifier(estimator))
+        splits = [train for train, _ in cv.split(X, y, stacking["groups"])]
+        stored = joblib.Parallel(n_jobs=self.n_jobs)(
+            joblib.delayed(_train_group)(estimator, group, X, y, train, stacking["store"])
+            for group in groups for train in splits)
+        for entries in stored:
+            stacking["seconds"].update(entries)
+        self.n_stacked_groups_ += len(groups)
+        self.n_stacked_fits_ += sum(len(entries) for entries in stored)
+        stacking["splits"] = splits
+
+    def _report_fit_times(self, stacking):
+        """Put each stacked fit's share of its group's training time into ``cv_results_``."""
+        splits, seconds = stacking.get("splits"), stacking["seconds"]
+        if not splits or not hasattr(self, "cv_results_"):
+            return
+        results = self.cv_results_
+        for i, candidate in enumerate(results["params"]):
+            times = [seconds.get(_entry(candidate, train)) for train in splits]
+            if all(t is not None for t in times):
+                results["mean_fit_time"][i] = np.mean(times)
+                results["std_fit_time"][i] = np.std(times)
+
+
+class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
+    """scikit-learn's ``GridSearchCV``, training candidates that can share a run as one network.
+
+    Same parameters, attributes and results as
+    :class:`sklearn.model_selection.GridSearchCV`. When the estimator is an
+    sknets :class:`~sknets.MLPClassifier` or :class:`~sknets.MLPRegressor`
+    (or a ``Pipeline`` ending in one), candidates that differ only in
+    ``lr``, ``l2`` and ``momentum`` are trained together, as one stacked
+    network per cross-validation split, each as its own ``fit`` would train
+    it (same initial weights, batches, optimizer and stopping); they are
+    scored as scikit-learn scores any fitted estimator. Every other
+    candidate, and the refit, is fitted on its own. What stacks is listed in
+    ``docs/stacked-search.md``.
+
+    Attributes
     ----------
-    n_samples : int
-    validation_fraction : float in (0, 1)
-    rng : numpy.random.RandomState
-    stratify : array-like of shape (n_samples,) or None
-        Class of each sample, for a stratified split.
+    n_stacked_groups_ : int
+        Groups of candidates trained together (each on every split).
+    n_stacked_fits_ : int
+        Candidate-split fits trained in a stacked network; the others
+        (``len(cv_results_["params"]) * n_splits_`` in all) were separate fits.
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from sknets.model_selection import holdout_indices
-    >>> train, valid = holdout_indices(10, 0.2, np.random.RandomState(0))
-    >>> len(train), len(valid), list(train) == sorted(train)
-    (8, 2, True)
+    >>> from sklearn.datasets import load_digits
+    >>> from sknets import MLPClassifier
+    >>> from sknets.model_selection import GridSearchCV
+    >>> X, y = load_digits(return_X_y=True)
+    >>> search = GridSearchCV(MLPClassifier((32,), max_epochs=3, random_state=0),
+    ...                       {"lr": [1e-3, 3e-3], "l2": [0.0, 1e-4]}, cv=3)
+    >>> search.fit(X / 16, y).n_stacked_groups_
+    1
+    >>> sorted(search.best_params_)
+    ['l2', 'lr']
     """
-    try:
-        train, valid = train_test_split(np.arange(n_samples), test_size=validation_fraction,
-                                        random_state=rng, stratify=stratify)
-    except ValueError as exc:
-        raise ValueError(
-            f"Cannot hold out validation_fraction={validation_fraction} of "
-            f"{n_samples} samples for early stopping ({exc}). Pass validation_data, "
-            "raise validation_fraction, or set early_stopping=False."
-        ) from exc
-    train.sort()
-    return train, valid
+
+
+class RandomizedSearchCV(_StackedSearch, _sk.RandomizedSearchCV):
+    """scikit-learn's ``RandomizedSearchCV``, training candidates that can share a run as one.
+
+    Same parameters, attributes and results as
+    :class:`sklearn.model_selection.RandomizedSearchCV`; candidates are
+    grouped and trained as in :class:`GridSearchCV`.
+
+    Attributes
+    ----------
+    n_stacked_groups_ : int
+        Groups of candidates trained together (each on every split).
+    n_stacked_fits_ : int
+        Candidate-split fits trained in a stacked network.
+
+    Examples
+    --------
+    >>> from scipy.stats import loguniform
+    >>> from sklearn.datasets import load_digits
+    >>> from sknets import MLPClassifier
+    >>> from sknets.model_selection import RandomizedSearchCV
+    >>> X, y = load_digits(return_X_y=True)
+    >>> search = RandomizedSearchCV(MLPClassifier((32,), max_epochs=3, random_state=0),
+    ...                             {"lr": loguniform(1e-4, 1e-2)}, n_iter=4, cv=3,
+    ...                             random_state=0)
+    >>> search.fit(X / 16, y).n_stacked_fits_
+    12
+    """
+
+
+__all__ = ["GridSearchCV", "RandomizedSearchCV", "holdout_indices", "train_val_test_split"]

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._input import encode_labels, encode_outputs, stratify_labels
 from .._params import InstanceOf, Interval, LayerWidths, Options, as_widths, validate_params
-from ..model_selection import holdout_indices
+from .._input.splits import holdout_indices
 from .backprop import ACTIVATIONS, LOSSES, forward, log_softmax, loss_and_gradients
 from .training import (
     OPTIMIZERS,

@@ -1,0 +1,240 @@
+"""Several plain MLPs of one shape trained as one stacked network.
+
+A grid search over learning rates and penalties trains many small networks
+that differ only in how they are updated: same shape, same initial weights
+(the same ``random_state``), same mini-batches. Trained one after another,
+each spends most of its time in per-operation overhead; stacked, ``K`` of
+them cost about what one wider network costs. :func:`train_stacked` holds
+the weights of layer ``i`` of all members as one ``(K, out, in)`` tensor:
+the first layer of all members is one wide matrix product (they read the
+same batch), the others are batched products (``torch.baddbmm``), and the
+gradients are derived by hand as in :class:`~sknets._engine.fused.FusedStep`.
+
+Each member keeps its own torch optimizer, the very one a separate fit
+builds (its learning rate, momentum, weight decay and state): the members'
+parameters are rebound as views of the stacked tensors, so every member's
+``optimizer.step()`` (or Adam's fused kernel) updates its slice in place.
+A member's training loss, stopping (``StopWhenStalled``) and best epoch
+(``BestWeights`` on the training loss) follow the separate fit's rules; a
+stopped member is no longer updated. Numerically a member agrees with a
+separate fit to float32 rounding (the same operations, batched).
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .fused import _ACTIVATIONS
+from .losses import ClassificationLoss
+from .net import AdamKernel
+from .resources import ThreadLimit, flush_denormals, training_flops
+
+
+@dataclass
+class MemberRecord:
+    """How one member's training went: one entry per complete epoch.
+
+    Attributes
+    ----------
+    train_loss : list of float
+    seconds : list of float
+        The epoch's wall time divided among the members trained in it.
+    best_epoch : int
+        Epoch of the lowest training loss (the first such), 0 before any.
+    failed : bool
+        The training loss or the weights became non-finite: a separate fit
+        would raise, so the caller fits this member on its own.
+    generator_state : torch.Tensor or None
+        State of the batch-order generator after the member's last epoch.
+    """
+
+    train_loss: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    best_epoch: int = 0
+    failed: bool = False
+    generator_state: torch.Tensor | None = None
+
+
+def stackable(module, criterion):
+    """Whether :func:`train_stacked` can train ``module`` with ``criterion``.
+
+    A plain ``nn.Sequential`` of ``Linear`` layers, each hidden one followed
+    by one element-wise activation the fused step knows, and a bare linear
+    output; the softmax cross-entropy on class indices (no label smoothing)
+    or the squared error.
+    """
+    if not (type(criterion) is ClassificationLoss and not criterion.label_smoothing) \
+            and type(criterion) is not nn.MSELoss:
+        return False
+    if type(module) is not nn.Sequential and not (
+            isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward):
+        return False
+    children = list(module)
+    if not children or type(children[-1]) is not nn.Linear:
+        return False
+    kinds = [type(child) for child in children[:-1]]
+    return (len(kinds) % 2 == 0 and all(kind is nn.Linear for kind in kinds[0::2])
+            and all(kind in _ACTIVATIONS for kind in kinds[1::2]))
+
+
+def train_stacked(nets, X, y, *, epochs, batch_size, shuffle, seed, patience, tol,
+                  n_threads=None):
+    """Train the initialised ``nets`` together, as separate fits would train each.
+
+    Parameters
+    ----------
+    nets : list of TensorNet
+        Initialised nets whose modules have the same shape (checked by
+        :func:`stackable`) and start from the weights a separate fit starts
+        from; each net's ``optimizer_`` is used for its own updates.
+    X : torch.Tensor of shape (n_samples, n_features)
+    y : torch.Tensor
+        Class indices (int64) or float32 targets.
+    epochs : int
+    batch_size : int
+    shuffle : bool
+    seed : int
+        Seed of the batch order (the same for every member).
+    patience : int or None
+        Stop a member after ``patience`` epochs without its training loss
+        improving by more than ``tol``.
+    tol : float
+    n_threads : int or None
+        Thread budget (see :class:`~sknets._engine.resources.ThreadLimit`).
+
+    Returns
+    -------
+    list of MemberRecord
+        One per net. On return every member's parameters are tensors of
+        their own again, holding its trained weights.
+    """
+    modules = [net.module_ for net in nets]
+    layers = [[child for child in module if type(child) is nn.Linear] for module in modules]
+    activations = [_ACTIVATIONS[type(child)] for child in list(modules[0])[1:-1:2]]
+    weights, biases, weight_grads, bias_grads = [], [], [], []
+    for i in range(len(layers[0])):
+        weights.append(torch.stack([member[i].weight.detach() for member in layers]))
+        biases.append(torch.stack([member[i].bias.detach() for member in layers]))
+        weight_grads.append(torch.zeros_like(weights[-1]))
+        bias_grads.append(torch.zeros_like(biases[-1]))
+        for k, member in enumerate(layers):
+            member[i].weight.data, member[i].weight.grad = weights[i][k], weight_grads[i][k]
+            member[i].bias.data, member[i].bias.grad = biases[i][k], bias_grads[i][k]
+    classify = type(nets[0].criterion_) is ClassificationLoss
+    updates = [AdamKernel.build(net.optimizer_) or net.optimizer_.step for net in nets]
+    records = [MemberRecord() for _ in nets]
+    size = min(batch_size, len(X))
+    flops = training_flops(modules[0], size) * len(nets)
+    try:
+        with ThreadLimit(n_threads, work=flops), flush_denormals(), torch.no_grad():
+            _epochs(weights, biases, weight_grads, bias_grads, activations, classify, updates,
+                    records, X, y, epochs=epochs, size=size, shuffle=shuffle, seed=seed,
+                    patience=patience, tol=tol)
+    finally:
+        for member in layers:
+            for layer in member:
+                for parameter in (layer.weight, layer.bias):
+                    parameter.data, parameter.grad = parameter.data.clone(), None
+    for record, member in zip(records, layers):
+        if not all(bool(torch.isfinite(layer.weight).all() and torch.isfinite(layer.bias).all())
+                   for layer in member):
+            record.failed = True
+    return records
+
+
+def _epochs(weights, biases, weight_grads, bias_grads, activations, classify, updates, records,
+            X, y, *, epochs, size, shuffle, seed, patience, tol):
+    n, k_all = len(X), len(updates)
+    generator = torch.Generator().manual_seed(seed)
+    starts = list(range(0, n, size)) + [n]
+    sizes = torch.tensor([stop - start for start, stop in zip(starts[:-1], starts[1:])],
+                         dtype=torch.float64)
+    active = list(range(k_all))
+    best = [math.inf] * k_all
+    stall = [(math.inf, 0)] * k_all
+    for epoch in range(1, epochs + 1):
+        begin = time.perf_counter()
+        order = torch.randperm(n, generator=generator) if shuffle else None
+        losses = []
+        for start, stop in zip(starts[:-1], starts[1:]):
+            if order is None:
+                X_batch, y_batch = X[start:stop], y[start:stop]
+            else:
+                index = order[start:stop]
+                X_batch, y_batch = X.index_select(0, index), y.index_select(0, index)
+            losses.append(_step(weights, biases, weight_grads, bias_grads, activations,
+                                classify, X_batch, y_batch))
+            for k in active:
+                updates[k]()
+        # As TensorNet.run_single_epoch: batch losses weighted by batch size, in float64.
+        values = ((torch.stack(losses).double() * sizes[:, None]).sum(0) / sizes.sum()).tolist()
+        seconds = (time.perf_counter() - begin) / len(active)
+        state = generator.get_state()
+        still = []
+        for k in active:
+            record, loss = records[k], values[k]
+            if not math.isfinite(loss):
+                record.failed = True  # a separate fit raises DivergenceError
+                continue
+            record.train_loss.append(loss)
+            record.seconds.append(seconds)
+            record.generator_state = state
+            if loss < best[k]:
+                best[k], record.best_epoch = loss, epoch
+            if patience is not None:
+                lowest, misses = stall[k]
+                lowest, misses = (loss, 0) if loss < lowest - tol else (lowest, misses + 1)
+                stall[k] = (lowest, misses)
+                if misses >= patience:
+                    continue
+            still.append(k)
+        active = still
+        if not active:
+            break
+
+
+def _step(weights, biases, weight_grads, bias_grads, activations, classify, X, y):
+    """Losses ``(K,)`` of one batch; fills the stacked gradients."""
+    n_members, batch = weights[0].shape[0], len(X)
+    last = len(weights) - 1
+    outs = []
+    h = None
+    for i, (weight, bias) in enumerate(zip(weights, biases)):
+        if i == 0:
+            # All members read the same batch: one wide product.
+            z = torch.addmm(bias.reshape(-1), X, weight.reshape(-1, weight.shape[2]).t())
+            z = z.view(batch, n_members, -1).transpose(0, 1)
+        else:
+            z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        if i < last:
+            h = activations[i][0](z)
+            outs.append(h)
+    loss, grad = (_cross_entropy if classify else _squared_error)(z, y)
+    for i in range(last, -1, -1):
+        if i == 0:
+            wide = grad.transpose(0, 1).reshape(batch, -1)
+            torch.mm(wide.t(), X, out=weight_grads[0].view(-1, X.shape[1]))
+            torch.sum(wide, 0, out=bias_grads[0].view(-1))
+            break
+        torch.bmm(grad.transpose(1, 2), outs[i - 1], out=weight_grads[i])
+        torch.sum(grad, 1, out=bias_grads[i])
+        grad = activations[i - 1][1](torch.bmm(grad, weights[i]), outs[i - 1])
+    return loss
+
+
+def _cross_entropy(out, target):
+    """Mean softmax cross-entropy per member and its gradient, ``out`` of shape (K, B, C)."""
+    log_proba = torch.log_softmax(out, 2)
+    index = target.view(1, -1, 1).expand(out.shape[0], -1, 1)
+    loss = log_proba.gather(2, index).squeeze(2).mean(1).neg_()
+    grad = log_proba.exp_().scatter_add_(2, index, torch.full(index.shape, -1.0))
+    return loss, grad.div_(out.shape[1])
+
+
+def _squared_error(out, target):
+    """Mean squared error per member and its gradient, ``out`` of shape (K, B, C)."""
+    residual = out - target.reshape(out.shape[1:])
+    return residual.pow(2).mean((1, 2)), residual.mul_(2 / (out.shape[1] * out.shape[2]))
