@@ -13,6 +13,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from numbers import Integral
@@ -128,6 +129,7 @@ _REQUIRED = {"optimizer": ("sgd", "momentum", "adam"), "lr_schedule": ("constant
              "callbacks": (None,), "warm_start": (False,), "l1": (0, 0.0),
              "activation": _STACKED_ACTIVATIONS, "device": ("cpu",),
              "verbose": (0, False)}
+_SEEDING = threading.Lock()
 # The fit parameter that tells a stand-in which rows it trains on.
 _ROWS = "sknets_stacked_rows"
 
@@ -177,8 +179,11 @@ def _fit_stacked(networks, X, y):
     networks or data turn out not to stack.
     """
     start = time.perf_counter()
-    for network in networks:
-        network.initialize(X, y)  # the separate fit's seed, weights, optimizer
+    # The separate fit's seed, weights and optimizer. The weights are drawn
+    # from torch's process-wide generator: threads of a search take turns.
+    with _SEEDING:
+        for network in networks:
+            network.initialize(X, y)
     states = [network._get_fitted_state() for network in networks]
     first, state = networks[0], states[0]
     if any(s.tables is not None or not stackable(s.net.module_, s.net.criterion_)

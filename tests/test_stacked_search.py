@@ -1,0 +1,245 @@
+"""Searches that train candidates as one stacked network: each member as its own fit.
+
+A member trained in a stacked network must be the estimator a separate
+``fit`` with the same parameters gives (weights, batches, optimizer,
+stopping, history), and the searches must give scikit-learn's results.
+"""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import loguniform
+from sklearn import model_selection as sk
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sknets import MLPClassifier, MLPRegressor, load
+from sknets.model_selection import GridSearchCV, RandomizedSearchCV, _fit_stacked
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:360] / 16, y[:360]
+
+
+def _separate(base, candidate, X, y):
+    return clone(base).set_params(**candidate).fit(X, y)
+
+
+def _assert_same_fit(stacked, separate, X):
+    h1, h2 = stacked.history_, separate.history_
+    assert list(h1.columns) == list(h2.columns)
+    assert len(h1) == len(h2)
+    np.testing.assert_allclose(h1["train_loss"], h2["train_loss"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(h1["lr"], h2["lr"])
+    np.testing.assert_array_equal(h1["epoch"], h2["epoch"])
+    assert stacked.best_epoch_ == separate.best_epoch_
+    assert stacked.n_epochs_ == separate.n_epochs_
+    if hasattr(separate, "predict_proba"):
+        p1, p2 = stacked.predict_proba(X), separate.predict_proba(X)
+        np.testing.assert_array_equal(p1.argmax(1), p2.argmax(1))
+        np.testing.assert_allclose(p1, p2, atol=1e-5)
+    else:
+        np.testing.assert_allclose(stacked.predict(X), separate.predict(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("hidden, activation", [((16, 8), "relu"), ((12,), "tanh"),
+                                                ((), "identity")])
+def test_member_is_its_separate_fit(digits, optimizer, hidden, activation):
+    X, y = digits
+    # patience=2 with tol=0.01 stops some members early (checked below).
+    base = MLPClassifier(hidden, activation=activation, optimizer=optimizer, max_epochs=8,
+                         batch_size=32, patience=2, tol=1e-2, random_state=3)
+    candidates = [dict(lr=lr, l2=l2, momentum=momentum) for lr in (1e-3, 5e-2)
+                  for l2 in (0.0, 1e-2) for momentum in (0.5, 0.9)]
+    fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y)
+    for candidate, member in zip(candidates, fitted):
+        assert member.get_params()["lr"] == candidate["lr"]
+        _assert_same_fit(member, _separate(base, candidate, X, y), X)
+    if optimizer == "sgd" and activation == "relu":
+        assert {member.n_epochs_ for member in fitted} == {3, 8}  # stopping per member
+
+
+def test_member_is_its_separate_fit_regressor(digits):
+    X, _ = digits
+    y = X[:, :3] @ np.array([1.0, -2.0, 0.5])
+    base = MLPRegressor((8,), max_epochs=6, batch_size=50, shuffle=False, random_state=1)
+    candidates = [dict(lr=1e-3), dict(lr=1e-2, l2=1e-3)]
+    fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y)
+    for candidate, member in zip(candidates, fitted):
+        _assert_same_fit(member, _separate(base, candidate, X, y), X)
+
+
+def test_member_continues_saves_and_pickles_as_a_fit(digits, tmp_path):
+    X, y = digits
+    base = MLPClassifier((8,), optimizer="adam", max_epochs=3, random_state=0)
+    candidates = [dict(lr=1e-3), dict(lr=1e-2)]
+    member = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y)[1]
+    separate = _separate(base, candidates[1], X, y)
+    # warm_start continues from the optimizer's state and the batch order.
+    for estimator in (member, separate):
+        estimator.set_params(warm_start=True, max_epochs=2).fit(X, y)
+    _assert_same_fit(member, separate, X)
+    member.save(tmp_path / "member.sknets")
+    np.testing.assert_array_equal(load(tmp_path / "member.sknets").predict(X), member.predict(X))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(member)).predict(X),
+                                  member.predict(X))
+    assert isinstance(member.history_, pd.DataFrame)
+
+
+def _compare(ours, theirs, tol=1e-4):
+    assert sorted(ours.cv_results_) == sorted(theirs.cv_results_)
+    assert ours.cv_results_["params"] == theirs.cv_results_["params"]
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               theirs.cv_results_["mean_test_score"], atol=tol)
+    np.testing.assert_array_equal(ours.cv_results_["rank_test_score"],
+                                  theirs.cv_results_["rank_test_score"])
+    assert ours.best_params_ == theirs.best_params_
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_grid_search_gives_scikit_learns_results(digits, optimizer):
+    X, y = digits
+    base = MLPClassifier((16,), optimizer=optimizer, max_epochs=4, random_state=0)
+    grid = {"lr": [1e-3, 1e-2, 1e-1], "l2": [0.0, 1e-3]}
+    ours = GridSearchCV(base, grid, cv=3, return_train_score=True).fit(X, y)
+    theirs = sk.GridSearchCV(base, grid, cv=3, return_train_score=True, n_jobs=1).fit(X, y)
+    _compare(ours, theirs)
+    np.testing.assert_allclose(ours.cv_results_["mean_train_score"],
+                               theirs.cv_results_["mean_train_score"], atol=1e-4)
+    assert ours.n_stacked_groups_ == 1
+    assert ours.n_stacked_fits_ == 6 * 3
+    assert np.all(ours.cv_results_["mean_fit_time"] > 0)
+    # refit trains the best candidate on all the data, as scikit-learn does.
+    assert type(ours.best_estimator_) is MLPClassifier
+    np.testing.assert_allclose(ours.best_estimator_.predict_proba(X),
+                               theirs.best_estimator_.predict_proba(X), atol=1e-6)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+def test_only_the_refit_is_a_separate_fit(digits, monkeypatch):
+    X, y = digits
+    calls = []
+    fit = MLPClassifier.fit
+    monkeypatch.setattr(MLPClassifier, "fit", lambda self, *a, **k: calls.append(1) or
+                        fit(self, *a, **k))
+    GridSearchCV(MLPClassifier((8,), max_epochs=2, random_state=0),
+                 {"lr": [1e-3, 1e-2], "momentum": [0.5, 0.9]}, cv=2).fit(X, y)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("grid", [
+    {"dropout": [0.0, 0.2]},  # groups of one
+    {"hidden_layers": [(8,), (12,)]},
+    {"lr": [1e-3, 1e-2], "early_stopping": [True]},
+    {"lr": [1e-3, 1e-2], "lr_schedule": ["cosine"]},
+], ids=["dropout", "hidden_layers", "early_stopping", "schedule"])
+def test_candidates_outside_the_slice_fall_back(digits, grid):
+    X, y = digits
+    base = MLPClassifier((8,), max_epochs=3, random_state=0)
+    ours = GridSearchCV(base, grid, cv=2).fit(X, y)
+    assert ours.n_stacked_fits_ == 0
+    _compare(ours, sk.GridSearchCV(base, grid, cv=2).fit(X, y), tol=0)
+
+
+def test_mixed_grid_stacks_what_it_can(digits):
+    X, y = digits
+    base = MLPClassifier((8,), max_epochs=3, random_state=0)
+    grid = [{"lr": [1e-3, 1e-2]}, {"lr": [1e-2], "dropout": [0.3]},
+            {"lr": [1e-2], "random_state": [None]}]
+    ours = GridSearchCV(base, grid, cv=2).fit(X, y)
+    assert (ours.n_stacked_groups_, ours.n_stacked_fits_) == (1, 4)
+    theirs = sk.GridSearchCV(base, grid, cv=2).fit(X, y)
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"][:2],
+                               theirs.cv_results_["mean_test_score"][:2], atol=1e-4)
+    np.testing.assert_array_equal(ours.cv_results_["mean_test_score"][2],
+                                  theirs.cv_results_["mean_test_score"][2])
+
+
+def test_other_estimators_are_scikit_learns_search(digits):
+    X, y = digits
+    grid = {"C": [0.1, 1.0]}
+    ours = GridSearchCV(LogisticRegression(max_iter=200), grid, cv=2).fit(X, y)
+    theirs = sk.GridSearchCV(LogisticRegression(max_iter=200), grid, cv=2).fit(X, y)
+    assert ours.n_stacked_fits_ == 0
+    _compare(ours, theirs, tol=0)
+
+
+def test_diverging_member_fails_as_its_fit_does(digits):
+    X, _ = digits
+    y = X[:, :3] @ np.array([1.0, -2.0, 0.5])
+    base = MLPRegressor((8,), activation="identity", optimizer="sgd", max_epochs=3,
+                        random_state=0)
+    grid = {"lr": [1e-2, 1e2]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitFailedWarning)
+        warnings.simplefilter("ignore", UserWarning)  # the non-finite test scores
+        ours = GridSearchCV(base, grid, cv=2, error_score=np.nan).fit(X, y)
+        theirs = sk.GridSearchCV(base, grid, cv=2, error_score=np.nan).fit(X, y)
+    assert np.isnan(theirs.cv_results_["mean_test_score"][1])  # DivergenceError
+    assert ours.n_stacked_fits_ == 2  # the diverged member was fitted on its own
+    np.testing.assert_array_equal(np.isnan(ours.cv_results_["mean_test_score"]),
+                                  np.isnan(theirs.cv_results_["mean_test_score"]))
+    assert ours.best_params_ == theirs.best_params_
+
+
+def test_pipeline_parallel_and_randomized(digits):
+    X, y = digits
+    X = X * 16
+    pipe = make_pipeline(StandardScaler(), MLPClassifier((8,), max_epochs=3, random_state=0))
+    grid = {"mlpclassifier__lr": [1e-3, 1e-2], "mlpclassifier__l2": [0.0, 1e-3]}
+    with joblib.parallel_config(backend="threading"):  # worker processes: the slow tier
+        ours = GridSearchCV(pipe, grid, cv=2, n_jobs=2).fit(X, y)
+    assert ours.n_stacked_fits_ == 8
+    _compare(ours, sk.GridSearchCV(pipe, grid, cv=2).fit(X, y))
+    assert type(ours.best_estimator_[-1]) is MLPClassifier
+    distributions = {"mlpclassifier__lr": loguniform(1e-3, 1e-1)}
+    ours = RandomizedSearchCV(pipe, distributions, n_iter=3, cv=2, random_state=0).fit(X, y)
+    theirs = sk.RandomizedSearchCV(pipe, distributions, n_iter=3, cv=2,
+                                   random_state=0).fit(X, y)
+    assert ours.n_stacked_fits_ == 6
+    _compare(ours, theirs)
+
+
+def test_regressor_search_with_scoring(digits):
+    X, _ = digits
+    y = X[:, :3] @ np.array([1.0, -2.0, 0.5])
+    base = MLPRegressor((8,), max_epochs=4, random_state=0)
+    grid = {"lr": [1e-3, 1e-2]}
+    ours = GridSearchCV(base, grid, cv=2, scoring="neg_mean_squared_error").fit(X, y)
+    theirs = sk.GridSearchCV(base, grid, cv=2, scoring="neg_mean_squared_error").fit(X, y)
+    assert ours.n_stacked_fits_ == 4
+    _compare(ours, theirs, tol=1e-5)
+
+
+@pytest.mark.slow
+def test_mnist_grid_search_matches_scikit_learns(mnist_small):
+    X, y, _, _ = mnist_small
+    X, y = X[:3000], y[:3000]
+    base = MLPClassifier((64,), optimizer="adam", max_epochs=3, batch_size=100,
+                         random_state=0)
+    grid = {"lr": [3e-4, 1e-3, 3e-3], "l2": [0.0, 1e-4]}
+    ours = GridSearchCV(base, grid, cv=3).fit(X, y)
+    theirs = sk.GridSearchCV(base, grid, cv=3).fit(X, y)
+    assert ours.n_stacked_fits_ == 18
+    _compare(ours, theirs, tol=2e-3)
+
+
+@pytest.mark.slow
+def test_worker_processes(digits):
+    X, y = digits
+    base = MLPClassifier((8,), max_epochs=3, random_state=0)
+    grid = {"lr": [1e-3, 1e-2], "l2": [0.0, 1e-3]}
+    ours = GridSearchCV(base, grid, cv=2, n_jobs=2).fit(X, y)
+    assert ours.n_stacked_fits_ == 8
+    _compare(ours, sk.GridSearchCV(base, grid, cv=2).fit(X, y))
