@@ -171,8 +171,10 @@ def _plain_array(X):
             and bool(np.isfinite(X).all()))
 
 
-def _fit_stacked(networks, X, y):
+def _fit_stacked(networks, X, y, batched=False):
     """Train ``networks`` (unfitted, sharing all but ``lr``, ``l2``, ``momentum``) as one.
+
+    ``batched``: as in :func:`~sknets._engine.stacked.train_stacked`.
 
     Returns one fitted network per member, or None for a member a separate
     fit must train (its loss diverged); None instead of the list when the
@@ -200,7 +202,7 @@ def _fit_stacked(networks, X, y):
                             epochs=params["max_epochs"], batch_size=params["batch_size"],
                             shuffle=params["shuffle"], seed=state.seed,
                             patience=params["patience"], tol=params["tol"],
-                            n_threads=params["n_threads"])
+                            n_threads=params["n_threads"], batched=batched)
     seconds = (time.perf_counter() - start) / len(networks)
     fitted = []
     for network, s, record in zip(networks, states, records):
@@ -362,7 +364,9 @@ class _StackedSearch:
         groups = [list(group.values()) for group in groups.values() if len(group) > 1]
         if not groups:
             return
-        cv = check_cv(self.cv if cv is None else cv, y, classifier=is_classifier(estimator))
+        if cv is None:  # the splitter scikit-learn's fit checked (an iterable is used up)
+            cv = getattr(self, "_checked_cv_orig", None) or self.cv
+        cv = check_cv(cv, y, classifier=is_classifier(estimator))
         splits = [train for train, _ in cv.split(X, y, stacking["groups"])]
         stored = joblib.Parallel(n_jobs=self.n_jobs)(
             joblib.delayed(_train_group)(estimator, group, X, y, train, stacking["store"])

@@ -1,23 +1,29 @@
-"""Several plain MLPs of one shape trained as one stacked network.
+"""Several MLPs of one shape trained in lockstep on the same mini-batches.
 
 A grid search over learning rates and penalties trains many small networks
 that differ only in how they are updated: same shape, same initial weights
-(the same ``random_state``), same mini-batches. Trained one after another,
-each spends most of its time in per-operation overhead; stacked, ``K`` of
-them cost about what one wider network costs. :func:`train_stacked` holds
-the weights of layer ``i`` of all members as one ``(K, out, in)`` tensor:
-the first layer of all members is one wide matrix product (they read the
-same batch), the others are batched products (``torch.baddbmm``), and the
-gradients are derived by hand as in :class:`~sknets._engine.fused.FusedStep`.
+(the same ``random_state``), same mini-batches. :func:`train_stacked` trains
+``K`` of them in one loop: each batch is drawn once (with the batch order's
+generator, as ``BatchIterator`` draws it) and every member takes its step on
+it; the epoch's bookkeeping (losses, stopping, best epoch) is shared.
 
 Each member keeps its own torch optimizer, the very one a separate fit
-builds (its learning rate, momentum, weight decay and state): the members'
-parameters are rebound as views of the stacked tensors, so every member's
-``optimizer.step()`` (or Adam's fused kernel) updates its slice in place.
+builds (its learning rate, momentum, weight decay and state), and by default
+its own fused step (:class:`~sknets._engine.fused.FusedStep`) under the
+thread budget of one fit: a member is then bit for bit the network its
+separate fit trains. ``batched=True`` instead stacks the layers of all
+members into ``(K, out, in)`` tensors, computes the first layer of all
+members as one wide matrix product and the others as batched ones
+(``torch.baddbmm``), with gradients derived by hand as in ``FusedStep``;
+the members' parameters are views of the stacked tensors, so their own
+optimizers update them in place. It agrees with separate fits to float32
+rounding only, and on a CPU measured slower than the lockstep loop (see
+``docs/stacked-search.md``); it is there for wide grids of narrow networks
+and accelerators.
+
 A member's training loss, stopping (``StopWhenStalled``) and best epoch
 (``BestWeights`` on the training loss) follow the separate fit's rules; a
-stopped member is no longer updated. Numerically a member agrees with a
-separate fit to float32 rounding (the same operations, batched).
+stopped member is no longer trained.
 """
 
 import math
@@ -27,7 +33,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .fused import _ACTIVATIONS
+from .fused import _ACTIVATIONS, FusedStep
 from .losses import ClassificationLoss
 from .net import AdamKernel
 from .resources import ThreadLimit, flush_denormals, training_flops
@@ -81,7 +87,7 @@ def stackable(module, criterion):
 
 
 def train_stacked(nets, X, y, *, epochs, batch_size, shuffle, seed, patience, tol,
-                  n_threads=None):
+                  n_threads=None, batched=False):
     """Train the initialised ``nets`` together, as separate fits would train each.
 
     Parameters
@@ -103,51 +109,102 @@ def train_stacked(nets, X, y, *, epochs, batch_size, shuffle, seed, patience, to
         improving by more than ``tol``.
     tol : float
     n_threads : int or None
-        Thread budget (see :class:`~sknets._engine.resources.ThreadLimit`).
+        Thread budget (see :class:`~sknets._engine.resources.ThreadLimit`),
+        the one a separate fit of one member gets.
+    batched : bool, default=False
+        False: each member's batch goes through its own fused step
+        (:class:`~sknets._engine.fused.FusedStep`, the separate fit's
+        step), so every member is bit for bit its separate fit; the members
+        share the batches, the loop and its bookkeeping. True: the members'
+        layers are stacked and computed in wide and batched matrix products,
+        which agrees with separate fits to float32 rounding only (a
+        different summation order, which training can amplify).
 
     Returns
     -------
     list of MemberRecord
-        One per net. On return every member's parameters are tensors of
-        their own again, holding its trained weights.
+        One per net.
     """
     modules = [net.module_ for net in nets]
-    layers = [[child for child in module if type(child) is nn.Linear] for module in modules]
-    activations = [_ACTIVATIONS[type(child)] for child in list(modules[0])[1:-1:2]]
-    weights, biases, weight_grads, bias_grads = [], [], [], []
-    for i in range(len(layers[0])):
-        weights.append(torch.stack([member[i].weight.detach() for member in layers]))
-        biases.append(torch.stack([member[i].bias.detach() for member in layers]))
-        weight_grads.append(torch.zeros_like(weights[-1]))
-        bias_grads.append(torch.zeros_like(biases[-1]))
-        for k, member in enumerate(layers):
-            member[i].weight.data, member[i].weight.grad = weights[i][k], weight_grads[i][k]
-            member[i].bias.data, member[i].bias.grad = biases[i][k], bias_grads[i][k]
-    classify = type(nets[0].criterion_) is ClassificationLoss
     updates = [AdamKernel.build(net.optimizer_) or net.optimizer_.step for net in nets]
     records = [MemberRecord() for _ in nets]
     size = min(batch_size, len(X))
-    flops = training_flops(modules[0], size) * len(nets)
-    try:
-        with ThreadLimit(n_threads, work=flops), flush_denormals(), torch.no_grad():
-            _epochs(weights, biases, weight_grads, bias_grads, activations, classify, updates,
-                    records, X, y, epochs=epochs, size=size, shuffle=shuffle, seed=seed,
-                    patience=patience, tol=tol)
-    finally:
-        for member in layers:
-            for layer in member:
-                for parameter in (layer.weight, layer.bias):
-                    parameter.data, parameter.grad = parameter.data.clone(), None
-    for record, member in zip(records, layers):
-        if not all(bool(torch.isfinite(layer.weight).all() and torch.isfinite(layer.bias).all())
-                   for layer in member):
+    # The thread budget of one member's fit: the same budget gives the same
+    # matrix-product kernels, hence the same rounding, as a separate fit.
+    budget = ThreadLimit(n_threads, work=training_flops(modules[0], size))
+    loop = dict(epochs=epochs, size=size, shuffle=shuffle, seed=seed, patience=patience,
+                tol=tol)
+    if not batched:
+        steps = [FusedStep.build(net.module_, net.criterion_, net.penalty) for net in nets]
+
+        def step(X_batch, y_batch, active):
+            losses = torch.zeros(len(nets))
+            for k in active:
+                losses[k] = steps[k](X_batch, y_batch)
+                updates[k]()
+            return losses
+
+        with budget, flush_denormals():
+            _epochs(step, records, X, y, **loop)
+    else:
+        with budget, flush_denormals(), torch.no_grad(), _Stacked(modules) as stacked:
+            def step(X_batch, y_batch, active):
+                losses = stacked.step(X_batch, y_batch, type(nets[0].criterion_)
+                                      is ClassificationLoss)
+                for k in active:
+                    updates[k]()
+                return losses
+
+            _epochs(step, records, X, y, **loop)
+    for record, module in zip(records, modules):
+        if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
             record.failed = True
     return records
 
 
-def _epochs(weights, biases, weight_grads, bias_grads, activations, classify, updates, records,
-            X, y, *, epochs, size, shuffle, seed, patience, tol):
-    n, k_all = len(X), len(updates)
+class _Stacked:
+    """The members' linear layers as stacked tensors, their parameters views of them.
+
+    Inside the ``with`` block each member's weights, biases and gradients
+    are slices of ``(K, out, in)`` and ``(K, out)`` tensors, so the members'
+    own optimizers update the stacked tensors in place; on exit every
+    parameter holds a tensor of its own again.
+    """
+
+    def __init__(self, modules):
+        self.layers = [[child for child in module if type(child) is nn.Linear]
+                       for module in modules]
+        self.activations = [_ACTIVATIONS[type(child)] for child in list(modules[0])[1:-1:2]]
+
+    def __enter__(self):
+        self.weights, self.biases, self.weight_grads, self.bias_grads = [], [], [], []
+        for i in range(len(self.layers[0])):
+            self.weights.append(torch.stack([member[i].weight.detach()
+                                             for member in self.layers]))
+            self.biases.append(torch.stack([member[i].bias.detach() for member in self.layers]))
+            self.weight_grads.append(torch.zeros_like(self.weights[-1]))
+            self.bias_grads.append(torch.zeros_like(self.biases[-1]))
+            for k, member in enumerate(self.layers):
+                member[i].weight.data = self.weights[i][k]
+                member[i].weight.grad = self.weight_grads[i][k]
+                member[i].bias.data = self.biases[i][k]
+                member[i].bias.grad = self.bias_grads[i][k]
+        return self
+
+    def __exit__(self, *exc):
+        for member in self.layers:
+            for layer in member:
+                for parameter in (layer.weight, layer.bias):
+                    parameter.data, parameter.grad = parameter.data.clone(), None
+
+    def step(self, X, y, classify):
+        return _step(self.weights, self.biases, self.weight_grads, self.bias_grads,
+                     self.activations, classify, X, y)
+
+
+def _epochs(step, records, X, y, *, epochs, size, shuffle, seed, patience, tol):
+    """The epochs: ``step(X_batch, y_batch, active)`` trains the active members on a batch."""
+    n, k_all = len(X), len(records)
     generator = torch.Generator().manual_seed(seed)
     starts = list(range(0, n, size)) + [n]
     sizes = torch.tensor([stop - start for start, stop in zip(starts[:-1], starts[1:])],
@@ -165,12 +222,10 @@ def _epochs(weights, biases, weight_grads, bias_grads, activations, classify, up
             else:
                 index = order[start:stop]
                 X_batch, y_batch = X.index_select(0, index), y.index_select(0, index)
-            losses.append(_step(weights, biases, weight_grads, bias_grads, activations,
-                                classify, X_batch, y_batch))
-            for k in active:
-                updates[k]()
+            losses.append(step(X_batch, y_batch, active))
         # As TensorNet.run_single_epoch: batch losses weighted by batch size, in float64.
-        values = ((torch.stack(losses).double() * sizes[:, None]).sum(0) / sizes.sum()).tolist()
+        members = torch.stack(losses).double().t().contiguous()
+        values = [float((members[k] * sizes).sum() / sizes.sum()) for k in range(k_all)]
         seconds = (time.perf_counter() - begin) / len(active)
         state = generator.get_state()
         still = []
