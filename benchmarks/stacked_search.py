@@ -55,7 +55,8 @@ def main():
     print("stacked groups, stacked fits:", a.n_stacked_groups_, a.n_stacked_fits_)
     for name, values in times.items():
         print(f"{name}: median {statistics.median(values):.2f} s over {values}")
-    print(f"speed-up: {statistics.median(times['scikit-learn']) / statistics.median(times['sknets']):.2f}x")
+    speed_up = statistics.median(times["scikit-learn"]) / statistics.median(times["sknets"])
+    print(f"speed-up: {speed_up:.2f}x")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 :func:`train_val_test_split` and :func:`holdout_indices` split data.
 :class:`GridSearchCV` and :class:`RandomizedSearchCV` are scikit-learn's
 searches, with the same parameters and results; candidates that differ only
-in ``lr``, ``l2`` and ``momentum`` are trained together, as one stacked
-network per cross-validation split (see ``docs/stacked-search.md``).
+in ``lr``, ``l2`` and ``momentum`` are trained together, in lockstep on
+the same mini-batches, once per cross-validation split (see
+``docs/stacked-search.md``).
 """
 
 import copy
@@ -121,7 +122,7 @@ def train_val_test_split(
 # The parameters stacked candidates may differ in: each member keeps its own
 # optimizer, whose learning rate, momentum and weight decay they set.
 _FREE = ("lr", "l2", "momentum")
-# What a stacked network may be: the rest trains one fit per candidate.
+# What a stacked candidate may be: the rest trains one fit per candidate.
 _STACKED_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 _REQUIRED = {"optimizer": ("sgd", "momentum", "adam"), "lr_schedule": ("constant",),
              "lr_warmup_epochs": (0,), "clip_grad_norm": (None,), "dropout": (0, 0.0),
@@ -142,7 +143,7 @@ def _network(estimator):
 
 
 def _stack_key(estimator):
-    """What candidates must share to train as one stacked network, or None if it cannot."""
+    """What candidates must share to train together, or None if this one cannot."""
     network = _network(estimator)
     if network is None:
         return None
@@ -188,8 +189,8 @@ def _fit_stacked(networks, X, y, batched=False):
             network.initialize(X, y)
     states = [network._get_fitted_state() for network in networks]
     first, state = networks[0], states[0]
-    if any(s.tables is not None or not stackable(s.net.module_, s.net.criterion_)
-           for s in states):
+    if any(s.tables is not None or s.net.penalty is not None
+           or not stackable(s.net.module_, s.net.criterion_) for s in states):
         return None
     X_checked, y_checked, _ = first._check_input(copy.copy(first), X, y, state.params,
                                                  reset=True, tables=None)
@@ -397,10 +398,11 @@ class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
     :class:`sklearn.model_selection.GridSearchCV`. When the estimator is an
     sknets :class:`~sknets.MLPClassifier` or :class:`~sknets.MLPRegressor`
     (or a ``Pipeline`` ending in one), candidates that differ only in
-    ``lr``, ``l2`` and ``momentum`` are trained together, as one stacked
-    network per cross-validation split, each as its own ``fit`` would train
-    it (same initial weights, batches, optimizer and stopping); they are
-    scored as scikit-learn scores any fitted estimator. Every other
+    ``lr``, ``l2`` and ``momentum`` are trained together, in lockstep on
+    the same mini-batches, once per cross-validation split; each member is,
+    bit for bit, what its own ``fit`` produces (same initial weights,
+    batches, optimizer, steps and stopping), and is scored as scikit-learn
+    scores any fitted estimator, so the results are scikit-learn's. Every other
     candidate, and the refit, is fitted on its own. What stacks is listed in
     ``docs/stacked-search.md``.
 
@@ -409,7 +411,7 @@ class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
     n_stacked_groups_ : int
         Groups of candidates trained together (each on every split).
     n_stacked_fits_ : int
-        Candidate-split fits trained in a stacked network; the others
+        Candidate-split fits trained together with others; the others
         (``len(cv_results_["params"]) * n_splits_`` in all) were separate fits.
 
     Examples
@@ -439,7 +441,7 @@ class RandomizedSearchCV(_StackedSearch, _sk.RandomizedSearchCV):
     n_stacked_groups_ : int
         Groups of candidates trained together (each on every split).
     n_stacked_fits_ : int
-        Candidate-split fits trained in a stacked network.
+        Candidate-split fits trained together with others.
 
     Examples
     --------

@@ -63,7 +63,7 @@ def test_member_is_its_separate_fit(digits, optimizer, hidden, activation):
     # patience=2 with tol=0.01 stops some members early (checked below).
     base = MLPClassifier(hidden, activation=activation, optimizer=optimizer, max_epochs=8,
                          batch_size=32, patience=2, tol=1e-2, random_state=3)
-    candidates = [dict(lr=lr, l2=l2, momentum=momentum) for lr in (1e-3, 5e-2)
+    candidates = [{"lr": lr, "l2": l2, "momentum": momentum} for lr in (1e-3, 5e-2)
                   for l2 in (0.0, 1e-2) for momentum in (0.5, 0.9)]
     for batched in (False, True):
         fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y,
@@ -79,7 +79,7 @@ def test_member_is_its_separate_fit_regressor(digits):
     X, _ = digits
     y = X[:, :3] @ np.array([1.0, -2.0, 0.5])
     base = MLPRegressor((8,), max_epochs=6, batch_size=50, shuffle=False, random_state=1)
-    candidates = [dict(lr=1e-3), dict(lr=1e-2, l2=1e-3)]
+    candidates = [{"lr": 1e-3}, {"lr": 1e-2, "l2": 1e-3}]
     for batched in (False, True):
         fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y,
                               batched=batched)
@@ -90,7 +90,7 @@ def test_member_is_its_separate_fit_regressor(digits):
 def test_member_continues_saves_and_pickles_as_a_fit(digits, tmp_path):
     X, y = digits
     base = MLPClassifier((8,), optimizer="adam", max_epochs=3, random_state=0)
-    candidates = [dict(lr=1e-3), dict(lr=1e-2)]
+    candidates = [{"lr": 1e-3}, {"lr": 1e-2}]
     member = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y)[1]
     separate = _separate(base, candidates[1], X, y)
     # warm_start continues from the optimizer's state and the batch order.

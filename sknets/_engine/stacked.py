@@ -26,6 +26,7 @@ A member's training loss, stopping (``StopWhenStalled``) and best epoch
 stopped member is no longer trained.
 """
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -129,11 +130,12 @@ def train_stacked(nets, X, y, *, epochs, batch_size, shuffle, seed, patience, to
     updates = [AdamKernel.build(net.optimizer_) or net.optimizer_.step for net in nets]
     records = [MemberRecord() for _ in nets]
     size = min(batch_size, len(X))
-    # The thread budget of one member's fit: the same budget gives the same
-    # matrix-product kernels, hence the same rounding, as a separate fit.
-    budget = ThreadLimit(n_threads, work=training_flops(modules[0], size))
-    loop = dict(epochs=epochs, size=size, shuffle=shuffle, seed=seed, patience=patience,
-                tol=tol)
+    # Lockstep: the thread budget of one member's fit, whose matrix-product
+    # kernels (and rounding) depend on it. Batched: the work of all members.
+    work = training_flops(modules[0], size) * (len(nets) if batched else 1)
+    budget = ThreadLimit(n_threads, work=work)
+    loop = {"epochs": epochs, "size": size, "shuffle": shuffle, "seed": seed,
+            "patience": patience, "tol": tol}
     if not batched:
         steps = [FusedStep.build(net.module_, net.criterion_, net.penalty) for net in nets]
 
@@ -207,7 +209,7 @@ def _epochs(step, records, X, y, *, epochs, size, shuffle, seed, patience, tol):
     n, k_all = len(X), len(records)
     generator = torch.Generator().manual_seed(seed)
     starts = list(range(0, n, size)) + [n]
-    sizes = torch.tensor([stop - start for start, stop in zip(starts[:-1], starts[1:])],
+    sizes = torch.tensor([stop - start for start, stop in itertools.pairwise(starts)],
                          dtype=torch.float64)
     active = list(range(k_all))
     best = [math.inf] * k_all
@@ -216,7 +218,7 @@ def _epochs(step, records, X, y, *, epochs, size, shuffle, seed, patience, tol):
         begin = time.perf_counter()
         order = torch.randperm(n, generator=generator) if shuffle else None
         losses = []
-        for start, stop in zip(starts[:-1], starts[1:]):
+        for start, stop in itertools.pairwise(starts):
             if order is None:
                 X_batch, y_batch = X[start:stop], y[start:stop]
             else:
