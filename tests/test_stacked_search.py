@@ -87,6 +87,22 @@ def test_member_is_its_separate_fit_regressor(digits):
             _assert_same_fit(member, _separate(base, candidate, X, y), X, exact=not batched)
 
 
+def test_members_in_threads_are_their_separate_fits(digits, monkeypatch):
+    from sknets._engine import stacked
+
+    # One fit's budget is 1 thread, the group's 3: three members step at once.
+    budgets = iter([1, 3])
+    monkeypatch.setattr(stacked, "thread_budget", lambda n_threads, work=None: next(budgets))
+    X, y = digits
+    base = MLPClassifier((16,), optimizer="adam", max_epochs=4, batch_size=32,
+                         patience=1, tol=1e-2, random_state=0)
+    candidates = [{"lr": lr} for lr in (1e-4, 1e-3, 3e-3, 1e-2, 3e-2)]
+    fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y)
+    assert next(budgets, None) is None  # both budgets were asked for
+    for candidate, member in zip(candidates, fitted):
+        _assert_same_fit(member, _separate(base, candidate, X, y), X)
+
+
 def test_member_continues_saves_and_pickles_as_a_fit(digits, tmp_path):
     X, y = digits
     base = MLPClassifier((8,), optimizer="adam", max_epochs=3, random_state=0)

@@ -11,7 +11,8 @@ Each member keeps its own torch optimizer, the very one a separate fit
 builds (its learning rate, momentum, weight decay and state), and by default
 its own fused step (:class:`~sknets._engine.fused.FusedStep`) under the
 thread budget of one fit: a member is then bit for bit the network its
-separate fit trains. ``batched=True`` instead stacks the layers of all
+separate fit trains. Where the budget of the group's total work is larger
+(small networks), several members take their steps at once, in threads. ``batched=True`` instead stacks the layers of all
 members into ``(K, out, in)`` tensors, computes the first layer of all
 members as one wide matrix product and the others as batched ones
 (``torch.baddbmm``), with gradients derived by hand as in ``FusedStep``;
@@ -26,6 +27,8 @@ A member's training loss, stopping (``StopWhenStalled``) and best epoch
 stopped member is no longer trained.
 """
 
+import concurrent.futures
+import contextlib
 import itertools
 import math
 import time
@@ -37,7 +40,7 @@ from torch import nn
 from .fused import _ACTIVATIONS, FusedStep
 from .losses import ClassificationLoss
 from .net import AdamKernel
-from .resources import ThreadLimit, flush_denormals, training_flops
+from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
 
 
 @dataclass
@@ -130,25 +133,42 @@ def train_stacked(nets, X, y, *, epochs, batch_size, shuffle, seed, patience, to
     updates = [AdamKernel.build(net.optimizer_) or net.optimizer_.step for net in nets]
     records = [MemberRecord() for _ in nets]
     size = min(batch_size, len(X))
-    # Lockstep: the thread budget of one member's fit, whose matrix-product
-    # kernels (and rounding) depend on it. Batched: the work of all members.
-    work = training_flops(modules[0], size) * (len(nets) if batched else 1)
-    budget = ThreadLimit(n_threads, work=work)
+    work = training_flops(modules[0], size)
     loop = {"epochs": epochs, "size": size, "shuffle": shuffle, "seed": seed,
             "patience": patience, "tol": tol}
     if not batched:
+        # Each member computes under the thread budget of its own fit, whose
+        # matrix-product kernels (and rounding) depend on it; the budget of
+        # the group's work, where larger, runs several members at once.
+        member_threads = thread_budget(n_threads, work)
+        lanes = 1 if n_threads is not None else max(
+            1, min(len(nets), thread_budget(None, work * len(nets)) // member_threads))
         steps = [FusedStep.build(net.module_, net.criterion_, net.penalty) for net in nets]
+        losses = torch.zeros(len(nets))
 
-        def step(X_batch, y_batch, active):
-            losses = torch.zeros(len(nets))
-            for k in active:
-                losses[k] = steps[k](X_batch, y_batch)
-                updates[k]()
-            return losses
+        def train(members, X_batch, y_batch, worker=False):
+            with contextlib.ExitStack() as stack:
+                if worker:
+                    stack.enter_context(ThreadLimit(member_threads))
+                    stack.enter_context(flush_denormals())
+                for k in members:
+                    losses[k] = steps[k](X_batch, y_batch)
+                    updates[k]()
 
-        with budget, flush_denormals():
+        with ThreadLimit(member_threads), flush_denormals(), \
+                concurrent.futures.ThreadPoolExecutor(max(lanes - 1, 1)) as pool:
+            def step(X_batch, y_batch, active):
+                shares = [active[lane::lanes] for lane in range(lanes)]
+                running = [pool.submit(train, share, X_batch, y_batch, True)
+                           for share in shares[1:] if share]
+                train(shares[0], X_batch, y_batch)
+                for future in running:
+                    future.result()
+                return losses.clone()
+
             _epochs(step, records, X, y, **loop)
     else:
+        budget = ThreadLimit(n_threads, work=work * len(nets))  # the work of all members
         with budget, flush_denormals(), torch.no_grad(), _Stacked(modules) as stacked:
             def step(X_batch, y_batch, active):
                 losses = stacked.step(X_batch, y_batch, type(nets[0].criterion_)
