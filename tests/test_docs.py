@@ -97,6 +97,12 @@ def _first_number_above_090(namespace, out, tmp_path):
     assert float(out.split()[0]) > 0.9
 
 
+def _stacked_search_done(namespace, out, tmp_path):
+    search = namespace["search"]
+    assert (search.n_stacked_groups_, search.n_stacked_fits_) == (1, 24)
+    assert search.best_score_ > 0.85
+
+
 def _backpropagation_agrees(namespace, out, tmp_path):
     difference = float(re.search(r"largest relative difference: (\S+)", out).group(1))
     assert difference < 1e-5  # the page says about 1e-7
@@ -158,6 +164,7 @@ EXAMPLES = {
     "docs/insight.md": Page(_insight_outputs),
     "docs/persistence.md": Page(_saved("digits.sknets")),
     "docs/scaling.md": Page(_search_done, _digits, slow=True),  # n_jobs=2, LocalCluster
+    "docs/stacked-search.md": Page(_stacked_search_done),
     "docs/tabular.md": Page(_tables_learned, _tables, slow=True),  # real tables
     "docs/user-guide.md": Page(_first_number_above_090),
 }
