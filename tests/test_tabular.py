@@ -350,9 +350,14 @@ def test_categories_without_a_json_form_are_not_saved():
 
 def _tampered(estimator, change):
     """A model file of ``estimator`` whose fitted.tables ``change`` edits in place."""
+    return _tampered_fitted(estimator, lambda fitted: change(fitted["tables"]))
+
+
+def _tampered_fitted(estimator, change):
+    """A model file of ``estimator`` whose ``fitted`` section ``change`` edits in place."""
     archive = zipfile.ZipFile(_saved(estimator))
     document = json.loads(archive.read("model.json"))
-    change(document["fitted"]["tables"])
+    change(document["fitted"])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as out:
         out.writestr("model.json", json.dumps(document))
@@ -401,15 +406,10 @@ def test_only_the_estimators_that_encode_tables_load_an_encoder():
 
 
 def _with_tables(estimator, tables):
-    archive = zipfile.ZipFile(_saved(estimator))
-    document = json.loads(archive.read("model.json"))
-    document["fitted"]["tables"] = tables
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as out:
-        out.writestr("model.json", json.dumps(document))
-        out.writestr("weights.safetensors", archive.read("weights.safetensors"))
-    buffer.seek(0)
-    return buffer
+    """A model file of ``estimator`` whose fitted.tables is ``tables``."""
+    def replace(fitted):
+        fitted["tables"] = tables
+    return _tampered_fitted(estimator, replace)
 
 
 def test_the_network_reads_the_encoders_columns():
