@@ -10,7 +10,7 @@ untimed warm-up each; medians are printed, with whether the best parameters
 agree, the largest difference of ``mean_test_score`` and the load average
 before and after.
 
-    python benchmarks/stacked_search.py --data-home /work/shared/data
+    python benchmarks/stacked_search.py --data-home /work/shared/data [--stacking batched]
 """
 
 import argparse
@@ -31,13 +31,16 @@ def main():
     parser.add_argument("--data-home", default=os.environ.get("SKNETS_TEST_DATA"))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--n-samples", type=int, default=10_000)
+    parser.add_argument("--stacking", choices=["exact", "batched"], default="exact",
+                        help="how sknets' search trains a group (its stacking parameter)")
     args = parser.parse_args()
     data = fetch_fashion_mnist(data_home=args.data_home, download_if_missing=False)
     X, y = data.data[:args.n_samples], data.target[:args.n_samples]
     base = MLPClassifier((100,), optimizer="adam", max_epochs=5, batch_size=100,
                          random_state=0)
     grid = {"lr": [3e-4, 1e-3, 3e-3, 1e-2], "l2": [0.0, 1e-4]}
-    searches = {"sknets": ours.GridSearchCV, "scikit-learn": sk.GridSearchCV}
+    searches = {"sknets": lambda *a, **k: ours.GridSearchCV(*a, stacking=args.stacking, **k),
+                "scikit-learn": sk.GridSearchCV}
     print("load average before:", os.getloadavg())
     times, fitted = {name: [] for name in searches}, {}
     for run in range(args.repeats + 1):

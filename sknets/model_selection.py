@@ -224,8 +224,11 @@ def _fit_stacked(networks, X, y, batched=False):
     return fitted
 
 
-def _train_group(estimator, candidates, X, y, train, store):
+def _train_group(estimator, candidates, X, y, train, store, batched=False):
     """Train one group of candidates on the rows ``train`` and store the fitted ones.
+
+    ``batched``: stack the members' layers into batched products (see
+    :func:`~sknets._engine.stacked.train_stacked`) instead of lockstep steps.
 
     Returns ``{file name: fit seconds}`` of the candidates stored.
     """
@@ -241,7 +244,7 @@ def _train_group(estimator, candidates, X, y, train, store):
         networks = [member.steps[-1][1] for member in members]
     else:
         head_seconds, networks = 0.0, members
-    fitted = _fit_stacked(networks, X_train, y_train)
+    fitted = _fit_stacked(networks, X_train, y_train, batched=batched)
     if fitted is None:
         return {}
     stored = {}
@@ -318,6 +321,8 @@ class _StackedSearch:
         As scikit-learn's ``fit``; see the class docstring for what is
         trained together.
         """
+        if self.stacking not in STACKING:
+            raise ValueError(f"stacking must be one of {STACKING}; got {self.stacking!r}.")
         groups = params.pop("groups", None)
         stacking = (not params and not sklearn.get_config()["enable_metadata_routing"]
                     and _network(self.estimator) is not None and _plain_array(X)
@@ -370,7 +375,8 @@ class _StackedSearch:
         cv = check_cv(cv, y, classifier=is_classifier(estimator))
         splits = [train for train, _ in cv.split(X, y, stacking["groups"])]
         stored = joblib.Parallel(n_jobs=self.n_jobs)(
-            joblib.delayed(_train_group)(estimator, group, X, y, train, stacking["store"])
+            joblib.delayed(_train_group)(estimator, group, X, y, train, stacking["store"],
+                                         batched=self.stacking == "batched")
             for group in groups for train in splits)
         for entries in stored:
             stacking["seconds"].update(entries)
@@ -391,6 +397,23 @@ class _StackedSearch:
                 results["std_fit_time"][i] = np.std(times)
 
 
+# How a group of candidates is trained: "exact", each member's own step in
+# lockstep (bit for bit its separate fit); "batched", the members' layers as
+# batched matrix products (separate fits to float32 rounding, faster).
+STACKING = ("exact", "batched")
+
+_STACKING_DOC = """stacking : {"exact", "batched"}, default="exact"
+        How a group of candidates is trained. "exact": each member takes its
+        own fit's training step on the shared mini-batches, so it is bit for
+        bit its separate fit and ``cv_results_`` equal scikit-learn's.
+        "batched": the members' layers are stacked into one wide first-layer
+        product and batched products for the others; each member agrees with
+        its separate fit to float32 rounding only, which a few epochs of
+        training can amplify (mean test scores within about 0.002 on the
+        benchmark grid of ``docs/stacked-search.md``), and the search is
+        faster."""
+
+
 class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
     """scikit-learn's ``GridSearchCV``, training candidates that can share a run as one network.
 
@@ -405,6 +428,13 @@ class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
     scores any fitted estimator, so the results are scikit-learn's. Every other
     candidate, and the refit, is fitted on its own. What stacks is listed in
     ``docs/stacked-search.md``.
+
+    Parameters
+    ----------
+    estimator, param_grid, scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, \
+return_train_score
+        As :class:`sklearn.model_selection.GridSearchCV`'s.
+    {STACKING_DOC}
 
     Attributes
     ----------
@@ -428,6 +458,14 @@ class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
     ['l2', 'lr']
     """
 
+    def __init__(self, estimator, param_grid, *, scoring=None, n_jobs=None, refit=True,
+                 cv=None, verbose=0, pre_dispatch="2*n_jobs", error_score=np.nan,
+                 return_train_score=False, stacking="exact"):
+        super().__init__(estimator, param_grid, scoring=scoring, n_jobs=n_jobs, refit=refit,
+                         cv=cv, verbose=verbose, pre_dispatch=pre_dispatch,
+                         error_score=error_score, return_train_score=return_train_score)
+        self.stacking = stacking
+
 
 class RandomizedSearchCV(_StackedSearch, _sk.RandomizedSearchCV):
     """scikit-learn's ``RandomizedSearchCV``, training candidates that can share a run as one.
@@ -435,6 +473,13 @@ class RandomizedSearchCV(_StackedSearch, _sk.RandomizedSearchCV):
     Same parameters, attributes and results as
     :class:`sklearn.model_selection.RandomizedSearchCV`; candidates are
     grouped and trained as in :class:`GridSearchCV`.
+
+    Parameters
+    ----------
+    estimator, param_distributions, n_iter, scoring, n_jobs, refit, cv, verbose, \
+pre_dispatch, random_state, error_score, return_train_score
+        As :class:`sklearn.model_selection.RandomizedSearchCV`'s.
+    {STACKING_DOC}
 
     Attributes
     ----------
@@ -457,5 +502,17 @@ class RandomizedSearchCV(_StackedSearch, _sk.RandomizedSearchCV):
     12
     """
 
+    def __init__(self, estimator, param_distributions, *, n_iter=10, scoring=None, n_jobs=None,
+                 refit=True, cv=None, verbose=0, pre_dispatch="2*n_jobs", random_state=None,
+                 error_score=np.nan, return_train_score=False, stacking="exact"):
+        super().__init__(estimator, param_distributions, n_iter=n_iter, scoring=scoring,
+                         n_jobs=n_jobs, refit=refit, cv=cv, verbose=verbose,
+                         pre_dispatch=pre_dispatch, random_state=random_state,
+                         error_score=error_score, return_train_score=return_train_score)
+        self.stacking = stacking
+
+
+GridSearchCV.__doc__ = GridSearchCV.__doc__.replace("{STACKING_DOC}", _STACKING_DOC)
+RandomizedSearchCV.__doc__ = RandomizedSearchCV.__doc__.replace("{STACKING_DOC}", _STACKING_DOC)
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV", "holdout_indices", "train_val_test_split"]

@@ -151,6 +151,46 @@ def test_grid_search_gives_scikit_learns_results(digits, optimizer):
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_batched_stacking_agrees_with_scikit_learns_search_to_float32_rounding(digits,
+                                                                              optimizer):
+    X, y = digits
+    base = MLPClassifier((16,), optimizer=optimizer, max_epochs=4, random_state=0)
+    grid = {"lr": [1e-3, 1e-2], "l2": [0.0, 1e-3]}
+    ours = GridSearchCV(base, grid, cv=3, stacking="batched").fit(X, y)
+    theirs = sk.GridSearchCV(base, grid, cv=3, n_jobs=1).fit(X, y)
+    assert ours.n_stacked_fits_ == 4 * 3
+    assert ours.best_params_ == theirs.best_params_
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               theirs.cv_results_["mean_test_score"], atol=0.005)
+
+
+def test_stacking_chooses_the_engine_mode(digits, monkeypatch):
+    import sknets.model_selection as searches
+
+    modes = []
+    train = searches.train_stacked
+    monkeypatch.setattr(searches, "train_stacked",
+                        lambda *args, **kwargs: modes.append(kwargs["batched"]) or
+                        train(*args, **kwargs))
+    X, y = digits
+    for stacking in ("exact", "batched"):
+        GridSearchCV(MLPClassifier((8,), max_epochs=1, random_state=0),
+                     {"lr": [1e-3, 1e-2]}, cv=2, stacking=stacking).fit(X, y)
+    assert modes == [False, False, True, True]  # two splits each
+
+
+def test_stacking_is_a_parameter_checked_before_any_fit(digits):
+    X, y = digits
+    search = GridSearchCV(MLPClassifier((8,), max_epochs=1), {"lr": [1e-3, 1e-2]},
+                          stacking="batched")
+    assert clone(search).get_params()["stacking"] == "batched"
+    assert RandomizedSearchCV(MLPClassifier(), {"lr": [1e-3]}).stacking == "exact"
+    with pytest.raises(ValueError, match="stacking must be one of"):
+        search.set_params(stacking="fast").fit(X, y)
+    assert not hasattr(search, "cv_results_")
+
+
 def test_only_the_refit_is_a_separate_fit(digits, monkeypatch):
     X, y = digits
     calls = []
