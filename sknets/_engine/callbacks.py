@@ -160,13 +160,25 @@ class StopWhenStalled(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         loss = _as_loss(net.history[-1].get(self.monitor, math.nan), self.lower_is_better)
-        if loss < self.best_ - self.tol:
-            self.best_, self.misses_ = loss, 0
-        else:
-            self.misses_ += 1
+        self.best_, self.misses_ = stall_step(self.best_, self.misses_, loss, self.tol)
         if self.misses_ >= self.patience:
             self.stopped_ = True
             raise KeyboardInterrupt
+
+
+def stall_step(best, misses, loss, tol):
+    """``(best, misses)`` after an epoch whose monitored loss is ``loss``.
+
+    The stopping rule: an epoch improves when ``loss < best - tol`` (NaN
+    never does); training stops once ``misses`` reaches the patience.
+
+    Examples
+    --------
+    >>> from sknets._engine.callbacks import stall_step
+    >>> stall_step(1.0, 2, 0.5, tol=1e-4), stall_step(1.0, 2, 0.99995, tol=1e-4)
+    ((0.5, 0), (1.0, 3))
+    """
+    return (loss, 0) if loss < best - tol else (best, misses + 1)
 
 
 def _as_loss(value, lower_is_better):

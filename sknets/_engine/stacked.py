@@ -29,7 +29,6 @@ stopped member is no longer trained.
 
 import concurrent.futures
 import contextlib
-import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -37,9 +36,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .callbacks import stall_step
 from .fused import _ACTIVATIONS, FusedStep
 from .losses import ClassificationLoss
-from .net import AdamKernel
+from .net import AdamKernel, BatchIterator, TensorData
 from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
 
 
@@ -226,26 +226,21 @@ class _Stacked:
 
 def _epochs(step, records, X, y, *, epochs, size, shuffle, seed, patience, tol):
     """The epochs: ``step(X_batch, y_batch, active)`` trains the active members on a batch."""
-    n, k_all = len(X), len(records)
+    k_all = len(records)
     generator = torch.Generator().manual_seed(seed)
-    starts = list(range(0, n, size)) + [n]
-    sizes = torch.tensor([stop - start for start, stop in itertools.pairwise(starts)],
-                         dtype=torch.float64)
+    # The batches of a separate fit: its iterator, with its generator's seed.
+    batches = BatchIterator(TensorData(X, y), size, shuffle=shuffle, generator=generator)
     active = list(range(k_all))
     best = [math.inf] * k_all
     stall = [(math.inf, 0)] * k_all
     for epoch in range(1, epochs + 1):
         begin = time.perf_counter()
-        order = torch.randperm(n, generator=generator) if shuffle else None
-        losses = []
-        for start, stop in itertools.pairwise(starts):
-            if order is None:
-                X_batch, y_batch = X[start:stop], y[start:stop]
-            else:
-                index = order[start:stop]
-                X_batch, y_batch = X.index_select(0, index), y.index_select(0, index)
+        losses, sizes = [], []
+        for X_batch, (y_batch, _) in batches:
             losses.append(step(X_batch, y_batch, active))
+            sizes.append(len(X_batch))
         # As TensorNet.run_single_epoch: batch losses weighted by batch size, in float64.
+        sizes = torch.tensor(sizes, dtype=torch.float64)
         members = torch.stack(losses).double().t().contiguous()
         values = [float((members[k] * sizes).sum() / sizes.sum()) for k in range(k_all)]
         seconds = (time.perf_counter() - begin) / len(active)
@@ -262,10 +257,8 @@ def _epochs(step, records, X, y, *, epochs, size, shuffle, seed, patience, tol):
             if loss < best[k]:
                 best[k], record.best_epoch = loss, epoch
             if patience is not None:
-                lowest, misses = stall[k]
-                lowest, misses = (loss, 0) if loss < lowest - tol else (lowest, misses + 1)
-                stall[k] = (lowest, misses)
-                if misses >= patience:
+                stall[k] = stall_step(*stall[k], loss, tol)
+                if stall[k][1] >= patience:
                     continue
             still.append(k)
         active = still
