@@ -12,10 +12,11 @@ builds (its learning rate, momentum, weight decay and state), and by default
 its own fused step (:class:`~sknets._engine.fused.FusedStep`) under the
 thread budget of one fit: a member is then bit for bit the network its
 separate fit trains. Where the budget of the group's total work is larger
-(small networks), several members take their steps at once, in threads. ``batched=True`` instead stacks the layers of all
-members into ``(K, out, in)`` tensors, computes the first layer of all
-members as one wide matrix product and the others as batched ones
-(``torch.baddbmm``), with gradients derived by hand as in ``FusedStep``;
+(small networks), several members take their steps at once, in threads.
+``batched=True`` instead stacks the layers of all members into
+``(K, out, in)`` tensors, computes the first layer of all members as one
+wide matrix product and the others as batched ones (``torch.baddbmm``),
+with gradients derived by hand as in ``FusedStep`` (and its losses);
 the members' parameters are views of the stacked tensors, so their own
 optimizers update them in place. It agrees with separate fits to float32
 rounding only, and on a CPU measured slower than the lockstep loop (see
@@ -37,10 +38,12 @@ import torch
 from torch import nn
 
 from .callbacks import stall_step
-from .fused import _ACTIVATIONS, FusedStep
+from .fused import _ACTIVATIONS, FusedStep, _cross_entropy, _squared_error
 from .losses import ClassificationLoss
 from .net import AdamKernel, BatchIterator, TensorData
 from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
+
+_CROSS_ENTROPY = _cross_entropy(label_smoothing=0.0)
 
 
 @dataclass
@@ -282,7 +285,7 @@ def _step(weights, biases, weight_grads, bias_grads, activations, classify, X, y
         if i < last:
             h = activations[i][0](z)
             outs.append(h)
-    loss, grad = (_cross_entropy if classify else _squared_error)(z, y)
+    loss, grad = _member_losses(_CROSS_ENTROPY if classify else _squared_error, z, y)
     for i in range(last, -1, -1):
         if i == 0:
             wide = grad.transpose(0, 1).reshape(batch, -1)
@@ -295,16 +298,14 @@ def _step(weights, biases, weight_grads, bias_grads, activations, classify, X, y
     return loss
 
 
-def _cross_entropy(out, target):
-    """Mean softmax cross-entropy per member and its gradient, ``out`` of shape (K, B, C)."""
-    log_proba = torch.log_softmax(out, 2)
-    index = target.view(1, -1, 1).expand(out.shape[0], -1, 1)
-    loss = log_proba.gather(2, index).squeeze(2).mean(1).neg_()
-    grad = log_proba.exp_().scatter_add_(2, index, torch.full(index.shape, -1.0))
-    return loss, grad.div_(out.shape[1])
+def _member_losses(loss, out, target):
+    """Mean loss per member and its gradient, ``out`` of shape (K, B, C).
 
-
-def _squared_error(out, target):
-    """Mean squared error per member and its gradient, ``out`` of shape (K, B, C)."""
-    residual = out - target.reshape(out.shape[1:])
-    return residual.pow(2).mean((1, 2)), residual.mul_(2 / (out.shape[1] * out.shape[2]))
+    ``loss`` is the fused step's loss (``values, grad`` of the sum), applied
+    to the members' outputs side by side.
+    """
+    n_members, batch, width = out.shape
+    targets = target.expand(n_members, *target.shape).reshape(n_members * batch, *target.shape[1:])
+    values, grad = loss(out.reshape(-1, width), targets)
+    per_member = values.reshape(n_members, -1).mean(1)
+    return per_member, grad.view(n_members, batch, width).div_(values.numel() // n_members)
