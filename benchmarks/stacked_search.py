@@ -1,21 +1,32 @@
 """A stacked grid search against scikit-learn's, on Fashion-MNIST.
 
-Times ``sknets.model_selection.GridSearchCV`` (the 8 candidates trained as
-one stacked network per split) and ``sklearn.model_selection.GridSearchCV``
-(8 x 3 separate fits) on the first 10,000 Fashion-MNIST training images
-(scaled as the fetcher returns them): cv=3, 784-100-10 ``MLPClassifier``
-with Adam, 4 ``lr`` x 2 ``l2``, 5 epochs, batches of 100, random_state=0,
-n_jobs=1, refit. The two searches alternate ``--repeats`` times after one
-untimed warm-up each; medians are printed, with whether the best parameters
-agree, the largest difference of ``mean_test_score`` and the load average
-before and after.
+Times ``sknets.model_selection.GridSearchCV`` (the 16 candidates trained
+as one stacked network per split) and ``sklearn.model_selection.GridSearchCV``
+(16 x 3 separate fits) on the first 10,000 Fashion-MNIST training images
+(scaled as the fetcher returns them): cv=3, ``MLPClassifier`` with Adam, 5
+epochs, batches of 100, random_state=0, n_jobs=1, refit. ``--grid rates``:
+784-100-10, 4 ``lr`` x 2 ``l2`` x 2 ``dropout``; ``--grid widths``: 4 ``lr``
+x ``hidden_layers`` (32,), (64,), (128,), (256,). The two searches alternate
+``--repeats`` times after one untimed warm-up each; medians are printed,
+with whether the best parameters agree, the largest difference of
+``mean_test_score`` and the load average before and after.
 
-    python benchmarks/stacked_search.py --data-home /work/shared/data [--stacking batched]
+``--memory`` instead runs each search once in a fresh process and prints
+its peak resident memory above the process's before the search (data
+loaded, torch warmed up), beside what ``K`` networks of the group hold
+(weights, gradients, Adam's two moments) plus one float32 copy of a
+training fold.
+
+    python benchmarks/stacked_search.py --data-home /work/shared/data [--stacking batched] \
+        [--grid widths] [--memory]
 """
 
 import argparse
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -33,14 +44,22 @@ def main():
     parser.add_argument("--n-samples", type=int, default=10_000)
     parser.add_argument("--stacking", choices=["exact", "batched"], default="exact",
                         help="how sknets' search trains a group (its stacking parameter)")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="rates")
+    parser.add_argument("--memory", action="store_true",
+                        help="peak memory of each search in a fresh process, no timing")
+    parser.add_argument("--one", choices=["sknets", "scikit-learn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = fetch_fashion_mnist(data_home=args.data_home, download_if_missing=False)
     X, y = data.data[:args.n_samples], data.target[:args.n_samples]
     base = MLPClassifier((100,), optimizer="adam", max_epochs=5, batch_size=100,
                          random_state=0)
-    grid = {"lr": [3e-4, 1e-3, 3e-3, 1e-2], "l2": [0.0, 1e-4]}
+    grid = GRIDS[args.grid]
     searches = {"sknets": lambda *a, **k: ours.GridSearchCV(*a, stacking=args.stacking, **k),
                 "scikit-learn": sk.GridSearchCV}
+    if args.one:
+        return _peak_memory(searches[args.one], base, grid, X, y)
+    if args.memory:
+        return _memory_table(args, base, grid, X)
     print("load average before:", os.getloadavg())
     times, fitted = {name: [] for name in searches}, {}
     for run in range(args.repeats + 1):
@@ -60,6 +79,55 @@ def main():
         print(f"{name}: median {statistics.median(values):.2f} s over {values}")
     speed_up = statistics.median(times["scikit-learn"]) / statistics.median(times["sknets"])
     print(f"speed-up: {speed_up:.2f}x")
+
+
+GRIDS = {
+    "rates": {"lr": [3e-4, 1e-3, 3e-3, 1e-2], "l2": [0.0, 1e-4], "dropout": [0.0, 0.2]},
+    "widths": {"lr": [3e-4, 1e-3, 3e-3, 1e-2],
+               "hidden_layers": [(32,), (64,), (128,), (256,)]},
+}
+
+
+def _peak_memory(search, base, grid, X, y):
+    """In this (fresh) process: the search's peak RSS above the RSS before it, in MB."""
+    MLPClassifier((8,), max_epochs=1).fit(X[:200], y[:200])  # torch's kernels loaded
+    before = _rss_mb()
+    search(base, grid, cv=3, n_jobs=1).fit(X, y)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{max(peak - before, 0.0):.1f}")
+
+
+def _rss_mb():
+    with open("/proc/self/statm") as file:
+        return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _memory_table(args, base, grid, X):
+    from sklearn.model_selection import ParameterGrid
+
+    candidates = list(ParameterGrid(grid))
+    state = 0
+    for candidate in candidates:
+        widths = [X.shape[1], *candidate.get("hidden_layers", base.hidden_layers), 10]
+        n_params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        state += 4 * n_params * 4  # weights, gradients, Adam's two moments; float32
+    fold = X.shape[0] * 2 // 3 * X.shape[1] * 4
+    budget = (state + fold) / 2**20
+    print(f"K={len(candidates)} networks' state {state / 2**20:.1f} MB + one training fold "
+          f"{fold / 2**20:.1f} MB = {budget:.1f} MB; 1.5x: {1.5 * budget:.1f} MB")
+    peaks = {}
+    for name in ("sknets", "scikit-learn"):
+        command = [sys.executable, __file__, "--one", name, "--grid", args.grid,
+                   "--stacking", args.stacking, "--n-samples", str(args.n_samples)]
+        if args.data_home:
+            command += ["--data-home", args.data_home]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        peaks[name] = float(output.split()[-1])
+        print(f"{name}: peak RSS above the process before the search: {peaks[name]:.1f} MB")
+    extra = peaks["sknets"] - peaks["scikit-learn"]
+    print(f"stacked search's peak above scikit-learn's (which holds one network and its own "
+          f"copies of the folds): {extra:.1f} MB = {extra / budget:.2f}x the networks' state "
+          f"plus one training fold")
 
 
 if __name__ == "__main__":

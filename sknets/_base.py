@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
+from sklearn import get_config
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import (_assert_all_finite, check_array, check_is_fitted, check_X_y,
@@ -280,6 +281,10 @@ class BaseNetwork(BaseEstimator):
                                 scorer=self._epoch_scorer(targets, valid is not None)
                                 if epochs else None)
                 outcome = None
+                if not epochs:
+                    # Where training's dropout masks would start drawing from:
+                    # a stacked search trains this net as its fit would.
+                    net.training_rng_state = torch.get_rng_state()
                 if epochs:
                     metrics = None if valid is None else self._valid_metrics(valid.y)
                     outcome = net.train_epochs(train, valid, metrics, epochs)
@@ -386,7 +391,8 @@ class BaseNetwork(BaseEstimator):
             # No pass over X here: _run checks the first layer's outputs, which
             # are not finite wherever X is not, and only then reads X value by value.
             return X, None, None
-        missing = nan_columns(X)
+        # scikit-learn's assume_finite=True: the caller vouches for no NaN (nor infinity).
+        missing = [] if get_config()["assume_finite"] else nan_columns(X)
         if not missing:
             return X, y, None  # numeric arrays without NaN: no encoder at all
         if missing_values == "error" or not reset:

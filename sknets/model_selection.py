@@ -28,8 +28,10 @@ from sklearn.model_selection import check_cv, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state
 
+from ._engine.schedules import SCHEDULES
 from ._engine.stacked import stackable, train_stacked
 from ._input.splits import holdout_indices
+from ._params import as_widths
 from .mlp import MLPClassifier, MLPRegressor
 
 
@@ -120,12 +122,15 @@ def train_val_test_split(
 # --- searches ------------------------------------------------------------------
 
 # The parameters stacked candidates may differ in: each member keeps its own
-# optimizer, whose learning rate, momentum and weight decay they set.
-_FREE = ("lr", "l2", "momentum")
+# optimizer (learning rate, momentum, weight decay), learning-rate scheduler,
+# dropout masks and widths; the number of hidden layers is shared.
+_FREE = ("lr", "l2", "momentum", "dropout", "hidden_layers", "lr_schedule", "lr_decay",
+         "lr_min", "lr_step_size", "lr_gamma", "lr_patience")
 # What a stacked candidate may be: the rest trains one fit per candidate.
 _STACKED_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
-_REQUIRED = {"optimizer": ("sgd", "momentum", "adam"), "lr_schedule": ("constant",),
-             "lr_warmup_epochs": (0,), "clip_grad_norm": (None,), "dropout": (0, 0.0),
+_REQUIRED = {"optimizer": ("sgd", "momentum", "adam"),
+             "lr_schedule": tuple(kind for kind in SCHEDULES if kind != "one_cycle"),
+             "lr_warmup_epochs": (0,), "clip_grad_norm": (None,),
              "batch_norm": (False,), "early_stopping": (False,), "scoring": (None,),
              "callbacks": (None,), "warm_start": (False,), "l1": (0, 0.0),
              "activation": _STACKED_ACTIVATIONS, "device": ("cpu",),
@@ -160,6 +165,7 @@ def _stack_key(estimator):
     if type(network) is MLPRegressor and params["loss"] != "squared_error":
         return None
     shared = {name: value for name, value in params.items() if name not in _FREE}
+    shared["depth"] = len(as_widths(params["hidden_layers"]))
     steps = None
     if isinstance(estimator, Pipeline):
         steps = [estimator.steps[:-1], estimator.memory, estimator.verbose]
@@ -173,7 +179,7 @@ def _plain_array(X):
 
 
 def _fit_stacked(networks, X, y, batched=False):
-    """Train ``networks`` (unfitted, sharing all but ``lr``, ``l2``, ``momentum``) as one.
+    """Train ``networks`` (unfitted, of one group: see ``_stack_key``) as one, on finite ``X``.
 
     ``batched``: as in :func:`~sknets._engine.stacked.train_stacked`.
 
@@ -184,16 +190,17 @@ def _fit_stacked(networks, X, y, batched=False):
     start = time.perf_counter()
     # The separate fit's seed, weights and optimizer. The weights are drawn
     # from torch's process-wide generator: threads of a search take turns.
-    with _SEEDING:
+    # X is a finite array (_plain_array): one check, not one per network.
+    with _SEEDING, sklearn.config_context(assume_finite=True):
         for network in networks:
             network.initialize(X, y)
-    states = [network._get_fitted_state() for network in networks]
-    first, state = networks[0], states[0]
-    if any(s.tables is not None or s.net.penalty is not None
-           or not stackable(s.net.module_, s.net.criterion_) for s in states):
-        return None
-    X_checked, y_checked, _ = first._check_input(copy.copy(first), X, y, state.params,
-                                                 reset=True, tables=None)
+        states = [network._get_fitted_state() for network in networks]
+        first, state = networks[0], states[0]
+        if any(s.tables is not None or s.net.penalty is not None
+               or not stackable(s.net.module_, s.net.criterion_) for s in states):
+            return None
+        X_checked, y_checked, _ = first._check_input(copy.copy(first), X, y, state.params,
+                                                     reset=True, tables=None)
     encoded = first._encode_targets(y_checked, state.targets)
     if type(first) is MLPClassifier and encoded.ndim != 1:
         return None  # multi-label targets
@@ -203,7 +210,8 @@ def _fit_stacked(networks, X, y, batched=False):
                             epochs=params["max_epochs"], batch_size=params["batch_size"],
                             shuffle=params["shuffle"], seed=state.seed,
                             patience=params["patience"], tol=params["tol"],
-                            n_threads=params["n_threads"], batched=batched)
+                            n_threads=params["n_threads"], batched=batched,
+                            rng_states=[s.net.__dict__.pop("training_rng_state") for s in states])
     seconds = (time.perf_counter() - start) / len(networks)
     fitted = []
     for network, s, record in zip(networks, states, records):
@@ -211,9 +219,9 @@ def _fit_stacked(networks, X, y, batched=False):
             fitted.append(None)
             continue
         columns = network._history_columns(s.params)
-        rows = [{"epoch": epoch, "train_loss": loss, "lr": float(s.params["lr"]),
-                 "seconds": took}
-                for epoch, (loss, took) in enumerate(zip(record.train_loss, record.seconds), 1)]
+        rows = [{"epoch": epoch, "train_loss": loss, "lr": lr, "seconds": took}
+                for epoch, (loss, lr, took) in enumerate(
+                    zip(record.train_loss, record.lr, record.seconds), 1)]
         s.net.restore_history(rows, columns)
         if record.generator_state is not None:
             s.net.generator.set_state(record.generator_state)

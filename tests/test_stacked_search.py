@@ -75,6 +75,31 @@ def test_member_is_its_separate_fit(digits, optimizer, hidden, activation):
             assert {member.n_epochs_ for member in fitted} == {3, 8}  # stopping per member
 
 
+@pytest.mark.parametrize("hidden", [(16,), (12, 8)])
+def test_members_of_other_widths_dropout_and_schedules_are_their_separate_fits(digits,
+                                                                               hidden):
+    X, y = digits
+    base = MLPClassifier(hidden, optimizer="adam", max_epochs=6, batch_size=32,
+                         patience=2, tol=1e-2, random_state=5)
+    schedules = [{"lr_schedule": "constant"}, {"lr_schedule": "step", "lr_step_size": 2},
+                 {"lr_schedule": "cosine", "lr_min": 1e-4},
+                 {"lr_schedule": "plateau", "lr_patience": 0, "lr_gamma": 0.5},
+                 {"lr_schedule": "exponential", "lr_decay": 0.3},
+                 {"lr_schedule": "linear", "lr_decay": 1e-3}]
+    candidates = [{"lr": lr, "dropout": dropout, **schedule,
+                   "hidden_layers": tuple(w * scale for w in hidden)}
+                  for lr, dropout, scale, schedule in zip(
+                      [1e-2, 3e-3, 1e-2, 3e-2, 1e-2, 3e-3], [0.0, 0.3, 0.2, 0.0, 0.5, 0.1],
+                      [1, 2, 1, 2, 3, 1], schedules)]
+    separate = [_separate(base, candidate, X, y) for candidate in candidates]
+    assert len({tuple(fit.history_["lr"]) for fit in separate}) == len(candidates)
+    for batched in (False, True):
+        fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y,
+                              batched=batched)
+        for member, fit in zip(fitted, separate):
+            _assert_same_fit(member, fit, X, exact=not batched)
+
+
 def test_member_is_its_separate_fit_regressor(digits):
     X, _ = digits
     y = X[:, :3] @ np.array([1.0, -2.0, 0.5])
@@ -90,15 +115,21 @@ def test_member_is_its_separate_fit_regressor(digits):
 def test_members_in_threads_are_their_separate_fits(digits, monkeypatch):
     from sknets._engine import stacked
 
-    # One fit's budget is 1 thread, the group's 3: three members step at once.
-    budgets = iter([1, 3])
-    monkeypatch.setattr(stacked, "thread_budget", lambda n_threads, work=None: next(budgets))
     X, y = digits
     base = MLPClassifier((16,), optimizer="adam", max_epochs=4, batch_size=32,
                          patience=1, tol=1e-2, random_state=0)
     candidates = [{"lr": lr} for lr in (1e-4, 1e-3, 3e-3, 1e-2, 3e-2)]
+    # Each fit's budget is 1 thread, the group's 3: three members step at once.
+    calls = []
+
+    def budget(n_threads, work=None):
+        calls.append(work)
+        return 3 if len(calls) > len(candidates) else 1
+
+    monkeypatch.setattr(stacked, "thread_budget", budget)
     fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y)
-    assert next(budgets, None) is None  # both budgets were asked for
+    assert len(calls) == len(candidates) + 1  # every member's budget, then the group's
+    assert calls[-1] == sum(calls[:-1])
     for candidate, member in zip(candidates, fitted):
         _assert_same_fit(member, _separate(base, candidate, X, y), X)
 
@@ -165,6 +196,22 @@ def test_batched_stacking_agrees_with_scikit_learns_search_to_float32_rounding(d
                                theirs.cv_results_["mean_test_score"], atol=0.005)
 
 
+def test_grid_over_widths_dropout_and_schedules_is_one_group(digits):
+    X, y = digits
+    base = MLPClassifier((16,), optimizer="adam", max_epochs=4, random_state=0)
+    grid = {"lr": [1e-3, 1e-2], "dropout": [0.0, 0.2], "hidden_layers": [(8,), (16,)],
+            "lr_schedule": ["constant", "cosine"]}
+    theirs = sk.GridSearchCV(base, grid, cv=3, n_jobs=1).fit(X, y)
+    ours = GridSearchCV(base, grid, cv=3).fit(X, y)
+    assert (ours.n_stacked_groups_, ours.n_stacked_fits_) == (1, 16 * 3)
+    _compare(ours, theirs)
+    batched = GridSearchCV(base, grid, cv=3, stacking="batched").fit(X, y)
+    assert batched.n_stacked_fits_ == 16 * 3
+    assert batched.best_params_ == theirs.best_params_
+    np.testing.assert_allclose(batched.cv_results_["mean_test_score"],
+                               theirs.cv_results_["mean_test_score"], atol=0.005)
+
+
 def test_stacking_chooses_the_engine_mode(digits, monkeypatch):
     import sknets.model_selection as searches
 
@@ -203,11 +250,11 @@ def test_only_the_refit_is_a_separate_fit(digits, monkeypatch):
 
 
 @pytest.mark.parametrize("grid", [
-    {"dropout": [0.0, 0.2]},  # groups of one
-    {"hidden_layers": [(8,), (12,)]},
+    {"hidden_layers": [(8,), (8, 8)]},  # groups of one
     {"lr": [1e-3, 1e-2], "early_stopping": [True]},
-    {"lr": [1e-3, 1e-2], "lr_schedule": ["cosine"]},
-], ids=["dropout", "hidden_layers", "early_stopping", "schedule"])
+    {"lr": [1e-3, 1e-2], "lr_schedule": ["one_cycle"]},
+    {"lr": [1e-3, 1e-2], "batch_norm": [True]},
+], ids=["depth", "early_stopping", "one_cycle", "batch_norm"])
 def test_candidates_outside_the_slice_fall_back(digits, grid):
     X, y = digits
     base = MLPClassifier((8,), max_epochs=3, random_state=0)
@@ -219,7 +266,7 @@ def test_candidates_outside_the_slice_fall_back(digits, grid):
 def test_mixed_grid_stacks_what_it_can(digits):
     X, y = digits
     base = MLPClassifier((8,), max_epochs=3, random_state=0)
-    grid = [{"lr": [1e-3, 1e-2]}, {"lr": [1e-2], "dropout": [0.3]},
+    grid = [{"lr": [1e-3, 1e-2]}, {"lr": [1e-2], "batch_norm": [True]},
             {"lr": [1e-2], "random_state": [None]}]
     ours = GridSearchCV(base, grid, cv=2).fit(X, y)
     assert (ours.n_stacked_groups_, ours.n_stacked_fits_) == (1, 4)

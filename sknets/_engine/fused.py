@@ -76,10 +76,17 @@ class FusedStep:
     Use :meth:`build`, which returns ``None`` for networks it does not cover.
     Calling the step fills ``param.grad`` of every parameter and returns the
     batch's data loss (a detached 0-d tensor).
+
+    Attributes
+    ----------
+    generator : torch.Generator or None
+        Where the dropout masks are drawn from; None (the default) is torch's
+        global generator, which ``nn.Dropout`` draws from too.
     """
 
     def __init__(self, layers, output, loss):
         self.layers, self.output, self.loss = layers, output, loss
+        self.generator = None
         self.params = [p for layer in [*layers, _Layer(output)]
                        for p in (layer.linear.weight, layer.linear.bias)]
 
@@ -129,7 +136,8 @@ class FusedStep:
             noise = None
             if layer.dropout and layer.linear.training:
                 # The draws of torch's own dropout: bernoulli(1 - p) / (1 - p).
-                noise = torch.empty_like(h).bernoulli_(1 - layer.dropout).div_(1 - layer.dropout)
+                noise = torch.empty_like(h).bernoulli_(1 - layer.dropout, generator=self.generator)
+                noise.div_(1 - layer.dropout)
                 h = h * noise
             noises.append(noise)
         inputs.append(h)

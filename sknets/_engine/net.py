@@ -588,6 +588,16 @@ class AdamKernel:
         return cls(optimizer) if len(devices) == 1 else None
 
     def __call__(self):
+        self.launch(self.pending())
+
+    def pending(self):
+        """The kernel calls of this step, as ``{key: lists}`` for :meth:`launch`.
+
+        Empty when the step went through ``optimizer.step()`` (a first step).
+        Calls of several kernels with equal keys may be merged into one (the
+        update is element-wise), as :func:`~sknets._engine.stacked.train_stacked`
+        does for many networks.
+        """
         optimizer = self.optimizer
         state = optimizer.state
         calls = []
@@ -596,18 +606,29 @@ class AdamKernel:
             states = [state.get(p) for p in params]
             if not all(states) or any(p.grad is None for p in params):
                 optimizer.step()  # creates the state; skips parameters without gradients
-                return
+                return {}
             calls.append((group, params, states))
+        merged = {}
         for group, params, states in calls:
-            steps = [s["step"] for s in states]
-            torch._foreach_add_(steps, 1)
-            beta1, beta2 = group["betas"]
-            self.kernel(params, [p.grad for p in params], [s["exp_avg"] for s in states],
-                        [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False,
-                        lr=group["lr"], beta1=beta1, beta2=beta2,
-                        weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
-                        grad_scale=None, found_inf=None)
+            key = (self.kernel, group["lr"], group["betas"], group["weight_decay"], group["eps"])
+            lists = merged.setdefault(key, ([], [], [], [], []))
+            lists[0].extend(params)
+            lists[1].extend(p.grad for p in params)
+            lists[2].extend(s["exp_avg"] for s in states)
+            lists[3].extend(s["exp_avg_sq"] for s in states)
+            lists[4].extend(s["step"] for s in states)
         optimizer._opt_called = True  # what a learning-rate scheduler's wrapper of step() notes
+        return merged
+
+    @staticmethod
+    def launch(calls):
+        """Run the kernel calls :meth:`pending` returned (merged or not)."""
+        for (kernel, lr, (beta1, beta2), weight_decay, eps), lists in calls.items():
+            params, grads, exp_avgs, exp_avg_sqs, steps = lists
+            torch._foreach_add_(steps, 1)
+            kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr,
+                   beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps,
+                   maximize=False, grad_scale=None, found_inf=None)
 
 
 def _all_finite(state_dict):
