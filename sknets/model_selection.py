@@ -131,7 +131,7 @@ _STACKED_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
 _REQUIRED = {"optimizer": ("sgd", "momentum", "adam"),
              "lr_schedule": tuple(kind for kind in SCHEDULES if kind != "one_cycle"),
              "lr_warmup_epochs": (0,), "clip_grad_norm": (None,),
-             "batch_norm": (False,), "early_stopping": (False,), "scoring": (None,),
+             "batch_norm": (False,), "scoring": (None,),
              "callbacks": (None,), "warm_start": (False,), "l1": (0, 0.0),
              "activation": _STACKED_ACTIVATIONS, "device": ("cpu",),
              "verbose": (0, False)}
@@ -204,30 +204,27 @@ def _fit_stacked(networks, X, y, batched=False):
     encoded = first._encode_targets(y_checked, state.targets)
     if type(first) is MLPClassifier and encoded.ndim != 1:
         return None  # multi-label targets
-    X_tensor, y_tensor = first._tensors(X_checked, encoded, "cpu")
     params = state.params
-    records = train_stacked([s.net for s in states], X_tensor, y_tensor,
-                            epochs=params["max_epochs"], batch_size=params["batch_size"],
-                            shuffle=params["shuffle"], seed=state.seed,
-                            patience=params["patience"], tol=params["tol"],
-                            n_threads=params["n_threads"], batched=batched,
-                            rng_states=[s.net.__dict__.pop("training_rng_state") for s in states])
+    # The fit's hold-out (early_stopping) and training rows, as _fit takes them.
+    valid, (X_train, y_train, _) = first._validation_set(
+        None, X_checked, encoded, None, None, state.targets, np.random.RandomState(state.seed),
+        "cpu", params, None)
+    outcomes = train_stacked(
+        [s.net for s in states], first._dataset(X_train, y_train, None, "cpu"), valid,
+        None if valid is None else first._valid_metrics(valid.y),
+        epochs=params["max_epochs"], n_threads=params["n_threads"], batched=batched,
+        rng_states=[s.net.__dict__.pop("training_rng_state") for s in states])
     seconds = (time.perf_counter() - start) / len(networks)
     fitted = []
-    for network, s, record in zip(networks, states, records):
-        if record.failed:
+    for network, s, outcome in zip(networks, states, outcomes):
+        if outcome is None:
             fitted.append(None)
             continue
-        columns = network._history_columns(s.params)
-        rows = [{"epoch": epoch, "train_loss": loss, "lr": lr, "seconds": took}
-                for epoch, (loss, lr, took) in enumerate(
-                    zip(record.train_loss, record.lr, record.seconds), 1)]
-        s.net.restore_history(rows, columns)
-        if record.generator_state is not None:
-            s.net.generator.set_state(record.generator_state)
         network._set_fitted_state(replace(
-            s, history=network._history_frame(s.net.history_records(columns), s.params),
-            best_epoch=record.best_epoch, fit_seconds=seconds))
+            s, history=network._history_frame(
+                s.net.history_records(network._history_columns(s.params)), s.params),
+            best_epoch=outcome.best_epoch, fit_seconds=seconds))
+        network._warn_if_cut_short(outcome)
         fitted.append(network)
     return fitted
 

@@ -100,6 +100,31 @@ def test_members_of_other_widths_dropout_and_schedules_are_their_separate_fits(d
             _assert_same_fit(member, fit, X, exact=not batched)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_members_with_early_stopping_are_their_separate_fits(digits, optimizer):
+    X, y = digits
+    base = MLPClassifier((16,), optimizer=optimizer, max_epochs=15, batch_size=32,
+                         early_stopping=True, validation_fraction=0.25, patience=2,
+                         tol=1e-2, random_state=2)
+    rates = {"sgd": (0.1, 1.0), "momentum": (0.03, 0.3), "adam": (3e-3, 3e-1)}[optimizer]
+    candidates = [{"lr": lr, "dropout": dropout, "lr_schedule": schedule}
+                  for lr in rates for dropout in (0.0, 0.3)
+                  for schedule in ("constant", "plateau")]
+    separate = [_separate(base, candidate, X, y) for candidate in candidates]
+    # Some stop early, and their best epoch's weights are restored.
+    assert min(fit.n_epochs_ for fit in separate) < 15
+    assert any(fit.best_epoch_ < fit.n_epochs_ for fit in separate)
+    for batched in (False, True):
+        fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y,
+                              batched=batched)
+        for member, fit in zip(fitted, separate):
+            assert "valid_loss" in member.history_ and "valid_accuracy" in member.history_
+            if batched:
+                np.testing.assert_allclose(member.history_["valid_loss"],
+                                           fit.history_["valid_loss"], rtol=1e-4)
+            _assert_same_fit(member, fit, X, exact=not batched)
+
+
 def test_member_is_its_separate_fit_regressor(digits):
     X, _ = digits
     y = X[:, :3] @ np.array([1.0, -2.0, 0.5])
@@ -196,17 +221,18 @@ def test_batched_stacking_agrees_with_scikit_learns_search_to_float32_rounding(d
                                theirs.cv_results_["mean_test_score"], atol=0.005)
 
 
-def test_grid_over_widths_dropout_and_schedules_is_one_group(digits):
+def test_grid_over_widths_dropout_schedules_and_early_stopping(digits):
     X, y = digits
     base = MLPClassifier((16,), optimizer="adam", max_epochs=4, random_state=0)
     grid = {"lr": [1e-3, 1e-2], "dropout": [0.0, 0.2], "hidden_layers": [(8,), (16,)],
-            "lr_schedule": ["constant", "cosine"]}
+            "lr_schedule": ["constant", "cosine"], "early_stopping": [False, True]}
     theirs = sk.GridSearchCV(base, grid, cv=3, n_jobs=1).fit(X, y)
     ours = GridSearchCV(base, grid, cv=3).fit(X, y)
-    assert (ours.n_stacked_groups_, ours.n_stacked_fits_) == (1, 16 * 3)
+    # One group per value of early_stopping.
+    assert (ours.n_stacked_groups_, ours.n_stacked_fits_) == (2, 32 * 3)
     _compare(ours, theirs)
     batched = GridSearchCV(base, grid, cv=3, stacking="batched").fit(X, y)
-    assert batched.n_stacked_fits_ == 16 * 3
+    assert batched.n_stacked_fits_ == 32 * 3
     assert batched.best_params_ == theirs.best_params_
     np.testing.assert_allclose(batched.cv_results_["mean_test_score"],
                                theirs.cv_results_["mean_test_score"], atol=0.005)
@@ -251,10 +277,10 @@ def test_only_the_refit_is_a_separate_fit(digits, monkeypatch):
 
 @pytest.mark.parametrize("grid", [
     {"hidden_layers": [(8,), (8, 8)]},  # groups of one
-    {"lr": [1e-3, 1e-2], "early_stopping": [True]},
+    {"lr": [1e-3, 1e-2], "class_weight": ["balanced"]},
     {"lr": [1e-3, 1e-2], "lr_schedule": ["one_cycle"]},
     {"lr": [1e-3, 1e-2], "batch_norm": [True]},
-], ids=["depth", "early_stopping", "one_cycle", "batch_norm"])
+], ids=["depth", "class_weight", "one_cycle", "batch_norm"])
 def test_candidates_outside_the_slice_fall_back(digits, grid):
     X, y = digits
     base = MLPClassifier((8,), max_epochs=3, random_state=0)

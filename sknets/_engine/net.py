@@ -234,6 +234,9 @@ class TensorNet(NeuralNet):
         """
         with self._fitting(valid, metrics, min(self.batch_size, len(train))), flush_denormals():
             self.partial_fit(train, None, epochs=epochs)
+        return self._outcome()
+
+    def _outcome(self):
         tracker = self._callback(BestWeights)
         # A cut-short epoch (interrupt, divergence) can only be the last.
         del self.history[tracker.completed_epochs_:]
@@ -376,6 +379,21 @@ class TensorNet(NeuralNet):
                 outputs[1].append(batch[1][0])
             if listening:
                 self.notify_batch("on_batch_end", batch=batch, training=training, **step)
+        self.record_pass(prefix, training, losses, sizes, masses, scores, outputs)
+
+    def record_pass(self, prefix, training, losses, sizes, masses=(), scores=(), outputs=None):
+        """Record a pass over the data in the epoch's history, as ``run_single_epoch`` does.
+
+        ``losses``: the batches' loss tensors; ``sizes``: their sample
+        counts; ``masses``: their sample weights' sums, if weighted;
+        ``scores``: the batches' metric sums; ``outputs``: the pass's
+        outputs and targets for the scorer, or None.
+
+        Raises
+        ------
+        DivergenceError
+            If ``training`` and the pass's loss is not finite.
+        """
         n_samples = sum(sizes)
         # The epoch's loss is the mean of the batch losses weighted by what
         # each batch holds: its samples, or with sample weights their sum.
@@ -526,6 +544,86 @@ class TensorNet(NeuralNet):
                 out = torch.cat([module(X[i:i + batch_size])
                                  for i in range(0, len(X), batch_size)])
         return out
+
+
+class SteppedElsewhere:
+    """A net's fit whose training steps another loop computes: all but the steps is the fit's.
+
+    :func:`~sknets._engine.stacked.train_stacked` trains several nets on the
+    same mini-batches with steps of its own; everything else of each net's
+    fit goes through this: the net's callbacks (epoch timer, learning-rate
+    schedule, best weights, stopping) and history, the recording of the
+    training loss as ``run_single_epoch`` records it, and the validation
+    pass, as :meth:`TensorNet.train_epochs` runs them.
+
+    Parameters
+    ----------
+    net : TensorNet
+        Initialised, with its optimizer.
+    train : TensorData
+        The training data (passed to the callbacks).
+    valid : TensorData or None
+        The validation set monitored every epoch.
+    metrics : callable or None
+        As :meth:`TensorNet.train_epochs`'.
+    batch_size : int
+        The training batches' size (callbacks read it).
+    """
+
+    def __init__(self, net, train, valid=None, metrics=None, batch_size=None):
+        self.net, self.train, self.valid = net, train, valid
+        self.stack = contextlib.ExitStack()
+        self.stack.enter_context(net._fitting(valid, metrics, batch_size or net.batch_size))
+        net.interrupted_epoch_ = net.divergence_ = None
+        net._loss_records = _loss_records(net.history)
+        net._score_best = {} if net.scorer is None else _score_best(
+            net.history, f"valid_{net.scorer.name}")
+        net.notify("on_train_begin", X=train, y=None)
+        self.valid_batches = None if valid is None else net.get_iterator(valid)
+        self.kwargs = {"dataset_train": train, "dataset_valid": valid}
+
+    def begin_epoch(self):
+        """Start an epoch: the callbacks' ``on_epoch_begin``, the module in training mode."""
+        self.net.notify("on_epoch_begin", **self.kwargs)
+        self.net.module_.train(True)
+
+    def end_epoch(self, losses, sizes):
+        """Record the epoch's training pass, run the validation pass and the callbacks.
+
+        ``losses``: the batches' losses (tensors) this net took its steps
+        on, ``sizes`` their sample counts.
+
+        Returns
+        -------
+        bool
+            Whether training goes on: False when a callback ended it.
+
+        Raises
+        ------
+        DivergenceError
+            If the training loss is not finite.
+        """
+        net = self.net
+        net.record_pass("train", True, losses, sizes)
+        net.run_single_epoch(self.valid_batches, training=False, prefix="valid",
+                             step_fn=net.validation_step)
+        try:
+            net.notify("on_epoch_end", **self.kwargs)
+        except KeyboardInterrupt:  # how a stopping callback ends training
+            return False
+        return True
+
+    def finish(self):
+        """End the fit as ``partial_fit`` ends it; returns its :class:`Outcome`."""
+        try:
+            self.net.notify("on_train_end", X=self.train, y=None)
+            return self.net._outcome()
+        finally:
+            self.close()
+
+    def close(self):
+        """Unset the fit's settings (done by :meth:`finish`; again is harmless)."""
+        self.stack.close()
 
 
 def _loss_records(history):

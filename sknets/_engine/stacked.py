@@ -5,8 +5,7 @@ widths trains many small networks of one depth on the same data: same
 initial weights for the same ``random_state``, same mini-batches.
 :func:`train_stacked` trains ``K`` of them in one loop: each batch is drawn
 once (with the batch order's generator, as ``BatchIterator`` draws it) and
-every member takes its step on it; the epoch's bookkeeping (losses,
-learning-rate schedules, stopping, best epoch) is shared.
+every member takes its step on it.
 
 Each member keeps its own torch optimizer, the very one a separate fit
 builds (its learning rate, momentum, weight decay and state), its own
@@ -28,56 +27,29 @@ stacked tensors, so their own optimizers update them in place. It agrees
 with separate fits to float32 rounding only; the dropout masks are the
 separate fits' own.
 
-A member's training loss, stopping (``StopWhenStalled``) and best epoch
-(``BestWeights`` on the training loss) follow the separate fit's rules; a
-stopped member is no longer trained.
+Everything but the steps is each member's own fit
+(:class:`~sknets._engine.net.SteppedElsewhere`): its history, its
+validation pass (``early_stopping``), its callbacks — learning-rate
+schedule, best weights and their restore, stopping. A stopped member is no
+longer trained.
 """
 
 import concurrent.futures
 import contextlib
 import itertools
-import math
 import time
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from .callbacks import stall_step
+from ..exceptions import DivergenceError
 from .fused import FusedStep, _cross_entropy, _squared_error
 from .losses import ClassificationLoss
-from .net import AdamKernel, BatchIterator, TensorData
+from .net import AdamKernel, BatchIterator, SteppedElsewhere, _all_finite
 from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
 
 _CROSS_ENTROPY = _cross_entropy(label_smoothing=0.0)
-
-
-@dataclass
-class MemberRecord:
-    """How one member's training went: one entry per complete epoch.
-
-    Attributes
-    ----------
-    train_loss : list of float
-    lr : list of float
-        The epoch's learning rate, as the fit's ``LRScheduler`` records it.
-    seconds : list of float
-        The epoch's wall time divided among the members trained in it.
-    best_epoch : int
-        Epoch of the lowest training loss (the first such), 0 before any.
-    failed : bool
-        The training loss or the weights became non-finite: a separate fit
-        would raise, so the caller fits this member on its own.
-    generator_state : torch.Tensor or None
-        State of the batch-order generator after the member's last epoch.
-    """
-
-    train_loss: list = field(default_factory=list)
-    lr: list = field(default_factory=list)
-    seconds: list = field(default_factory=list)
-    best_epoch: int = 0
-    failed: bool = False
-    generator_state: torch.Tensor | None = None
 
 
 def stackable(module, criterion):
@@ -104,8 +76,8 @@ def _signature(step):
             tuple(type(layer.activation) for layer in step.layers), step.output.out_features)
 
 
-def train_stacked(nets, X, y, *, epochs, batch_size, shuffle, seed, patience, tol,
-                  n_threads=None, batched=False, rng_states=None):
+def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=None,
+                  batched=False, rng_states=None):
     """Train the initialised ``nets`` together, as separate fits would train each.
 
     Parameters
@@ -114,21 +86,16 @@ def train_stacked(nets, X, y, *, epochs, batch_size, shuffle, seed, patience, to
         Initialised nets whose modules :func:`stackable` accepts, of one
         depth, activation, input and output size (their widths and dropout
         rates may differ), starting from the weights a separate fit starts
-        from; each net's ``optimizer_`` is used for its own updates, and the
-        torch scheduler of its ``"lr"`` callback sets its learning rate of
-        each epoch.
-    X : torch.Tensor of shape (n_samples, n_features)
-    y : torch.Tensor
-        Class indices (int64) or float32 targets.
+        from, with equal batch sizes, ``shuffle`` and batch-order generator
+        states; each net's optimizer and callbacks serve its own fit.
+    train : TensorData
+        The training data, without sample weights: class indices (int64)
+        or float32 targets.
+    valid : TensorData or None, default=None
+        The validation set every net monitors (``early_stopping``).
+    metrics : callable or None, default=None
+        As :meth:`~sknets._engine.net.TensorNet.train_epochs`'.
     epochs : int
-    batch_size : int
-    shuffle : bool
-    seed : int
-        Seed of the batch order (the same for every member).
-    patience : int or None
-        Stop a member after ``patience`` epochs without its training loss
-        improving by more than ``tol``.
-    tol : float
     n_threads : int or None
         Thread budget (see :class:`~sknets._engine.resources.ThreadLimit`),
         the one a separate fit of one member gets.
@@ -136,10 +103,10 @@ def train_stacked(nets, X, y, *, epochs, batch_size, shuffle, seed, patience, to
         False: each member's batch goes through its own fused step
         (:class:`~sknets._engine.fused.FusedStep`, the separate fit's
         step), so every member is bit for bit its separate fit; the members
-        share the batches, the loop and its bookkeeping. True: the members'
-        layers are stacked and computed in wide and batched matrix products,
-        which agrees with separate fits to float32 rounding only (a
-        different summation order, which training can amplify).
+        share the batches and the loop. True: the members' layers are
+        stacked and computed in wide and batched matrix products, which
+        agrees with separate fits to float32 rounding only (a different
+        summation order, which training can amplify).
     rng_states : list of torch.Tensor or None, default=None
         For each member, the state of torch's generator its separate fit's
         training starts from (its dropout masks are drawn from a generator
@@ -147,8 +114,11 @@ def train_stacked(nets, X, y, *, epochs, batch_size, shuffle, seed, patience, to
 
     Returns
     -------
-    list of MemberRecord
-        One per net.
+    list of Outcome or None
+        Each member's :class:`~sknets._engine.net.Outcome`, as its
+        ``train_epochs`` would return it; None for a member whose training
+        loss or weights became non-finite (a separate fit raises or
+        restores an earlier epoch: the caller fits it on its own).
     """
     modules = [net.module_ for net in nets]
     steps = [FusedStep.build(net.module_, net.criterion_) for net in nets]
@@ -158,61 +128,74 @@ def train_stacked(nets, X, y, *, epochs, batch_size, shuffle, seed, patience, to
         if state is not None:
             step.generator = torch.Generator()
             step.generator.set_state(state)
-    # The schedulers first: they wrap optimizer.step, which the updates call.
-    rates = [_Rate(net) for net in nets]
-    update = _Updates(nets)
-    records = [MemberRecord() for _ in nets]
-    size = min(batch_size, len(X))
+    size = min(nets[0].batch_size, len(train))
     work = [training_flops(module, size) for module in modules]
-    loop = {"epochs": epochs, "size": size, "shuffle": shuffle, "seed": seed,
-            "patience": patience, "tol": tol}
-    if not batched:
-        # Each member computes under the thread budget of its own fit, whose
-        # matrix-product kernels (and rounding) depend on it; the budget of
-        # the group's work, where larger, runs several members at once.
-        budgets = [thread_budget(n_threads, w) for w in work]
-        lanes = 1
-        if n_threads is None and len(set(budgets)) == 1:
-            lanes = max(1, min(len(nets), thread_budget(None, sum(work)) // budgets[0]))
-        losses = torch.zeros(len(nets))
+    fits = []
+    try:
+        with flush_denormals():
+            for net in nets:
+                fits.append(SteppedElsewhere(net, train, valid, metrics, size))
+            # After the fits' schedulers, which wrap optimizer.step.
+            update = _Updates(nets)
+            if batched:
+                outcomes = _train_batched(steps, update, fits, train, size, epochs, n_threads,
+                                          sum(work), type(nets[0].criterion_) is
+                                          ClassificationLoss)
+            else:
+                outcomes = _train_lockstep(steps, update, fits, train, size, epochs, n_threads,
+                                           work)
+    finally:
+        for fit in fits:
+            fit.close()
+    return [None if outcome is None or not _all_finite(module.state_dict()) else outcome
+            for outcome, module in zip(outcomes, modules)]
 
-        def train(members, X_batch, y_batch, worker=False):
-            with contextlib.ExitStack() as stack:
-                if worker:
-                    stack.enter_context(ThreadLimit(budgets[0]))
-                    stack.enter_context(flush_denormals())
-                for k in members:
-                    if not worker and torch.get_num_threads() != budgets[k]:
-                        torch.set_num_threads(budgets[k])
-                    losses[k] = steps[k](X_batch, y_batch)
-                update(members)
 
-        with ThreadLimit(max(budgets)), flush_denormals(), \
-                concurrent.futures.ThreadPoolExecutor(max(lanes - 1, 1)) as pool:
-            def step(X_batch, y_batch, active):
-                shares = [active[lane::lanes] for lane in range(lanes)]
-                running = [pool.submit(train, share, X_batch, y_batch, True)
-                           for share in shares[1:] if share]
-                train(shares[0], X_batch, y_batch)
-                for future in running:
-                    future.result()
-                return losses.clone()
+def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
+    """Each member's own fused step on the shared batches, under its own fit's thread budget."""
+    # Each member computes under the thread budget of its own fit, whose
+    # matrix-product kernels (and rounding) depend on it; the budget of the
+    # group's work, where larger, runs several members at once.
+    budgets = [thread_budget(n_threads, w) for w in work]
+    lanes = 1
+    if n_threads is None and len(set(budgets)) == 1:
+        lanes = max(1, min(len(steps), thread_budget(None, sum(work)) // budgets[0]))
+    losses = torch.zeros(len(steps))
 
-            _epochs(step, records, rates, X, y, **loop)
-    else:
-        budget = ThreadLimit(n_threads, work=sum(work))  # the work of all members
-        classify = type(nets[0].criterion_) is ClassificationLoss
-        with budget, flush_denormals(), torch.no_grad(), _Stacked(steps) as stacked:
-            def step(X_batch, y_batch, active):
-                losses = stacked.step(X_batch, y_batch, classify)
-                update(active)
-                return losses
+    def train_members(members, X_batch, y_batch, worker=False):
+        with contextlib.ExitStack() as stack:
+            if worker:
+                stack.enter_context(ThreadLimit(budgets[0]))
+                stack.enter_context(flush_denormals())
+            for k in members:
+                if not worker and torch.get_num_threads() != budgets[k]:
+                    torch.set_num_threads(budgets[k])
+                losses[k] = steps[k](X_batch, y_batch)
+            update(members)
 
-            _epochs(step, records, rates, X, y, **loop)
-    for record, module in zip(records, modules):
-        if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
-            record.failed = True
-    return records
+    with ThreadLimit(max(budgets)), \
+            concurrent.futures.ThreadPoolExecutor(max(lanes - 1, 1)) as pool:
+        def step(X_batch, y_batch, active):
+            shares = [active[lane::lanes] for lane in range(lanes)]
+            running = [pool.submit(train_members, share, X_batch, y_batch, True)
+                       for share in shares[1:] if share]
+            train_members(shares[0], X_batch, y_batch)
+            for future in running:
+                future.result()
+            return losses.clone()
+
+        return _epochs(step, fits, train, size, epochs)
+
+
+def _train_batched(steps, update, fits, train, size, epochs, n_threads, work, classify):
+    """The members' layers stacked into wide and batched products, on the group's budget."""
+    with ThreadLimit(n_threads, work=work), torch.no_grad(), _Stacked(steps) as stacked:
+        def step(X_batch, y_batch, active):
+            losses = stacked.step(X_batch, y_batch, classify)
+            update(active)
+            return losses
+
+        return _epochs(step, fits, train, size, epochs)
 
 
 class _Updates:
@@ -239,32 +222,6 @@ class _Updates:
                 for into, more in zip(merged.setdefault(key, ([], [], [], [], [])), lists):
                     into.extend(more)
         AdamKernel.launch(merged)
-
-
-class _Rate:
-    """A member's learning rate per epoch: its fit's ``LRScheduler`` callback, replayed.
-
-    The torch scheduler is built as the callback builds it at the start of
-    training (on the member's optimizer, which it sets to the first epoch's
-    rate); at the end of each epoch the rate is recorded and the scheduler
-    stepped, with the epoch's training loss for "plateau", as the callback
-    does.
-    """
-
-    def __init__(self, net):
-        callback = dict(net.callbacks_)["lr"]
-        callback.on_train_begin(net)
-        self.scheduler = callback.lr_scheduler_
-        self.plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-
-    def epoch_end(self, loss):
-        """The epoch's rate, then the step to the next epoch's."""
-        rate = self.scheduler.get_last_lr()[0]
-        if self.plateau:
-            self.scheduler.step(loss)
-        else:
-            self.scheduler.step()
-        return rate
 
 
 class _Stacked:
@@ -426,50 +383,43 @@ class _Bucket:
     bias_grads: list = field(default_factory=list)
 
 
-def _epochs(step, records, rates, X, y, *, epochs, size, shuffle, seed, patience, tol):
+def _epochs(step, fits, train, size, epochs):
     """The epochs: ``step(X_batch, y_batch, active)`` trains the active members on a batch.
 
-    ``rates``: each member's :class:`_Rate`, stepped at the end of its epochs.
+    Returns each member's outcome, None for one whose training loss diverged.
     """
-    k_all = len(records)
-    generator = torch.Generator().manual_seed(seed)
-    # The batches of a separate fit: its iterator, with its generator's seed.
-    batches = BatchIterator(TensorData(X, y), size, shuffle=shuffle, generator=generator)
-    active = list(range(k_all))
-    best = [math.inf] * k_all
-    stall = [(math.inf, 0)] * k_all
-    for epoch in range(1, epochs + 1):
+    nets = [fit.net for fit in fits]
+    # The batches of a separate fit: its iterator, with its generator's state.
+    generator = torch.Generator()
+    generator.set_state(nets[0].generator.get_state())
+    batches = BatchIterator(train, size, shuffle=nets[0].shuffle, generator=generator)
+    active, diverged = list(range(len(fits))), set()
+    for _ in range(epochs):
         begin = time.perf_counter()
+        for k in active:
+            fits[k].begin_epoch()
         losses, sizes = [], []
         for X_batch, (y_batch, _) in batches:
             losses.append(step(X_batch, y_batch, active))
             sizes.append(len(X_batch))
-        # As TensorNet.run_single_epoch: batch losses weighted by batch size, in float64.
-        sizes = torch.tensor(sizes, dtype=torch.float64)
-        members = torch.stack(losses).double().t().contiguous()
-        values = [float((members[k] * sizes).sum() / sizes.sum()) for k in range(k_all)]
+        members = torch.stack(losses).t()
         seconds = (time.perf_counter() - begin) / len(active)
         state = generator.get_state()
         still = []
         for k in active:
-            record, loss = records[k], values[k]
-            if not math.isfinite(loss):
-                record.failed = True  # a separate fit raises DivergenceError
+            nets[k].generator.set_state(state)
+            try:
+                goes_on = fits[k].end_epoch(list(members[k]), sizes)
+            except DivergenceError:
+                diverged.add(k)
                 continue
-            record.train_loss.append(loss)
-            record.lr.append(rates[k].epoch_end(loss))
-            record.seconds.append(seconds)
-            record.generator_state = state
-            if loss < best[k]:
-                best[k], record.best_epoch = loss, epoch
-            if patience is not None:
-                stall[k] = stall_step(*stall[k], loss, tol)
-                if stall[k][1] >= patience:
-                    continue
-            still.append(k)
+            nets[k].history.record("dur", seconds)  # its share of the epoch
+            if goes_on:
+                still.append(k)
         active = still
         if not active:
             break
+    return [None if k in diverged else fit.finish() for k, fit in enumerate(fits)]
 
 
 def _member_losses(loss, out, target):
