@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state
 
 from ._engine.schedules import SCHEDULES
-from ._engine.stacked import stackable, train_stacked
+from ._engine.stacked import listens_to_batches, stackable, train_stacked
 from ._input.splits import holdout_indices
 from ._params import as_widths
 from .mlp import MLPClassifier, MLPRegressor
@@ -132,7 +132,7 @@ _REQUIRED = {"optimizer": ("sgd", "momentum", "adam"),
              "lr_schedule": tuple(kind for kind in SCHEDULES if kind != "one_cycle"),
              "lr_warmup_epochs": (0,), "clip_grad_norm": (None,),
              "batch_norm": (False,), "scoring": (None,),
-             "callbacks": (None,), "warm_start": (False,), "l1": (0, 0.0),
+             "warm_start": (False,), "l1": (0, 0.0),
              "activation": _STACKED_ACTIVATIONS, "device": ("cpu",),
              "verbose": (0, False)}
 _SEEDING = threading.Lock()
@@ -164,12 +164,17 @@ def _stack_key(estimator):
         return None
     if type(network) is MLPRegressor and params["loss"] != "squared_error":
         return None
+    if listens_to_batches(params["callbacks"]):
+        return None  # a member's callbacks are called at its epochs, not at its batches
     shared = {name: value for name, value in params.items() if name not in _FREE}
     shared["depth"] = len(as_widths(params["hidden_layers"]))
     steps = None
     if isinstance(estimator, Pipeline):
         steps = [estimator.steps[:-1], estimator.memory, estimator.verbose]
-    return joblib.hash((type(network).__name__, shared, steps))
+    try:
+        return joblib.hash((type(network).__name__, shared, steps))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None  # parameters that cannot be compared (pickled) are not grouped
 
 
 def _plain_array(X):

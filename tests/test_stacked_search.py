@@ -18,6 +18,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
+from skorch.callbacks import Callback
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -300,6 +301,30 @@ def test_mixed_grid_stacks_what_it_can(digits):
     # The last candidate draws its seed afresh in every fit.
     np.testing.assert_array_equal(ours.cv_results_["mean_test_score"][:3],
                                   theirs.cv_results_["mean_test_score"][:3])
+
+
+_EPOCHS_SEEN = []
+
+
+class _CountEpochs(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        _EPOCHS_SEEN.append(len(net.history))
+
+
+class _ListenToBatches(Callback):
+    def on_batch_end(self, net, **kwargs):
+        _EPOCHS_SEEN.append(None)
+
+
+def test_epoch_callbacks_run_for_each_member_and_batch_callbacks_fall_back(digits):
+    X, y = digits
+    _EPOCHS_SEEN.clear()
+    base = MLPClassifier((8,), max_epochs=3, random_state=0, callbacks=[_CountEpochs()])
+    search = GridSearchCV(base, {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
+    assert search.n_stacked_fits_ == 4
+    assert sorted(_EPOCHS_SEEN) == [1] * 5 + [2] * 5 + [3] * 5  # 4 stacked fits, the refit
+    base.set_params(callbacks=[_ListenToBatches()])
+    assert GridSearchCV(base, {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y).n_stacked_fits_ == 0
 
 
 def test_other_estimators_are_scikit_learns_search(digits):

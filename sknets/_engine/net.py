@@ -609,7 +609,9 @@ class SteppedElsewhere:
                              step_fn=net.validation_step)
         try:
             net.notify("on_epoch_end", **self.kwargs)
-        except KeyboardInterrupt:  # how a stopping callback ends training
+        except KeyboardInterrupt:  # how a stopping callback (or another) ends training
+            if not net._stopped_early():
+                net.interrupted_epoch_ = len(net.history)
             return False
         return True
 

@@ -46,7 +46,8 @@ from torch import nn
 from ..exceptions import DivergenceError
 from .fused import FusedStep, _cross_entropy, _squared_error
 from .losses import ClassificationLoss
-from .net import AdamKernel, BatchIterator, SteppedElsewhere, _all_finite
+from .build import user_callbacks
+from .net import AdamKernel, BatchIterator, SteppedElsewhere, _all_finite, _listens
 from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
 
 _CROSS_ENTROPY = _cross_entropy(label_smoothing=0.0)
@@ -68,6 +69,16 @@ def stackable(module, criterion):
         return False
     step = FusedStep.build(module, criterion)
     return step is not None and all(layer.activation is not None for layer in step.layers)
+
+
+def listens_to_batches(callbacks):
+    """Whether any of ``callbacks`` (the ``callbacks`` parameter) acts at batches.
+
+    :func:`train_stacked` calls a member's callbacks at the start and end of
+    its training and of its epochs, as its fit does, but not at its batches.
+    """
+    return any(_listens(callback, method) for _, callback in user_callbacks(callbacks)
+               for method in ("on_batch_begin", "on_batch_end"))
 
 
 def _signature(step):

@@ -29,7 +29,12 @@ class EpochTick(Callback):
         self.bar = bar
 
     def on_epoch_end(self, net, **kwargs):
-        self.bar.update(1)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def __getstate__(self):
+        # The bar is this process's display: a pickled copy ticks nothing.
+        return {"bar": None}
 
     # clone (through sklearn's protocol) and deepcopy give this object back.
     def __sklearn_clone__(self):

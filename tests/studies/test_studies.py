@@ -207,6 +207,15 @@ def test_regularizers_and_search_figures_content(tmp_path, figure_axes):
     assert search["p_value"].isna().sum() == 1 and search["accuracy_low"].notna().all()
     loss, _ = axes["best_curves"]
     assert _curves(loss) == [[1, 2, 3]] * 2
+    # Candidates of one depth trained together, each as its own fit.
+    timing = report.tables["search_time"]["seconds"]
+    assert np.isclose(timing["time saved"],
+                      timing["search fitting one candidate at a time (estimated)"]
+                      - timing["search, candidates trained together"])
+    assert 0 < timing["of which training"] < timing["search, candidates trained together"]
+    # 2 depths, 2 widths each, on 6 splits; the separate fits score the same.
+    assert report.results["search"] == {"n_stacked_groups": 2, "n_stacked_fits": 4 * 6,
+                                        "first_split_scores_equal": True}
 
 
 def test_the_progress_bar_counts_the_epochs_of_every_fit_a_search_makes(tmp_path, capsys):
