@@ -2,9 +2,10 @@
 
 :func:`train_val_test_split` and :func:`holdout_indices` split data.
 :class:`GridSearchCV` and :class:`RandomizedSearchCV` are scikit-learn's
-searches, with the same parameters and results; candidates that differ only
-in ``lr``, ``l2`` and ``momentum`` are trained together, in lockstep on
-the same mini-batches, once per cross-validation split (see
+searches, with the same parameters and results; candidates of one depth that
+differ only in learning rate, penalty, momentum, dropout, widths and
+learning-rate schedule are trained together, in lockstep on the same
+mini-batches, once per cross-validation split (see
 ``docs/stacked-search.md``).
 """
 
@@ -431,11 +432,14 @@ class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
     :class:`sklearn.model_selection.GridSearchCV`. When the estimator is an
     sknets :class:`~sknets.MLPClassifier` or :class:`~sknets.MLPRegressor`
     (or a ``Pipeline`` ending in one), candidates that differ only in
-    ``lr``, ``l2`` and ``momentum`` are trained together, in lockstep on
+    ``lr``, ``l2``, ``momentum``, ``dropout``, the widths of
+    ``hidden_layers`` (not their number) and ``lr_schedule`` (not
+    "one_cycle") with its parameters are trained together, in lockstep on
     the same mini-batches, once per cross-validation split; each member is,
     bit for bit, what its own ``fit`` produces (same initial weights,
-    batches, optimizer, steps and stopping), and is scored as scikit-learn
-    scores any fitted estimator, so the results are scikit-learn's. Every other
+    batches, optimizer, dropout masks, steps, schedule, validation set,
+    stopping and best epoch), and is scored as scikit-learn scores any
+    fitted estimator, so the results are scikit-learn's. Every other
     candidate, and the refit, is fitted on its own. What stacks is listed in
     ``docs/stacked-search.md``.
 
