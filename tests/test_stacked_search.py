@@ -76,11 +76,12 @@ def test_member_is_its_separate_fit(digits, optimizer, hidden, activation):
             assert {member.n_epochs_ for member in fitted} == {3, 8}  # stopping per member
 
 
-@pytest.mark.parametrize("hidden", [(16,), (12, 8)])
-def test_members_of_other_widths_dropout_and_schedules_are_their_separate_fits(digits,
-                                                                               hidden):
+@pytest.mark.parametrize("optimizer, hidden", [("adam", (16,)), ("adam", (12, 8)),
+                                               ("sgd", (16,)), ("momentum", (12, 8))])
+def test_members_of_other_widths_dropout_and_schedules_are_their_separate_fits(
+        digits, optimizer, hidden):
     X, y = digits
-    base = MLPClassifier(hidden, optimizer="adam", max_epochs=6, batch_size=32,
+    base = MLPClassifier(hidden, optimizer=optimizer, max_epochs=6, batch_size=32,
                          patience=2, tol=1e-2, random_state=5)
     schedules = [{"lr_schedule": "constant"}, {"lr_schedule": "step", "lr_step_size": 2},
                  {"lr_schedule": "cosine", "lr_min": 1e-4},
