@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .losses import ClassificationLoss, smooth_labels
+from .modules import Dropout, dropout_mask
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -81,7 +82,7 @@ class FusedStep:
     ----------
     generator : torch.Generator or None
         Where the dropout masks are drawn from; None (the default) is torch's
-        global generator, which ``nn.Dropout`` draws from too.
+        global generator, which the modules' ``Dropout`` draws from too.
     """
 
     def __init__(self, layers, output, loss):
@@ -110,7 +111,7 @@ class FusedStep:
                     and pending.activation is None and not pending.dropout:
                 pending.activation = child
                 pending.activate, pending.activation_grad = _ACTIVATIONS[type(child)]
-            elif type(child) is nn.Dropout and pending is not None and not pending.dropout:
+            elif type(child) is Dropout and pending is not None and not pending.dropout:
                 pending.dropout = child.p
             else:
                 return None
@@ -135,9 +136,9 @@ class FusedStep:
             outs.append(h)
             noise = None
             if layer.dropout and layer.linear.training:
-                # The draws of torch's own dropout: bernoulli(1 - p) / (1 - p).
-                noise = torch.empty_like(h).bernoulli_(1 - layer.dropout, generator=self.generator)
-                noise.div_(1 - layer.dropout)
+                # The draws of the module's Dropout.
+                noise = dropout_mask(h.shape, 1 - layer.dropout, self.generator, h.device,
+                                     h.dtype)
                 h = h * noise
             noises.append(noise)
         inputs.append(h)

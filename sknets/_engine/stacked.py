@@ -45,6 +45,7 @@ from torch import nn
 
 from ..exceptions import DivergenceError
 from .fused import FusedStep, _cross_entropy, _squared_error
+from .modules import dropout_mask
 from .losses import ClassificationLoss
 from .build import user_callbacks
 from .net import AdamKernel, BatchIterator, SteppedElsewhere, _all_finite, _listens
@@ -309,7 +310,7 @@ class _Stacked:
         """Dropout masks of ``members`` (one ``shape`` block each), or None without dropout.
 
         Each member's block is drawn from its own generator, as its fused
-        step draws it: ``bernoulli(1 - p) / (1 - p)``.
+        step draws it (:func:`~sknets._engine.modules.dropout_mask`).
         """
         if not any(rates):
             return None
@@ -317,7 +318,7 @@ class _Stacked:
         for j, (k, p) in enumerate(zip(members, rates)):
             if p:
                 block = noise[j] if out is None else out[:, j]
-                block.bernoulli_(1 - p, generator=self.steps[k].generator).div_(1 - p)
+                block.copy_(dropout_mask(block.shape, 1 - p, self.steps[k].generator))
         return noise
 
     def step(self, X, y, classify):
