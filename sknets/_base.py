@@ -384,21 +384,34 @@ class BaseNetwork(BaseEstimator):
             _validated(checker, X, _NO_Y, reset=False, skip_check_array=True)
             return (*self._encoded(tables, X, y, missing_values), tables)
         predicting = _is_no_y(y) and not reset
+        # X's values are checked below, in one pass where all are finite.
         X, y = _validated(checker, X, y, reset=reset, dtype=np.float32,
-                          ensure_all_finite=False if predicting else "allow-nan",
-                          **self._y_kwargs(y))
+                          ensure_all_finite=False, **self._y_kwargs(y))
         if predicting:
             # No pass over X here: _run checks the first layer's outputs, which
             # are not finite wherever X is not, and only then reads X value by value.
             return X, None, None
-        # scikit-learn's assume_finite=True: the caller vouches for no NaN (nor infinity).
-        missing = [] if get_config()["assume_finite"] else nan_columns(X)
+        missing = self._nan_columns(X)
         if not missing:
             return X, y, None  # numeric arrays without NaN: no encoder at all
         if missing_values == "error" or not reset:
             raise self._missing_values_error(checker, X, missing, missing_values)
         tables = TableEncoder.fit(X, None, params["one_hot_max_categories"], False, missing_values)
         return tables.transform(X), y, tables
+
+    @staticmethod
+    def _nan_columns(X):
+        """Positions of the columns of the float32 array ``X`` with NaN; raise on infinity.
+
+        One float32 sum answers for the usual case: it is finite only if
+        every value is (an overflow of the sum merely sends it to the exact
+        check). scikit-learn's ``assume_finite=True`` skips the pass: the
+        caller vouches for no NaN nor infinity.
+        """
+        if get_config()["assume_finite"] or X.size == 0 or np.isfinite(X.sum()):
+            return []
+        _assert_all_finite(X, allow_nan=True, input_name="X")
+        return nan_columns(X)
 
     def _missing_values_error(self, checker, X, missing, missing_values):
         """The error for the columns ``missing`` (positions) of ``X`` that hold NaN."""

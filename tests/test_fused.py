@@ -313,3 +313,23 @@ def test_without_flushing_the_moments_would_turn_subnormal():
         moment = optimizer.state[weight]["exp_avg"]
         subnormal |= bool(((moment != 0) & (moment.abs() < tiny)).any())
     assert subnormal
+
+
+def test_dropout_masks_keep_the_rate_and_scale_and_the_module_draws_them():
+    import torch
+
+    from sknets._engine.modules import Dropout, dropout_mask
+
+    mask = dropout_mask((1000, 1000), 0.7, torch.Generator().manual_seed(0))
+    assert set(mask.unique().tolist()) == {0.0, float(torch.tensor(1.0) / 0.7)}
+    assert abs(float((mask > 0).double().mean()) - 0.7) < 2e-3
+    again = dropout_mask((1000, 1000), 0.7, torch.Generator().manual_seed(0))
+    assert torch.equal(mask, again)
+    x = torch.randn(64, 32)
+    layer = Dropout(0.3)
+    torch.manual_seed(5)
+    out = layer(x)
+    torch.manual_seed(5)
+    assert torch.equal(out, x * dropout_mask(x.shape, 0.7))  # the global generator's draws
+    assert torch.equal(layer.eval()(x), x)
+    assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
