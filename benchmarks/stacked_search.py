@@ -22,6 +22,7 @@ training fold.
 """
 
 import argparse
+import itertools
 import os
 import resource
 import statistics
@@ -109,7 +110,7 @@ def _memory_table(args, base, grid, X):
     state = 0
     for candidate in candidates:
         widths = [X.shape[1], *candidate.get("hidden_layers", base.hidden_layers), 10]
-        n_params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        n_params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
         state += 4 * n_params * 4  # weights, gradients, Adam's two moments; float32
     fold = X.shape[0] * 2 // 3 * X.shape[1] * 4
     budget = (state + fold) / 2**20

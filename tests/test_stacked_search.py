@@ -18,9 +18,9 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
-from skorch.callbacks import Callback
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
 
 from sknets import MLPClassifier, MLPRegressor, load
 from sknets.model_selection import GridSearchCV, RandomizedSearchCV, _fit_stacked

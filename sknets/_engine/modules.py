@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+
 def dropout_mask(shape, keep, generator=None, device=None, dtype=None):
     """A dropout mask: ``1 / keep`` with probability ``keep``, else 0.
 

@@ -44,10 +44,10 @@ import torch
 from torch import nn
 
 from ..exceptions import DivergenceError
-from .fused import FusedStep, _cross_entropy, _squared_error
-from .modules import dropout_mask
-from .losses import ClassificationLoss
 from .build import user_callbacks
+from .fused import FusedStep, _cross_entropy, _squared_error
+from .losses import ClassificationLoss
+from .modules import dropout_mask
 from .net import AdamKernel, BatchIterator, SteppedElsewhere, _all_finite, _listens
 from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
 
