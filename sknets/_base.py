@@ -281,13 +281,13 @@ class BaseNetwork(BaseEstimator):
                                 scorer=self._epoch_scorer(targets, valid is not None)
                                 if epochs else None)
                 outcome = None
-                if not epochs:
-                    # Where training's dropout masks would start drawing from:
-                    # a stacked search trains this net as its fit would.
-                    net.training_rng_state = torch.get_rng_state()
                 if epochs:
                     metrics = None if valid is None else self._valid_metrics(valid.y)
                     outcome = net.train_epochs(train, valid, metrics, epochs)
+                else:
+                    # Where training's dropout masks would start drawing from:
+                    # a stacked search trains this net as its fit would.
+                    net.training_rng_state = torch.get_rng_state()
         self._set_fitted_state(FittedState(
             params=params, n_features_in=n_features,
             feature_names_in=getattr(checker, "feature_names_in_", None), targets=targets,

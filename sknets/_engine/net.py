@@ -446,14 +446,10 @@ class TensorNet(NeuralNet):
         then ``divergence_`` keeps the error, training ends, and that
         callback's ``on_train_end`` restores those weights.
         """
-        self.interrupted_epoch_ = None
-        self.divergence_ = None
+        self._start_loop()
         self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
         self._update = AdamKernel.build(self.optimizer_)
         self._clipped = [p for p in self.module_.parameters() if p.requires_grad]
-        self._loss_records = _loss_records(self.history)
-        self._score_best = {} if self.scorer is None else _score_best(
-            self.history, f"valid_{self.scorer.name}")
         try:
             try:
                 super().fit_loop(X, y, epochs=epochs, **fit_params)
@@ -473,6 +469,14 @@ class TensorNet(NeuralNet):
         finally:
             self._fused_step = self._clipped = self._update = None
         return self
+
+    def _start_loop(self):
+        """Reset what a training call records: how it ended, the best losses and scores so far."""
+        self.interrupted_epoch_ = None
+        self.divergence_ = None
+        self._loss_records = _loss_records(self.history)
+        self._score_best = {} if self.scorer is None else _score_best(
+            self.history, f"valid_{self.scorer.name}")
 
     def _divergence(self, what, last_finite_loss):
         epoch = len(self.history)
@@ -574,11 +578,12 @@ class SteppedElsewhere:
         self.net, self.train, self.valid = net, train, valid
         self.stack = contextlib.ExitStack()
         self.stack.enter_context(net._fitting(valid, metrics, batch_size or net.batch_size))
-        net.interrupted_epoch_ = net.divergence_ = None
-        net._loss_records = _loss_records(net.history)
-        net._score_best = {} if net.scorer is None else _score_best(
-            net.history, f"valid_{net.scorer.name}")
-        net.notify("on_train_begin", X=train, y=None)
+        try:
+            net._start_loop()
+            net.notify("on_train_begin", X=train, y=None)
+        except BaseException:
+            self.close()
+            raise
         self.valid_batches = None if valid is None else net.get_iterator(valid)
         self.kwargs = {"dataset_train": train, "dataset_valid": valid}
 
