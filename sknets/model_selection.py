@@ -123,9 +123,9 @@ def train_val_test_split(
 # --- searches ------------------------------------------------------------------
 
 # The parameters stacked candidates may differ in: each member keeps its own
-# optimizer (learning rate, momentum, weight decay), learning-rate scheduler,
-# dropout masks and widths; the number of hidden layers is shared.
-_FREE = ("lr", "l2", "momentum", "dropout", "hidden_layers", "lr_schedule", "lr_decay",
+# optimizer (learning rate, momentum, weight decay), penalty, learning-rate
+# scheduler, dropout masks and widths; the number of hidden layers is shared.
+_FREE = ("lr", "l1", "l2", "momentum", "dropout", "hidden_layers", "lr_schedule", "lr_decay",
          "lr_min", "lr_step_size", "lr_gamma", "lr_patience")
 # What a stacked candidate may be: the rest trains one fit per candidate.
 _STACKED_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
@@ -133,7 +133,7 @@ _REQUIRED = {"optimizer": ("sgd", "momentum", "adam"),
              "lr_schedule": tuple(kind for kind in SCHEDULES if kind != "one_cycle"),
              "lr_warmup_epochs": (0,), "clip_grad_norm": (None,),
              "batch_norm": (False,), "scoring": (None,),
-             "warm_start": (False,), "l1": (0, 0.0),
+             "warm_start": (False,),
              "activation": _STACKED_ACTIVATIONS, "device": ("cpu",),
              "verbose": (0, False)}
 _SEEDING = threading.Lock()
@@ -202,8 +202,8 @@ def _fit_stacked(networks, X, y, batched=False):
             network.initialize(X, y)
         states = [network._get_fitted_state() for network in networks]
         first, state = networks[0], states[0]
-        if any(s.tables is not None or s.net.penalty is not None
-               or not stackable(s.net.module_, s.net.criterion_) for s in states):
+        if any(s.tables is not None or not stackable(s.net.module_, s.net.criterion_,
+                                                     s.net.penalty) for s in states):
             return None
         X_checked, y_checked, _ = first._check_input(copy.copy(first), X, y, state.params,
                                                      reset=True, tables=None)
@@ -432,7 +432,7 @@ class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
     :class:`sklearn.model_selection.GridSearchCV`. When the estimator is an
     sknets :class:`~sknets.MLPClassifier` or :class:`~sknets.MLPRegressor`
     (or a ``Pipeline`` ending in one), candidates that differ only in
-    ``lr``, ``l2``, ``momentum``, ``dropout``, the widths of
+    ``lr``, ``l1``, ``l2``, ``momentum``, ``dropout``, the widths of
     ``hidden_layers`` (not their number) and ``lr_schedule`` (not
     "one_cycle") with its parameters are trained together, in lockstep on
     the same mini-batches, once per cross-validation split; each member is,

@@ -43,6 +43,8 @@ def _outputs(estimator, X):
     {"activation": "identity"},
     {"hidden_layers": ()},
     {"optimizer": "momentum", "lr": 0.05},
+    {"l1": 1e-3, "dropout": 0.2},
+    {"optimizer": "adamw", "l1": 1e-4, "l2": 1e-2},
 ])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_fused_step_matches_autograd(data, params, weighted):
@@ -333,3 +335,15 @@ def test_dropout_masks_keep_the_rate_and_scale_and_the_module_draws_them():
     assert torch.equal(out, x * dropout_mask(x.shape, 0.7))  # the global generator's draws
     assert torch.equal(layer.eval()(x), x)
     assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+
+
+def test_penalised_networks_train_on_the_fused_step(data):
+    X, y, _ = data
+    calls = []
+    call = FusedStep.__call__
+    with mock.patch.object(FusedStep, "__call__",
+                           lambda self, *a, **k: calls.append(self.penalty) or call(self, *a, **k)):
+        MLPClassifier((8,), l1=1e-3, max_epochs=1, random_state=0).fit(X, y)
+        MLPClassifier((8,), optimizer="adamw", l2=1e-2, max_epochs=1, random_state=0).fit(X, y)
+    penalties = {(p.l1, p.l2) for p in calls}
+    assert penalties == {(1e-3, 0.0), (0.0, 1e-2)}

@@ -78,7 +78,7 @@ def test_member_is_its_separate_fit(digits, optimizer, hidden, activation):
 
 @pytest.mark.parametrize("optimizer, hidden", [("adam", (16,)), ("adam", (12, 8)),
                                                ("sgd", (16,)), ("momentum", (12, 8))])
-def test_members_of_other_widths_dropout_and_schedules_are_their_separate_fits(
+def test_members_of_other_widths_dropout_l1_and_schedules_are_their_separate_fits(
         digits, optimizer, hidden):
     X, y = digits
     base = MLPClassifier(hidden, optimizer=optimizer, max_epochs=6, batch_size=32,
@@ -88,11 +88,11 @@ def test_members_of_other_widths_dropout_and_schedules_are_their_separate_fits(
                  {"lr_schedule": "plateau", "lr_patience": 0, "lr_gamma": 0.5},
                  {"lr_schedule": "exponential", "lr_decay": 0.3},
                  {"lr_schedule": "linear", "lr_decay": 1e-3}]
-    candidates = [{"lr": lr, "dropout": dropout, **schedule,
+    candidates = [{"lr": lr, "dropout": dropout, **schedule, "l1": l1,
                    "hidden_layers": tuple(w * scale for w in hidden)}
-                  for lr, dropout, scale, schedule in zip(
+                  for lr, dropout, scale, l1, schedule in zip(
                       [1e-2, 3e-3, 1e-2, 3e-2, 1e-2, 3e-3], [0.0, 0.3, 0.2, 0.0, 0.5, 0.1],
-                      [1, 2, 1, 2, 3, 1], schedules)]
+                      [1, 2, 1, 2, 3, 1], [0.0, 1e-3, 0.0, 1e-4, 0.0, 3e-3], schedules)]
     separate = [_separate(base, candidate, X, y) for candidate in candidates]
     assert len({tuple(fit.history_["lr"]) for fit in separate}) == len(candidates)
     for batched in (False, True):

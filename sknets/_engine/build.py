@@ -16,7 +16,7 @@ import torch
 from skorch.callbacks import Callback, EpochTimer
 
 from .callbacks import BestWeights, Monitor, StopWhenStalled, progress_callbacks
-from .modules import l1_penalty, linear_layers
+from .modules import Penalty, linear_layers
 from .net import EpochHistory, TensorNet
 from .schedules import BatchRates, EpochSchedule, LRScheduler
 
@@ -152,22 +152,6 @@ def _penalty(params, module):
     if l1 == 0 and in_loss_l2 == 0:
         return None, groups
     return Penalty(l1, in_loss_l2), groups
-
-
-class Penalty:
-    """``l1 * sum|W| + l2 / 2 * sum W^2`` over linear weights (picklable)."""
-
-    def __init__(self, l1, l2):
-        self.l1, self.l2 = l1, l2
-
-    def __call__(self, module):
-        total = 0.0
-        if self.l1:
-            total = total + self.l1 * l1_penalty(module)
-        if self.l2:
-            total = total + self.l2 / 2 * sum((layer.weight ** 2).sum()
-                                              for layer in linear_layers(module))
-        return total
 
 
 def callbacks(params, monitor):

@@ -14,16 +14,17 @@ in a slightly different order); the tests pin that.
 The losses it covers: the softmax cross-entropy (with label smoothing), the
 binary cross-entropy with logits (multi-label classification, with label
 smoothing), and the squared, absolute, Huber and Poisson (log link) errors,
-as torch's criteria and :mod:`.losses` define them. Anything else — batch
-norm, other activations, an L1 penalty, class-weighted or other losses —
-returns ``None`` from :meth:`FusedStep.build` and trains through autograd.
+as torch's criteria and :mod:`.losses` define them, and the weights'
+``l1`` penalty (and ``l2`` where it is in the loss). Anything else — batch
+norm, other activations, class-weighted or other losses — returns ``None``
+from :meth:`FusedStep.build` and trains through autograd.
 """
 
 import torch
 from torch import nn
 
 from .losses import ClassificationLoss, smooth_labels
-from .modules import Dropout, dropout_mask
+from .modules import Dropout, Penalty, dropout_mask
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -80,6 +81,8 @@ class FusedStep:
 
     Attributes
     ----------
+    penalty : Penalty or None
+        The weights' penalty, whose gradient the step adds.
     generator : torch.Generator or None
         Where the dropout masks are drawn from; None (the default) is torch's
         global generator, which the modules' ``Dropout`` draws from too.
@@ -88,13 +91,18 @@ class FusedStep:
     def __init__(self, layers, output, loss):
         self.layers, self.output, self.loss = layers, output, loss
         self.generator = None
+        self.penalty = None
         self.params = [p for layer in [*layers, _Layer(output)]
                        for p in (layer.linear.weight, layer.linear.bias)]
 
     @classmethod
     def build(cls, module, criterion, penalty=None):
-        """A ``FusedStep`` for ``module`` and ``criterion``, or None."""
-        if penalty is not None:
+        """A ``FusedStep`` for ``module``, ``criterion`` and ``penalty``, or None.
+
+        ``penalty``: None or a :class:`~sknets._engine.modules.Penalty` on
+        the linear layers' weights (``l1``, and ``l2`` in the loss).
+        """
+        if penalty is not None and type(penalty) is not Penalty:
             return None
         loss = _fused_loss(criterion)
         if loss is None:
@@ -117,7 +125,9 @@ class FusedStep:
                 return None
         if pending is None or pending.activation is not None or pending.dropout:
             return None  # the last layer must be a bare linear output
-        return cls(layers, pending.linear, loss)
+        step = cls(layers, pending.linear, loss)
+        step.penalty = penalty
+        return step
 
     def _grads(self):
         for p in self.params:
@@ -157,6 +167,9 @@ class FusedStep:
             if noises[i - 1] is not None:
                 grad.mul_(noises[i - 1])
             grad = layer.activation_grad(grad, outs[i - 1])
+        if self.penalty is not None:
+            for weight, weight_grad in zip(self.params[0::2], grads[0::2]):
+                self.penalty.grad_(weight, weight_grad)
         return loss
 
     def _loss_and_grad(self, out, target, weight):

@@ -54,13 +54,14 @@ from .resources import ThreadLimit, flush_denormals, thread_budget, training_flo
 _CROSS_ENTROPY = _cross_entropy(label_smoothing=0.0)
 
 
-def stackable(module, criterion):
-    """Whether :func:`train_stacked` can train ``module`` with ``criterion``.
+def stackable(module, criterion, penalty=None):
+    """Whether :func:`train_stacked` can train ``module`` with ``criterion`` and ``penalty``.
 
     A plain ``nn.Sequential`` of ``Linear`` layers, each hidden one followed
     by one element-wise activation the fused step knows and optionally a
     ``Dropout``, and a bare linear output; the softmax cross-entropy on class
-    indices (no label smoothing) or the squared error.
+    indices (no label smoothing) or the squared error; no penalty, or the
+    weights' ``l1`` and ``l2`` (:class:`~sknets._engine.modules.Penalty`).
     """
     if not (type(criterion) is ClassificationLoss and not criterion.label_smoothing) \
             and type(criterion) is not nn.MSELoss:
@@ -68,7 +69,7 @@ def stackable(module, criterion):
     if type(module) is not nn.Sequential and not (
             isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward):
         return False
-    step = FusedStep.build(module, criterion)
+    step = FusedStep.build(module, criterion, penalty)
     return step is not None and all(layer.activation is not None for layer in step.layers)
 
 
@@ -133,7 +134,7 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
         restores an earlier epoch: the caller fits it on its own).
     """
     modules = [net.module_ for net in nets]
-    steps = [FusedStep.build(net.module_, net.criterion_) for net in nets]
+    steps = [FusedStep.build(net.module_, net.criterion_, net.penalty) for net in nets]
     if len({_signature(step) for step in steps}) != 1:
         raise ValueError("stacked networks must share depth, activations, inputs and outputs")
     for step, state in zip(steps, rng_states or itertools.repeat(None)):
@@ -354,6 +355,10 @@ class _Stacked:
             wide = activation_grad(wide, h)
         torch.mm(wide.t(), X, out=self.weight_grad)
         torch.sum(wide, 0, out=self.bias_grad)
+        for step in self.steps:
+            if step.penalty is not None:  # its weights and gradients: views of the stacks
+                for weight in step.params[0::2]:
+                    step.penalty.grad_(weight, weight.grad)
         return losses
 
     def _bucket(self, bucket, h, y, loss_fn):
