@@ -74,8 +74,8 @@ def test_clipping_bounds_every_sgd_step(blobs, estimator_class, path):
     X, y = _data(estimator_class, blobs)
     steps = RecordSteps()
     lr, max_norm = 0.5, 1e-3
-    # An L1 penalty takes the autograd path (its gradient is clipped with the data loss's).
-    extra = {"l1": 1e-4} if path == "autograd" else {}
+    # Batch normalisation takes the autograd path.
+    extra = {"batch_norm": True} if path == "autograd" else {}
     est = estimator_class(**FAST, **extra, optimizer="sgd", lr=lr, batch_size=50, max_epochs=2,
                           clip_grad_norm=max_norm, callbacks=[steps]).fit(X, y)
     fused = FusedStep.build(est.module_, est.net_.criterion_, est.net_.penalty) is not None

@@ -345,7 +345,7 @@ class Penalty:
     >>> from sknets._engine.modules import Penalty
     >>> layer = nn.Linear(2, 1)
     >>> _ = nn.init.constant_(layer.weight, -2.0)
-    >>> float(Penalty(l1=0.5, l2=0.0)(layer))
+    >>> float(Penalty(l1=0.5, l2=0.0)(layer).detach())
     2.0
     """
 
