@@ -129,8 +129,7 @@ _FREE = ("lr", "l1", "l2", "momentum", "dropout", "hidden_layers", "lr_schedule"
          "lr_min", "lr_step_size", "lr_gamma", "lr_patience")
 # What a stacked candidate may be: the rest trains one fit per candidate.
 _STACKED_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
-_REQUIRED = {"optimizer": ("sgd", "momentum", "adam"),
-             "lr_schedule": tuple(kind for kind in SCHEDULES if kind != "one_cycle"),
+_REQUIRED = {"lr_schedule": tuple(kind for kind in SCHEDULES if kind != "one_cycle"),
              "lr_warmup_epochs": (0,), "clip_grad_norm": (None,),
              "batch_norm": (False,), "scoring": (None,),
              "warm_start": (False,),

@@ -60,6 +60,15 @@ def _assert_same_fit(stacked, separate, X, exact=True):
 @pytest.mark.parametrize("hidden, activation", [((16, 8), "relu"), ((12,), "tanh"),
                                                 ((), "identity")])
 def test_member_is_its_separate_fit(digits, optimizer, hidden, activation):
+    _check_members(digits, optimizer, hidden, activation)
+
+
+@pytest.mark.parametrize("optimizer", ["nesterov", "adagrad", "rmsprop", "adamw"])
+def test_members_of_every_optimizer_are_their_separate_fits(digits, optimizer):
+    _check_members(digits, optimizer, (16,), "relu")
+
+
+def _check_members(digits, optimizer, hidden, activation):
     X, y = digits
     # patience=2 with tol=0.01 stops some members early (checked below).
     base = MLPClassifier(hidden, activation=activation, optimizer=optimizer, max_epochs=8,
