@@ -29,8 +29,7 @@ from sklearn.model_selection import check_cv, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state
 
-from ._engine.schedules import SCHEDULES
-from ._engine.stacked import listens_to_batches, stackable, train_stacked
+from ._engine.stacked import stackable, train_stacked
 from ._input.splits import holdout_indices
 from ._params import as_widths
 from .mlp import MLPClassifier, MLPRegressor
@@ -126,12 +125,11 @@ def train_val_test_split(
 # optimizer (learning rate, momentum, weight decay), penalty, learning-rate
 # scheduler, dropout masks and widths; the number of hidden layers is shared.
 _FREE = ("lr", "l1", "l2", "momentum", "dropout", "hidden_layers", "lr_schedule", "lr_decay",
-         "lr_min", "lr_step_size", "lr_gamma", "lr_patience")
+         "lr_min", "lr_step_size", "lr_gamma", "lr_patience", "lr_warmup_epochs",
+         "clip_grad_norm")
 # What a stacked candidate may be: the rest trains one fit per candidate.
 _STACKED_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
-_REQUIRED = {"lr_schedule": tuple(kind for kind in SCHEDULES if kind != "one_cycle"),
-             "lr_warmup_epochs": (0,), "clip_grad_norm": (None,),
-             "batch_norm": (False,), "scoring": (None,),
+_REQUIRED = {"batch_norm": (False,), "scoring": (None,),
              "warm_start": (False,),
              "activation": _STACKED_ACTIVATIONS, "device": ("cpu",),
              "verbose": (0, False)}
@@ -164,8 +162,6 @@ def _stack_key(estimator):
         return None
     if type(network) is MLPRegressor and params["loss"] != "squared_error":
         return None
-    if listens_to_batches(params["callbacks"]):
-        return None  # a member's callbacks are called at its epochs, not at its batches
     shared = {name: value for name, value in params.items() if name not in _FREE}
     shared["depth"] = len(as_widths(params["hidden_layers"]))
     steps = None

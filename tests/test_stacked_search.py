@@ -87,7 +87,7 @@ def _check_members(digits, optimizer, hidden, activation):
 
 @pytest.mark.parametrize("optimizer, hidden", [("adam", (16,)), ("adam", (12, 8)),
                                                ("sgd", (16,)), ("momentum", (12, 8))])
-def test_members_of_other_widths_dropout_l1_and_schedules_are_their_separate_fits(
+def test_members_of_other_widths_dropout_l1_schedules_and_clipping_are_their_fits(
         digits, optimizer, hidden):
     X, y = digits
     base = MLPClassifier(hidden, optimizer=optimizer, max_epochs=6, batch_size=32,
@@ -96,12 +96,16 @@ def test_members_of_other_widths_dropout_l1_and_schedules_are_their_separate_fit
                  {"lr_schedule": "cosine", "lr_min": 1e-4},
                  {"lr_schedule": "plateau", "lr_patience": 0, "lr_gamma": 0.5},
                  {"lr_schedule": "exponential", "lr_decay": 0.3},
-                 {"lr_schedule": "linear", "lr_decay": 1e-3}]
+                 {"lr_schedule": "linear", "lr_decay": 1e-3},
+                 {"lr_schedule": "one_cycle", "clip_grad_norm": 0.5},
+                 {"lr_schedule": "cosine", "lr_warmup_epochs": 2, "clip_grad_norm": 1.0}]
     candidates = [{"lr": lr, "dropout": dropout, **schedule, "l1": l1,
                    "hidden_layers": tuple(w * scale for w in hidden)}
                   for lr, dropout, scale, l1, schedule in zip(
-                      [1e-2, 3e-3, 1e-2, 3e-2, 1e-2, 3e-3], [0.0, 0.3, 0.2, 0.0, 0.5, 0.1],
-                      [1, 2, 1, 2, 3, 1], [0.0, 1e-3, 0.0, 1e-4, 0.0, 3e-3], schedules)]
+                      [1e-2, 3e-3, 1e-2, 3e-2, 1e-2, 3e-3, 1e-2, 3e-2],
+                      [0.0, 0.3, 0.2, 0.0, 0.5, 0.1, 0.0, 0.2],
+                      [1, 2, 1, 2, 3, 1, 2, 1], [0.0, 1e-3, 0.0, 1e-4, 0.0, 3e-3, 0.0, 0.0],
+                      schedules)]
     separate = [_separate(base, candidate, X, y) for candidate in candidates]
     assert len({tuple(fit.history_["lr"]) for fit in separate}) == len(candidates)
     for batched in (False, True):
@@ -289,9 +293,9 @@ def test_only_the_refit_is_a_separate_fit(digits, monkeypatch):
 @pytest.mark.parametrize("grid", [
     {"hidden_layers": [(8,), (8, 8)]},  # groups of one
     {"lr": [1e-3, 1e-2], "class_weight": ["balanced"]},
-    {"lr": [1e-3, 1e-2], "lr_schedule": ["one_cycle"]},
+    {"lr": [1e-3, 1e-2], "scoring": ["f1_macro"], "early_stopping": [True]},
     {"lr": [1e-3, 1e-2], "batch_norm": [True]},
-], ids=["depth", "class_weight", "one_cycle", "batch_norm"])
+], ids=["depth", "class_weight", "scoring", "batch_norm"])
 def test_candidates_outside_the_slice_fall_back(digits, grid):
     X, y = digits
     base = MLPClassifier((8,), max_epochs=3, random_state=0)
@@ -322,19 +326,33 @@ class _CountEpochs(Callback):
 
 
 class _ListenToBatches(Callback):
-    def on_batch_end(self, net, **kwargs):
-        _EPOCHS_SEEN.append(None)
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        _EPOCHS_SEEN.append(("begin", len(batch[0]), training))
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        _EPOCHS_SEEN.append(("end", len(batch[0]), training, round(float(loss), 4)))
 
 
-def test_epoch_callbacks_run_for_each_member_and_batch_callbacks_fall_back(digits):
+def test_every_callback_runs_for_each_member_as_in_its_fit(digits):
     X, y = digits
     _EPOCHS_SEEN.clear()
     base = MLPClassifier((8,), max_epochs=3, random_state=0, callbacks=[_CountEpochs()])
     search = GridSearchCV(base, {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
     assert search.n_stacked_fits_ == 4
     assert sorted(_EPOCHS_SEEN) == [1] * 5 + [2] * 5 + [3] * 5  # 4 stacked fits, the refit
-    base.set_params(callbacks=[_ListenToBatches()])
-    assert GridSearchCV(base, {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y).n_stacked_fits_ == 0
+    # Batch callbacks see each member's batches and losses as in its own fit.
+    base.set_params(callbacks=[_ListenToBatches()], batch_size=64)
+    seen = {}
+    for batched in (False, True):
+        _EPOCHS_SEEN.clear()
+        _fit_stacked([clone(base).set_params(lr=lr) for lr in (1e-3, 1e-2)], X, y,
+                     batched=batched)
+        seen[batched] = sorted(_EPOCHS_SEEN)
+    _EPOCHS_SEEN.clear()
+    for lr in (1e-3, 1e-2):
+        clone(base).set_params(lr=lr).fit(X, y)
+    assert seen[False] == seen[True] == sorted(_EPOCHS_SEEN)
+    assert len(_EPOCHS_SEEN) == 2 * 2 * 3 * 6  # 2 fits, begin and end, 3 epochs of 6 batches
 
 
 def test_other_estimators_are_scikit_learns_search(digits):

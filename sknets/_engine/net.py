@@ -300,8 +300,10 @@ class TensorNet(NeuralNet):
     def initialize_callbacks(self):
         super().initialize_callbacks()
         batch_methods = ("on_batch_begin", "on_batch_end")
+        # (An epoch-level schedule's on_batch_end does nothing.)
         self.batch_callbacks_ = [
             cb for _, cb in self.callbacks_ if any(_listens(cb, m) for m in batch_methods)
+            and getattr(cb, "step_every", None) != "epoch"
         ]
         return self
 
@@ -449,7 +451,6 @@ class TensorNet(NeuralNet):
         self._start_loop()
         self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
         self._update = AdamKernel.build(self.optimizer_)
-        self._clipped = [p for p in self.module_.parameters() if p.requires_grad]
         try:
             try:
                 super().fit_loop(X, y, epochs=epochs, **fit_params)
@@ -471,7 +472,11 @@ class TensorNet(NeuralNet):
         return self
 
     def _start_loop(self):
-        """Reset what a training call records: how it ended, the best losses and scores so far."""
+        """Reset what a training call records: how it ended, the best losses and scores so far.
+
+        Also lists the parameters gradient clipping sees (unset after the call).
+        """
+        self._clipped = [p for p in self.module_.parameters() if p.requires_grad]
         self.interrupted_epoch_ = None
         self.divergence_ = None
         self._loss_records = _loss_records(self.history)
@@ -630,7 +635,17 @@ class SteppedElsewhere:
 
     def close(self):
         """Unset the fit's settings (done by :meth:`finish`; again is harmless)."""
+        self.net._clipped = None
         self.stack.close()
+
+    def step_done(self):
+        """After this net's training step has filled its gradients: clip them, as its fit does."""
+        self.net._clip_gradients()
+
+    def notify_batch(self, method, **kwargs):
+        """Its callbacks' ``on_batch_begin`` or ``on_batch_end`` (those that listen)."""
+        if self.net.batch_callbacks_:
+            self.net.notify_batch(method, **kwargs)
 
 
 def _loss_records(history):

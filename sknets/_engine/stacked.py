@@ -44,11 +44,10 @@ import torch
 from torch import nn
 
 from ..exceptions import DivergenceError
-from .build import user_callbacks
 from .fused import FusedStep, _cross_entropy, _squared_error
 from .losses import ClassificationLoss
 from .modules import dropout_mask
-from .net import AdamKernel, BatchIterator, SteppedElsewhere, _all_finite, _listens
+from .net import AdamKernel, BatchIterator, SteppedElsewhere, _all_finite
 from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
 
 _CROSS_ENTROPY = _cross_entropy(label_smoothing=0.0)
@@ -71,16 +70,6 @@ def stackable(module, criterion, penalty=None):
         return False
     step = FusedStep.build(module, criterion, penalty)
     return step is not None and all(layer.activation is not None for layer in step.layers)
-
-
-def listens_to_batches(callbacks):
-    """Whether any of ``callbacks`` (the ``callbacks`` parameter) acts at batches.
-
-    :func:`train_stacked` calls a member's callbacks at the start and end of
-    its training and of its epochs, as its fit does, but not at its batches.
-    """
-    return any(_listens(callback, method) for _, callback in user_callbacks(callbacks)
-               for method in ("on_batch_begin", "on_batch_end"))
 
 
 def _signature(step):
@@ -184,6 +173,7 @@ def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
                 if not worker and torch.get_num_threads() != budgets[k]:
                     torch.set_num_threads(budgets[k])
                 losses[k] = steps[k](X_batch, y_batch)
+                fits[k].step_done()
             update(members)
 
     with ThreadLimit(max(budgets)), \
@@ -205,6 +195,8 @@ def _train_batched(steps, update, fits, train, size, epochs, n_threads, work, cl
     with ThreadLimit(n_threads, work=work), torch.no_grad(), _Stacked(steps) as stacked:
         def step(X_batch, y_batch, active):
             losses = stacked.step(X_batch, y_batch, classify)
+            for k in active:
+                fits[k].step_done()
             update(active)
             return losses
 
@@ -416,9 +408,15 @@ def _epochs(step, fits, train, size, epochs):
         for k in active:
             fits[k].begin_epoch()
         losses, sizes = [], []
-        for X_batch, (y_batch, _) in batches:
+        for batch in batches:
+            X_batch, (y_batch, _) = batch
+            for k in active:
+                fits[k].notify_batch("on_batch_begin", batch=batch, training=True)
             losses.append(step(X_batch, y_batch, active))
             sizes.append(len(X_batch))
+            for k in active:
+                fits[k].notify_batch("on_batch_end", batch=batch, training=True,
+                                     loss=losses[-1][k], y_pred=None)
         members = torch.stack(losses).t()
         seconds = (time.perf_counter() - begin) / len(active)
         state = generator.get_state()
