@@ -428,12 +428,12 @@ class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
     sknets :class:`~sknets.MLPClassifier` or :class:`~sknets.MLPRegressor`
     (or a ``Pipeline`` ending in one), candidates that differ only in
     ``lr``, ``l1``, ``l2``, ``momentum``, ``dropout``, the widths of
-    ``hidden_layers`` (not their number) and ``lr_schedule`` (not
-    "one_cycle") with its parameters are trained together, in lockstep on
-    the same mini-batches, once per cross-validation split; each member is,
-    bit for bit, what its own ``fit`` produces (same initial weights,
-    batches, optimizer, dropout masks, steps, schedule, validation set,
-    stopping and best epoch), and is scored as scikit-learn scores any
+    ``hidden_layers`` (not their number), ``lr_schedule`` with its
+    parameters and warmup, and ``clip_grad_norm`` are trained together, in
+    lockstep on the same mini-batches, once per cross-validation split; each
+    member is, bit for bit, what its own ``fit`` produces (same initial
+    weights, batches, optimizer, dropout masks, steps, schedule, validation
+    set, callbacks, stopping and best epoch), and is scored as scikit-learn scores any
     fitted estimator, so the results are scikit-learn's. Every other
     candidate, and the refit, is fitted on its own. What stacks is listed in
     ``docs/stacked-search.md``.
