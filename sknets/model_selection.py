@@ -157,10 +157,7 @@ def _stack_key(estimator):
     for name, allowed in _REQUIRED.items():
         if name in params and params[name] not in allowed:
             return None
-    if type(network) is MLPClassifier and (params["class_weight"] is not None
-                                           or params["label_smoothing"]):
-        return None
-    if type(network) is MLPRegressor and params["loss"] != "squared_error":
+    if type(network) is MLPClassifier and params["class_weight"] is not None:
         return None
     shared = {name: value for name, value in params.items() if name not in _FREE}
     shared["depth"] = len(as_widths(params["hidden_layers"]))
@@ -203,8 +200,6 @@ def _fit_stacked(networks, X, y, batched=False):
         X_checked, y_checked, _ = first._check_input(copy.copy(first), X, y, state.params,
                                                      reset=True, tables=None)
     encoded = first._encode_targets(y_checked, state.targets)
-    if type(first) is MLPClassifier and encoded.ndim != 1:
-        return None  # multi-label targets
     params = state.params
     # The fit's hold-out (early_stopping) and training rows, as _fit takes them.
     valid, (X_train, y_train, _) = first._validation_set(

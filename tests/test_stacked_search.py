@@ -152,6 +152,28 @@ def test_member_is_its_separate_fit_regressor(digits):
             _assert_same_fit(member, _separate(base, candidate, X, y), X, exact=not batched)
 
 
+@pytest.mark.parametrize("kind", ["label_smoothing", "multilabel", "huber", "poisson",
+                                  "multioutput"])
+def test_members_of_every_loss_are_their_separate_fits(digits, kind):
+    X, labels = digits
+    if kind == "label_smoothing":
+        base, y = MLPClassifier((12,), label_smoothing=0.1), labels
+    elif kind == "multilabel":
+        base, y = MLPClassifier((12,)), np.c_[labels % 2, labels > 4, labels == 0].astype(int)
+    elif kind == "poisson":
+        base, y = MLPRegressor((12,), loss="poisson"), np.round(X[:, 20] * 5)
+    else:
+        base = MLPRegressor((12,), loss="huber" if kind == "huber" else "squared_error")
+        y = X[:, [10, 20]] @ np.array([[1.0, 0.5], [-2.0, 1.0]])
+    base.set_params(max_epochs=5, batch_size=40, random_state=4)
+    candidates = [{"lr": lr, "dropout": dropout} for lr in (1e-3, 1e-2) for dropout in (0, 0.2)]
+    for batched in (False, True):
+        fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y,
+                              batched=batched)
+        for candidate, member in zip(candidates, fitted):
+            _assert_same_fit(member, _separate(base, candidate, X, y), X, exact=not batched)
+
+
 def test_members_in_threads_are_their_separate_fits(digits, monkeypatch):
     from sknets._engine import stacked
 

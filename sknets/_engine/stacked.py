@@ -44,13 +44,10 @@ import torch
 from torch import nn
 
 from ..exceptions import DivergenceError
-from .fused import FusedStep, _cross_entropy, _squared_error
-from .losses import ClassificationLoss
+from .fused import FusedStep
 from .modules import dropout_mask
 from .net import AdamKernel, BatchIterator, SteppedElsewhere, _all_finite
 from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
-
-_CROSS_ENTROPY = _cross_entropy(label_smoothing=0.0)
 
 
 def stackable(module, criterion, penalty=None):
@@ -58,13 +55,10 @@ def stackable(module, criterion, penalty=None):
 
     A plain ``nn.Sequential`` of ``Linear`` layers, each hidden one followed
     by one element-wise activation the fused step knows and optionally a
-    ``Dropout``, and a bare linear output; the softmax cross-entropy on class
-    indices (no label smoothing) or the squared error; no penalty, or the
-    weights' ``l1`` and ``l2`` (:class:`~sknets._engine.modules.Penalty`).
+    ``Dropout``, and a bare linear output; a loss the fused step knows
+    (without class weights); no penalty, or the weights' ``l1`` and ``l2``
+    (:class:`~sknets._engine.modules.Penalty`).
     """
-    if not (type(criterion) is ClassificationLoss and not criterion.label_smoothing) \
-            and type(criterion) is not nn.MSELoss:
-        return False
     if type(module) is not nn.Sequential and not (
             isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward):
         return False
@@ -141,8 +135,7 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
             update = _Updates(nets)
             if batched:
                 outcomes = _train_batched(steps, update, fits, train, size, epochs, n_threads,
-                                          sum(work), type(nets[0].criterion_) is
-                                          ClassificationLoss)
+                                          sum(work))
             else:
                 outcomes = _train_lockstep(steps, update, fits, train, size, epochs, n_threads,
                                            work)
@@ -190,11 +183,11 @@ def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
         return _epochs(step, fits, train, size, epochs)
 
 
-def _train_batched(steps, update, fits, train, size, epochs, n_threads, work, classify):
+def _train_batched(steps, update, fits, train, size, epochs, n_threads, work):
     """The members' layers stacked into wide and batched products, on the group's budget."""
     with ThreadLimit(n_threads, work=work), torch.no_grad(), _Stacked(steps) as stacked:
         def step(X_batch, y_batch, active):
-            losses = stacked.step(X_batch, y_batch, classify)
+            losses = stacked.step(X_batch, y_batch)
             for k in active:
                 fits[k].step_done()
             update(active)
@@ -314,9 +307,9 @@ class _Stacked:
                 block.copy_(dropout_mask(block.shape, 1 - p, self.steps[k].generator))
         return noise
 
-    def step(self, X, y, classify):
+    def step(self, X, y):
         """Losses ``(K,)`` of one batch, in the members' order; fills the gradients."""
-        loss_fn = _CROSS_ENTROPY if classify else _squared_error
+        loss_fn = self.steps[0].loss  # the members' loss (they share it)
         batch = len(X)
         losses = torch.empty(len(self.steps))
         z = torch.addmm(self.bias, X, self.weight.t())
