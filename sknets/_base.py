@@ -279,7 +279,7 @@ class BaseNetwork(BaseEstimator):
                                 previous_optimizer=None if previous is None else
                                 previous.params["optimizer"],
                                 scorer=self._epoch_scorer(targets, valid is not None)
-                                if epochs else None)
+                                if epochs or valid is not None else None)
                 outcome = None
                 if epochs:
                     metrics = None if valid is None else self._valid_metrics(valid.y)

@@ -129,7 +129,7 @@ _FREE = ("lr", "l1", "l2", "momentum", "dropout", "hidden_layers", "lr_schedule"
          "clip_grad_norm")
 # What a stacked candidate may be: the rest trains one fit per candidate.
 _STACKED_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
-_REQUIRED = {"batch_norm": (False,), "scoring": (None,),
+_REQUIRED = {"batch_norm": (False,),
              "warm_start": (False,),
              "activation": _STACKED_ACTIVATIONS, "device": ("cpu",),
              "verbose": (0, False)}

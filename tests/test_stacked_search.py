@@ -115,12 +115,14 @@ def test_members_of_other_widths_dropout_l1_schedules_and_clipping_are_their_fit
             _assert_same_fit(member, fit, X, exact=not batched)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
-def test_members_with_early_stopping_are_their_separate_fits(digits, optimizer):
+@pytest.mark.parametrize("optimizer, scoring", [("sgd", None), ("momentum", None),
+                                               ("adam", None), ("adam", "f1_macro"),
+                                               ("sgd", "neg_log_loss")])
+def test_members_with_early_stopping_are_their_separate_fits(digits, optimizer, scoring):
     X, y = digits
     base = MLPClassifier((16,), optimizer=optimizer, max_epochs=15, batch_size=32,
                          early_stopping=True, validation_fraction=0.25, patience=2,
-                         tol=1e-2, random_state=2)
+                         tol=1e-2, scoring=scoring, random_state=2)
     rates = {"sgd": (0.1, 1.0), "momentum": (0.03, 0.3), "adam": (3e-3, 3e-1)}[optimizer]
     candidates = [{"lr": lr, "dropout": dropout, "lr_schedule": schedule}
                   for lr in rates for dropout in (0.0, 0.3)
@@ -134,6 +136,8 @@ def test_members_with_early_stopping_are_their_separate_fits(digits, optimizer):
                               batched=batched)
         for member, fit in zip(fitted, separate):
             assert "valid_loss" in member.history_ and "valid_accuracy" in member.history_
+            if scoring is not None:
+                assert f"valid_{scoring}" in member.history_
             if batched:
                 np.testing.assert_allclose(member.history_["valid_loss"],
                                            fit.history_["valid_loss"], rtol=1e-4)
@@ -315,9 +319,9 @@ def test_only_the_refit_is_a_separate_fit(digits, monkeypatch):
 @pytest.mark.parametrize("grid", [
     {"hidden_layers": [(8,), (8, 8)]},  # groups of one
     {"lr": [1e-3, 1e-2], "class_weight": ["balanced"]},
-    {"lr": [1e-3, 1e-2], "scoring": ["f1_macro"], "early_stopping": [True]},
+    {"lr": [1e-3, 1e-2], "verbose": [1]},
     {"lr": [1e-3, 1e-2], "batch_norm": [True]},
-], ids=["depth", "class_weight", "scoring", "batch_norm"])
+], ids=["depth", "class_weight", "verbose", "batch_norm"])
 def test_candidates_outside_the_slice_fall_back(digits, grid):
     X, y = digits
     base = MLPClassifier((8,), max_epochs=3, random_state=0)
