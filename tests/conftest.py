@@ -99,3 +99,13 @@ class _FixedScores:
 def fixed_scores():
     """A scorer class for the engine: ``fixed_scores([0.1, 0.5, ...])`` scores epoch i with the i-th value."""
     return _FixedScores
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A Dask cluster of two single-threaded worker processes on this machine."""
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client

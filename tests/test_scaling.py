@@ -216,15 +216,6 @@ def test_thread_budget_follows_limits_and_is_restored(blobs):
     assert torch.get_num_threads() == before
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("dask.distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
 @pytest.mark.slow  # real MNIST on a Dask cluster of worker processes
 def test_grid_search_on_a_dask_cluster_matches_n_jobs_1(mnist_small, dask_client):
     X, y = mnist_small[0][:3000], mnist_small[1][:3000]

@@ -458,3 +458,18 @@ def test_worker_processes(digits):
     ours = GridSearchCV(base, grid, cv=2, n_jobs=2).fit(X, y)
     assert ours.n_stacked_fits_ == 8
     _compare(ours, sk.GridSearchCV(base, grid, cv=2).fit(X, y))
+
+
+@pytest.mark.slow  # a Dask cluster of worker processes
+def test_groups_train_on_dask_workers(digits, dask_client):
+    from dask.distributed import get_task_stream
+    from joblib import parallel_config
+
+    X, y = digits
+    base = MLPClassifier((8,), max_epochs=3, n_threads=1, random_state=0)
+    grid = {"lr": [1e-3, 1e-2], "hidden_layers": [(8,), (16,)], "dropout": [0.0, 0.2]}
+    with get_task_stream(dask_client) as stream, parallel_config(backend="dask"):
+        ours = GridSearchCV(base, grid, cv=2).fit(X, y)
+    assert {task["worker"] for task in stream.data} == set(dask_client.scheduler_info()["workers"])
+    assert (ours.n_stacked_groups_, ours.n_stacked_fits_) == (1, 8 * 2)
+    _compare(ours, sk.GridSearchCV(base, grid, cv=2).fit(X, y))
