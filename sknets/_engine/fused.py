@@ -168,8 +168,8 @@ class FusedStep:
                 grad.mul_(noises[i - 1])
             grad = layer.activation_grad(grad, outs[i - 1])
         if self.penalty is not None:
-            for weight, weight_grad in zip(self.params[0::2], grads[0::2]):
-                self.penalty.grad_(weight, weight_grad)
+            for matrix, matrix_grad in zip(self.params[0::2], grads[0::2]):
+                self.penalty.grad_(matrix, matrix_grad)
         return loss
 
     def _loss_and_grad(self, out, target, weight):
