@@ -200,6 +200,22 @@ def test_members_in_threads_are_their_separate_fits(digits, monkeypatch):
         _assert_same_fit(member, _separate(base, candidate, X, y), X)
 
 
+def test_members_of_other_thread_budgets_are_their_separate_fits(digits, monkeypatch):
+    from sknets._engine import resources
+
+    if resources.thread_budget() < 2:
+        pytest.skip("needs 2 threads for a fit: one fit's budget must differ from another's")
+    # The narrow member's step is under the threshold (1 thread), the wide one's over it.
+    monkeypatch.setattr(resources, "SMALL_STEP_FLOPS", 500_000)
+    X, y = digits
+    base = MLPClassifier(optimizer="adam", max_epochs=4, batch_size=32, random_state=1)
+    candidates = [{"hidden_layers": (8,), "lr": 1e-2}, {"hidden_layers": (64,), "lr": 1e-2},
+                  {"hidden_layers": (64,), "lr": 1e-3}]
+    fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y)
+    for candidate, member in zip(candidates, fitted):
+        _assert_same_fit(member, _separate(base, candidate, X, y), X)
+
+
 def test_member_continues_saves_and_pickles_as_a_fit(digits, tmp_path):
     X, y = digits
     base = MLPClassifier((8,), optimizer="adam", max_epochs=3, random_state=0)
