@@ -129,10 +129,8 @@ _FREE = ("lr", "l1", "l2", "momentum", "dropout", "hidden_layers", "lr_schedule"
          "clip_grad_norm")
 # What a stacked candidate may be: the rest trains one fit per candidate.
 _STACKED_ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
-_REQUIRED = {"batch_norm": (False,),
-             "warm_start": (False,),
-             "activation": _STACKED_ACTIVATIONS, "device": ("cpu",),
-             "verbose": (0, False)}
+_REQUIRED = {"batch_norm": (False,), "warm_start": (False,), "activation": _STACKED_ACTIVATIONS,
+             "device": ("cpu",), "verbose": (0, False)}
 _SEEDING = threading.Lock()
 # The fit parameter that tells a stand-in which rows it trains on.
 _ROWS = "sknets_stacked_rows"
