@@ -11,6 +11,10 @@ x ``hidden_layers`` (32,), (64,), (128,), (256,). The two searches alternate
 with whether the best parameters agree, the largest difference of
 ``mean_test_score`` and the load average before and after.
 
+``--training-only`` times only the training of one fold's candidates: the
+group trained together (with ``--stacking``) against the candidates fitted
+one by one, alternating ``--repeats`` times.
+
 ``--memory`` instead runs each search once in a fresh process and prints
 its peak resident memory above the process's before the search (data
 loaded, torch warmed up), beside what ``K`` networks of the group hold
@@ -18,7 +22,7 @@ loaded, torch warmed up), beside what ``K`` networks of the group hold
 training fold.
 
     python benchmarks/stacked_search.py --data-home /work/shared/data [--stacking batched] \
-        [--grid widths] [--memory]
+        [--grid widths] [--memory | --training-only]
 """
 
 import argparse
@@ -48,6 +52,9 @@ def main():
     parser.add_argument("--grid", choices=sorted(GRIDS), default="rates")
     parser.add_argument("--memory", action="store_true",
                         help="peak memory of each search in a fresh process, no timing")
+    parser.add_argument("--training-only", action="store_true",
+                        help="time only the training of one fold's candidates: the group "
+                             "trained together against the candidates fitted one by one")
     parser.add_argument("--one", choices=["sknets", "scikit-learn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = fetch_fashion_mnist(data_home=args.data_home, download_if_missing=False)
@@ -61,6 +68,8 @@ def main():
         return _peak_memory(searches[args.one], base, grid, X, y)
     if args.memory:
         return _memory_table(args, base, grid, X)
+    if args.training_only:
+        return _training_only(args, base, grid, X, y)
     print("load average before:", os.getloadavg())
     times, fitted = {name: [] for name in searches}, {}
     for run in range(args.repeats + 1):
@@ -80,6 +89,38 @@ def main():
         print(f"{name}: median {statistics.median(values):.2f} s over {values}")
     speed_up = statistics.median(times["scikit-learn"]) / statistics.median(times["sknets"])
     print(f"speed-up: {speed_up:.2f}x")
+
+
+def _training_only(args, base, grid, X, y):
+    """One training fold (the first two thirds): the group as one run against separate fits."""
+    from sklearn.base import clone
+    from sklearn.model_selection import ParameterGrid
+
+    from sknets.model_selection import _fit_stacked
+
+    candidates = list(ParameterGrid(grid))
+    fold = len(X) * 2 // 3
+    X, y = X[:fold], y[:fold]
+    runs = {
+        "trained together": lambda: _fit_stacked(
+            [clone(base).set_params(**c) for c in candidates], X, y,
+            batched=args.stacking == "batched"),
+        "one by one": lambda: [clone(base).set_params(**c).fit(X, y) for c in candidates],
+    }
+    clone(base).fit(X[:500], y[:500])  # torch warmed up
+    print("load average before:", os.getloadavg())
+    times = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    print("load average after:", os.getloadavg())
+    for name, values in times.items():
+        print(f"{name} ({len(candidates)} candidates, {fold} images): "
+              f"median {statistics.median(values):.2f} s over {values}")
+    ratio = statistics.median(times["trained together"]) / statistics.median(times["one by one"])
+    print(f"ratio: {ratio:.2f}")
 
 
 GRIDS = {

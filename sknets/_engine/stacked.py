@@ -149,35 +149,42 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
 def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
     """Each member's own fused step on the shared batches, under its own fit's thread budget."""
     # Each member computes under the thread budget of its own fit, whose
-    # matrix-product kernels (and rounding) depend on it; the budget of the
-    # group's work, where larger, runs several members at once.
+    # matrix-product kernels (and rounding) depend on it. Members of one
+    # budget take their steps together, in as many lanes (threads) as the
+    # budget of the group's total work holds; the budgets one after another.
     budgets = [thread_budget(n_threads, w) for w in work]
-    lanes = 1
-    if n_threads is None and len(set(budgets)) == 1:
-        lanes = max(1, min(len(steps), thread_budget(None, sum(work)) // budgets[0]))
+    total = thread_budget(None, sum(work)) if n_threads is None else 1
+    classes = {}
+    for k, budget in enumerate(budgets):
+        classes.setdefault(budget, set()).add(k)
+    lanes = {budget: max(1, min(len(members), total // budget))
+             for budget, members in classes.items()}
     losses = torch.zeros(len(steps))
 
-    def train_members(members, X_batch, y_batch, worker=False):
+    def train_members(members, budget, X_batch, y_batch, worker=False):
         with contextlib.ExitStack() as stack:
             if worker:
-                stack.enter_context(ThreadLimit(budgets[0]))
+                stack.enter_context(ThreadLimit(budget))
                 stack.enter_context(flush_denormals())
+            elif torch.get_num_threads() != budget:
+                torch.set_num_threads(budget)
             for k in members:
-                if not worker and torch.get_num_threads() != budgets[k]:
-                    torch.set_num_threads(budgets[k])
                 losses[k] = steps[k](X_batch, y_batch)
                 fits[k].step_done()
             update(members)
 
     with ThreadLimit(max(budgets)), \
-            concurrent.futures.ThreadPoolExecutor(max(lanes - 1, 1)) as pool:
+            concurrent.futures.ThreadPoolExecutor(max(max(lanes.values()) - 1, 1)) as pool:
         def step(X_batch, y_batch, active):
-            shares = [active[lane::lanes] for lane in range(lanes)]
-            running = [pool.submit(train_members, share, X_batch, y_batch, True)
-                       for share in shares[1:] if share]
-            train_members(shares[0], X_batch, y_batch)
-            for future in running:
-                future.result()
+            for budget, members in classes.items():
+                share = [k for k in active if k in members]
+                n_lanes = lanes[budget]
+                shares = [share[lane::n_lanes] for lane in range(n_lanes)]
+                running = [pool.submit(train_members, part, budget, X_batch, y_batch, True)
+                           for part in shares[1:] if part]
+                train_members(shares[0], budget, X_batch, y_batch)
+                for future in running:
+                    future.result()
             return losses.clone()
 
         return _epochs(step, fits, train, size, epochs)
