@@ -143,8 +143,13 @@ def _network(estimator):
     return estimator if type(estimator) in (MLPClassifier, MLPRegressor) else None
 
 
-def _stack_key(estimator):
-    """What candidates must share to train together, or None if this one cannot."""
+def _stack_key(estimator, seeds=False):
+    """What candidates must share to train together, or None if this one cannot.
+
+    ``seeds``: candidates may differ in ``random_state`` too (lockstep
+    training, where each member draws its own batches), unless they hold out
+    a validation set, which the seed draws.
+    """
     network = _network(estimator)
     if network is None:
         return None
@@ -157,7 +162,8 @@ def _stack_key(estimator):
             return None
     if type(network) is MLPClassifier and params["class_weight"] is not None:
         return None
-    shared = {name: value for name, value in params.items() if name not in _FREE}
+    free = _FREE + ("random_state",) if seeds and not params["early_stopping"] else _FREE
+    shared = {name: value for name, value in params.items() if name not in free}
     shared["depth"] = len(as_widths(params["hidden_layers"]))
     steps = None
     if isinstance(estimator, Pipeline):
@@ -363,7 +369,8 @@ class _StackedSearch:
         estimator, X, y = stacking["estimator"], stacking["X"], stacking["y"]
         groups = {}
         for candidate in candidates:
-            key = _stack_key(clone(estimator).set_params(**clone(candidate, safe=False)))
+            key = _stack_key(clone(estimator).set_params(**clone(candidate, safe=False)),
+                             seeds=self.stacking == "exact")
             if key is not None:
                 groups.setdefault(key, {})[joblib.hash(candidate)] = candidate
         groups = [list(group.values()) for group in groups.values() if len(group) > 1]
@@ -422,7 +429,8 @@ class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
     (or a ``Pipeline`` ending in one), candidates that differ only in
     ``lr``, ``l1``, ``l2``, ``momentum``, ``dropout``, the widths of
     ``hidden_layers`` (not their number), ``lr_schedule`` with its
-    parameters and warmup, and ``clip_grad_norm`` are trained together, in
+    parameters and warmup, and ``clip_grad_norm`` (and, in "exact" mode
+    without a validation set, ``random_state``) are trained together, in
     lockstep on the same mini-batches, once per cross-validation split; each
     member is, bit for bit, what its own ``fit`` produces (same initial
     weights, batches, optimizer, dropout masks, steps, schedule, validation

@@ -295,6 +295,22 @@ def test_grid_over_widths_dropout_schedules_and_early_stopping(digits):
                                theirs.cv_results_["mean_test_score"], atol=0.005)
 
 
+def test_seeds_group_in_lockstep_each_member_drawing_its_own_batches(digits):
+    X, y = digits
+    base = MLPClassifier((16,), max_epochs=3, batch_size=50, random_state=0)
+    grid = {"random_state": [0, 1, 2], "lr": [1e-3, 1e-2], "dropout": [0.0, 0.3]}
+    theirs = sk.GridSearchCV(base, grid, cv=2, n_jobs=1).fit(X, y)
+    ours = GridSearchCV(base, grid, cv=2).fit(X, y)
+    assert (ours.n_stacked_groups_, ours.n_stacked_fits_) == (1, 12 * 2)
+    _compare(ours, theirs)
+    # Batched stacking shares one batch order: one group per seed.
+    batched = GridSearchCV(base, grid, cv=2, stacking="batched").fit(X, y)
+    assert (batched.n_stacked_groups_, batched.n_stacked_fits_) == (3, 12 * 2)
+    # A validation set is drawn by the seed: seeds then stay apart.
+    held_out = GridSearchCV(base.set_params(early_stopping=True), grid, cv=2).fit(X, y)
+    assert held_out.n_stacked_groups_ == 3
+
+
 def test_stacking_chooses_the_engine_mode(digits, monkeypatch):
     import sknets.model_selection as searches
 

@@ -161,7 +161,7 @@ def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
              for budget, members in classes.items()}
     losses = torch.zeros(len(steps))
 
-    def train_members(members, budget, X_batch, y_batch, worker=False):
+    def train_members(members, budget, batches, worker=False):
         with contextlib.ExitStack() as stack:
             if worker:
                 stack.enter_context(ThreadLimit(budget))
@@ -169,20 +169,20 @@ def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
             elif torch.get_num_threads() != budget:
                 torch.set_num_threads(budget)
             for k in members:
-                losses[k] = steps[k](X_batch, y_batch)
+                losses[k] = steps[k](*batches[k])
                 fits[k].step_done()
             update(members)
 
     with ThreadLimit(max(budgets)), \
             concurrent.futures.ThreadPoolExecutor(max(max(lanes.values()) - 1, 1)) as pool:
-        def step(X_batch, y_batch, active):
+        def step(batches, active):
             for budget, members in classes.items():
                 share = [k for k in active if k in members]
                 n_lanes = lanes[budget]
                 shares = [share[lane::n_lanes] for lane in range(n_lanes)]
-                running = [pool.submit(train_members, part, budget, X_batch, y_batch, True)
+                running = [pool.submit(train_members, part, budget, batches, True)
                            for part in shares[1:] if part]
-                train_members(shares[0], budget, X_batch, y_batch)
+                train_members(shares[0], budget, batches)
                 for future in running:
                     future.result()
             return losses.clone()
@@ -193,8 +193,10 @@ def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
 def _train_batched(steps, update, fits, train, size, epochs, n_threads, work):
     """The members' layers stacked into wide and batched products, on the group's budget."""
     with ThreadLimit(n_threads, work=work), torch.no_grad(), _Stacked(steps) as stacked:
-        def step(X_batch, y_batch, active):
-            losses = stacked.step(X_batch, y_batch)
+        def step(batches, active):
+            if len({id(X) for X, _ in batches}) != 1:
+                raise ValueError("batched stacking needs one batch order: members of one seed")
+            losses = stacked.step(*batches[0])
             for k in active:
                 fits[k].step_done()
             update(active)
@@ -393,36 +395,46 @@ class _Bucket:
 
 
 def _epochs(step, fits, train, size, epochs):
-    """The epochs: ``step(X_batch, y_batch, active)`` trains the active members on a batch.
+    """The epochs: ``step(batches, active)`` trains the active members on their batches.
 
+    ``batches[k]`` is member ``k``'s ``(X_batch, y_batch)``: members whose
+    batch-order generators start in one state (one seed) share each batch.
     Returns each member's outcome, None for one whose training loss diverged.
     """
     nets = [fit.net for fit in fits]
     # The batches of a separate fit: its iterator, with its generator's state.
-    generator = torch.Generator()
-    generator.set_state(nets[0].generator.get_state())
-    batches = BatchIterator(train, size, shuffle=nets[0].shuffle, generator=generator)
+    orders, of_member = {}, []
+    for net in nets:
+        state = net.generator.get_state()
+        key = bytes(state.numpy())
+        if key not in orders:
+            generator = torch.Generator()
+            generator.set_state(state)
+            orders[key] = (generator, BatchIterator(train, size, shuffle=net.shuffle,
+                                                    generator=generator))
+        of_member.append(list(orders).index(key))
+    orders = list(orders.values())
     active, diverged = list(range(len(fits))), set()
     for _ in range(epochs):
         begin = time.perf_counter()
         for k in active:
             fits[k].begin_epoch()
         losses, sizes = [], []
-        for batch in batches:
-            X_batch, (y_batch, _) = batch
+        for drawn in zip(*(iterator for _, iterator in orders)):
+            batches = [drawn[order] for order in of_member]
             for k in active:
-                fits[k].notify_batch("on_batch_begin", batch=batch, training=True)
-            losses.append(step(X_batch, y_batch, active))
-            sizes.append(len(X_batch))
+                fits[k].notify_batch("on_batch_begin", batch=batches[k], training=True)
+            losses.append(step([(X, y) for X, (y, _) in batches], active))
+            sizes.append(len(drawn[0][0]))
             for k in active:
-                fits[k].notify_batch("on_batch_end", batch=batch, training=True,
+                fits[k].notify_batch("on_batch_end", batch=batches[k], training=True,
                                      loss=losses[-1][k], y_pred=None)
         members = torch.stack(losses).t()
         seconds = (time.perf_counter() - begin) / len(active)
-        state = generator.get_state()
+        states = [generator.get_state() for generator, _ in orders]
         still = []
         for k in active:
-            nets[k].generator.set_state(state)
+            nets[k].generator.set_state(states[of_member[k]])
             try:
                 goes_on = fits[k].end_epoch(list(members[k]), sizes)
             except DivergenceError:
