@@ -446,13 +446,7 @@ return_train_score
         As :class:`sklearn.model_selection.GridSearchCV`'s.
     {STACKING_DOC}
 
-    Attributes
-    ----------
-    n_stacked_groups_ : int
-        Groups of candidates trained together (each on every split).
-    n_stacked_fits_ : int
-        Candidate-split fits trained together with others; the others
-        (``len(cv_results_["params"]) * n_splits_`` in all) were separate fits.
+    {ATTRIBUTES_DOC}
 
     Examples
     --------
@@ -491,12 +485,7 @@ pre_dispatch, random_state, error_score, return_train_score
         As :class:`sklearn.model_selection.RandomizedSearchCV`'s.
     {STACKING_DOC}
 
-    Attributes
-    ----------
-    n_stacked_groups_ : int
-        Groups of candidates trained together (each on every split).
-    n_stacked_fits_ : int
-        Candidate-split fits trained together with others.
+    {ATTRIBUTES_DOC}
 
     Examples
     --------
@@ -522,7 +511,16 @@ pre_dispatch, random_state, error_score, return_train_score
         self.stacking = stacking
 
 
-GridSearchCV.__doc__ = GridSearchCV.__doc__.replace("{STACKING_DOC}", _STACKING_DOC)
-RandomizedSearchCV.__doc__ = RandomizedSearchCV.__doc__.replace("{STACKING_DOC}", _STACKING_DOC)
+_ATTRIBUTES_DOC = """Attributes
+    ----------
+    n_stacked_groups_ : int
+        Groups of candidates trained together (each on every split).
+    n_stacked_fits_ : int
+        Candidate-split fits trained together with others; the others
+        (``len(cv_results_["params"]) * n_splits_`` in all) were separate fits."""
+
+for _search in (GridSearchCV, RandomizedSearchCV):
+    _search.__doc__ = _search.__doc__.replace("{STACKING_DOC}", _STACKING_DOC).replace(
+        "{ATTRIBUTES_DOC}", _ATTRIBUTES_DOC)
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV", "holdout_indices", "train_val_test_split"]

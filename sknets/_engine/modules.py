@@ -357,8 +357,7 @@ class Penalty:
         if self.l1:
             total = total + self.l1 * l1_penalty(module)
         if self.l2:
-            total = total + self.l2 / 2 * sum((layer.weight ** 2).sum()
-                                              for layer in linear_layers(module))
+            total = total + self.l2 / 2 * sum((w ** 2).sum() for w in weight_parameters(module))
         return total
 
     def grad_(self, weight, grad):

@@ -644,8 +644,7 @@ class SteppedElsewhere:
 
     def notify_batch(self, method, **kwargs):
         """Its callbacks' ``on_batch_begin`` or ``on_batch_end`` (those that listen)."""
-        if self.net.batch_callbacks_:
-            self.net.notify_batch(method, **kwargs)
+        self.net.notify_batch(method, **kwargs)
 
 
 def _loss_records(history):

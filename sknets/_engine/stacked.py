@@ -192,10 +192,10 @@ def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
 
 def _train_batched(steps, update, fits, train, size, epochs, n_threads, work):
     """The members' layers stacked into wide and batched products, on the group's budget."""
+    if len({bytes(fit.net.generator.get_state().numpy()) for fit in fits}) != 1:
+        raise ValueError("batched stacking needs one batch order: members of one seed")
     with ThreadLimit(n_threads, work=work), torch.no_grad(), _Stacked(steps) as stacked:
         def step(batches, active):
-            if len({id(X) for X, _ in batches}) != 1:
-                raise ValueError("batched stacking needs one batch order: members of one seed")
             losses = stacked.step(*batches[0])
             for k in active:
                 fits[k].step_done()
