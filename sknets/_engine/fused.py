@@ -152,7 +152,7 @@ class FusedStep:
                 h = h * noise
             noises.append(noise)
         inputs.append(h)
-        out = torch.addmm(self.output.bias, h, self.output.weight.t())
+        out = output_layer(h, self.output.weight, self.output.bias)
         loss, grad = self._loss_and_grad(out, target, weight)
 
         # Backward, output layer first. grads: W0, b0, W1, b1, ..., W_out, b_out.
@@ -184,6 +184,31 @@ class FusedStep:
         return (per_sample * weight).sum() / total, grad.mul_(scale.unsqueeze(1))
 
 
+# Outputs this narrow are computed column by column (see output_layer).
+NARROW_OUTPUT = 16
+
+
+def output_layer(h, weight, bias):
+    """``h @ weight.T + bias``; for at most ``NARROW_OUTPUT`` outputs, stored transposed.
+
+    The result is ``(n, n_outputs)`` either way. A narrow one is a view of a
+    contiguous ``(n_outputs, n)`` tensor, so that the softmax of each row
+    (:func:`log_softmax_rows`) runs along contiguous columns: on a CPU,
+    torch's ``log_softmax`` over rows of 10 values took 19 µs for 100 rows
+    and 300 µs for 1,600, against 2 and 19 µs on the transposed layout.
+    """
+    if weight.shape[0] <= NARROW_OUTPUT:
+        return torch.addmm(bias.unsqueeze(1), weight, h.t()).t()
+    return torch.addmm(bias, h, weight.t())
+
+
+def log_softmax_rows(out):
+    """``torch.log_softmax(out, 1)``, computed on the transposed layout where ``out`` has it."""
+    if out.stride(0) == 1 and out.stride(1) == len(out):
+        return torch.log_softmax(out.t(), 0).t()
+    return torch.log_softmax(out, 1)
+
+
 # The losses: ``loss(out, target) -> (values, grad)``, where ``values`` are the
 # per-element losses that ``reduction="none"`` gives (one per sample for the
 # softmax cross-entropy) and ``grad`` is the gradient of their sum with
@@ -192,7 +217,7 @@ class FusedStep:
 
 def _cross_entropy(label_smoothing):
     def loss(out, target):
-        log_proba = torch.log_softmax(out, 1)
+        log_proba = log_softmax_rows(out)
         index = target.unsqueeze(1)
         values = log_proba.gather(1, index).squeeze(1).neg_()
         if not label_smoothing:

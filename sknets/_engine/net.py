@@ -20,6 +20,8 @@ non-finite training loss ends training (see ``TensorNet.fit_loop``).
 import collections
 import contextlib
 import copy
+import itertools
+import operator
 import warnings
 from typing import NamedTuple
 
@@ -678,12 +680,19 @@ class AdamKernel:
     stays what torch's code reads and writes. The first step of a parameter,
     which creates its state, and anything unusual go through
     ``optimizer.step()``.
+
+    The parameters' step counts (``state[p]["step"]``, one scalar tensor
+    each) are views of one tensor, :attr:`counter`, so a step advances them
+    all with one addition instead of one per parameter; each is still its
+    own tensor to torch's code, which advances them one by one.
     """
 
     def __init__(self, optimizer):
         self.optimizer = optimizer
         self.kernel = (torch._fused_adamw_ if optimizer.param_groups[0]["decoupled_weight_decay"]
                        else torch._fused_adam_)
+        self.counter, self._views = None, ()
+        self._calls, self._keys, self._seen = {}, None, None
 
     @classmethod
     def build(cls, optimizer):
@@ -707,44 +716,88 @@ class AdamKernel:
         return cls(optimizer) if len(devices) == 1 else None
 
     def __call__(self):
-        self.launch(self.pending())
+        calls = self.pending()
+        if calls:
+            self.launch(calls, [self.counter])
 
     def pending(self):
         """The kernel calls of this step, as ``{key: lists}`` for :meth:`launch`.
 
-        Empty when the step went through ``optimizer.step()`` (a first step).
-        Calls of several kernels with equal keys may be merged into one (the
-        update is element-wise), as :func:`~sknets._engine.stacked.train_stacked`
-        does for many networks.
+        Empty when the step went through ``optimizer.step()`` (a first step);
+        otherwise :attr:`counter` holds the step counts :meth:`launch` must
+        advance. Calls of several kernels with equal keys may be merged into
+        one (the update is element-wise), as
+        :func:`~sknets._engine.stacked.train_stacked` does for many networks.
         """
         optimizer = self.optimizer
-        state = optimizer.state
-        calls = []
-        for group in optimizer.param_groups:
+        keys = [(self.kernel, group["lr"], group["betas"], group["weight_decay"], group["eps"])
+                for group in optimizer.param_groups]
+        if not self._unchanged(keys):
+            self._calls = self._build(keys)
+        if self._calls:
+            optimizer._opt_called = True  # what a learning-rate scheduler's wrapper notes
+        return self._calls
+
+    def _unchanged(self, keys):
+        """Whether the calls of the last step still hold: same groups, state, gradients, keys.
+
+        A new step of the same training reuses the lists of the last one; a
+        learning rate set by a schedule, a new gradient tensor, a loaded or
+        cleared state rebuild them.
+        """
+        if not self._calls:
+            return False
+        optimizer, (state, size, groups, params, grads, states) = self.optimizer, self._seen
+        return (keys == self._keys and optimizer.state is state and len(state) == size
+                and optimizer.param_groups is groups
+                and all(map(operator.is_, (group["params"] for group in groups), params))
+                and all(map(operator.is_, (p.grad for p in itertools.chain(*params)), grads))
+                and all(map(operator.is_, (s["step"] for s in states), self._views)))
+
+    def _build(self, keys):
+        """The calls of :meth:`pending`, from the optimizer's groups and state."""
+        optimizer = self.optimizer
+        state, groups = optimizer.state, optimizer.param_groups
+        states = [state.get(p) for group in groups for p in group["params"]]
+        if not all(states) or any(p.grad is None for group in groups for p in group["params"]):
+            optimizer.step()  # creates the state; skips parameters without gradients
+            return {}
+        self._tie(states)
+        merged, left = {}, iter(states)
+        for key, group in zip(keys, groups):
             params = group["params"]
-            states = [state.get(p) for p in params]
-            if not all(states) or any(p.grad is None for p in params):
-                optimizer.step()  # creates the state; skips parameters without gradients
-                return {}
-            calls.append((group, params, states))
-        merged = {}
-        for group, params, states in calls:
-            key = (self.kernel, group["lr"], group["betas"], group["weight_decay"], group["eps"])
+            group_states = [next(left) for _ in params]
             lists = merged.setdefault(key, ([], [], [], [], []))
             lists[0].extend(params)
             lists[1].extend(p.grad for p in params)
-            lists[2].extend(s["exp_avg"] for s in states)
-            lists[3].extend(s["exp_avg_sq"] for s in states)
-            lists[4].extend(s["step"] for s in states)
-        optimizer._opt_called = True  # what a learning-rate scheduler's wrapper of step() notes
+            lists[2].extend(s["exp_avg"] for s in group_states)
+            lists[3].extend(s["exp_avg_sq"] for s in group_states)
+            lists[4].extend(s["step"] for s in group_states)
+        self._keys = keys
+        self._seen = (state, len(state), groups, [group["params"] for group in groups],
+                      [p.grad for group in groups for p in group["params"]], states)
         return merged
 
+    def _tie(self, states):
+        """Make the parameters' step counts views of :attr:`counter` (again, if replaced)."""
+        steps = [s["step"] for s in states]
+        if len(steps) == len(self._views) and all(map(operator.is_, steps, self._views)):
+            return
+        self.counter = torch.stack([step.detach() for step in steps])
+        self._views = self.counter.unbind()
+        for s, view in zip(states, self._views):
+            s["step"] = view
+
     @staticmethod
-    def launch(calls):
-        """Run the kernel calls :meth:`pending` returned (merged or not)."""
+    def launch(calls, counters):
+        """Run the kernel calls :meth:`pending` returned (merged or not).
+
+        ``counters``: the :attr:`counter` of every kernel whose calls these are.
+        """
+        for counter in counters:
+            counter.add_(1)
         for (kernel, lr, (beta1, beta2), weight_decay, eps), lists in calls.items():
             params, grads, exp_avgs, exp_avg_sqs, steps = lists
-            torch._foreach_add_(steps, 1)
             kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr,
                    beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps,
                    maximize=False, grad_scale=None, found_inf=None)

@@ -37,6 +37,7 @@ longer trained.
 import concurrent.futures
 import contextlib
 import itertools
+import operator
 import time
 from dataclasses import dataclass, field
 
@@ -44,7 +45,7 @@ import torch
 from torch import nn
 
 from ..exceptions import DivergenceError
-from .fused import FusedStep
+from .fused import NARROW_OUTPUT, FusedStep
 from .modules import dropout_mask
 from .net import AdamKernel, BatchIterator, SteppedElsewhere, _all_finite
 from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
@@ -217,18 +218,30 @@ class _Updates:
     def __init__(self, nets):
         self.kernels = [AdamKernel.build(net.optimizer_) for net in nets]
         self.steps = [net.optimizer_.step for net in nets]
+        self._merged = {}  # {members: (their calls, merged)}; lanes update different members
 
     def __call__(self, members):
-        merged = {}
+        pending, counters = [], []
         for k in members:
             kernel = self.kernels[k]
             if kernel is None:
                 self.steps[k]()
                 continue
-            for key, lists in kernel.pending().items():
-                for into, more in zip(merged.setdefault(key, ([], [], [], [], [])), lists):
-                    into.extend(more)
-        AdamKernel.launch(merged)
+            calls = kernel.pending()  # empty after a first step, which step() took
+            if calls:
+                pending.append(calls)
+                counters.append(kernel.counter)
+        # The merged lists of the last step hold while every member's do.
+        members = tuple(members)
+        last, merged = self._merged.get(members, (None, None))
+        if last is None or len(pending) != len(last) or not all(map(operator.is_, pending, last)):
+            merged = {}
+            for calls in pending:
+                for key, lists in calls.items():
+                    for into, more in zip(merged.setdefault(key, ([], [], [], [], [])), lists):
+                        into.extend(more)
+            self._merged[members] = (pending, merged)
+        AdamKernel.launch(merged, counters)
 
 
 class _Stacked:
@@ -457,6 +470,9 @@ def _member_losses(loss, out, target):
     """
     n_members, batch, width = out.shape
     targets = target.expand(n_members, *target.shape).reshape(n_members * batch, *target.shape[1:])
-    values, grad = loss(out.reshape(-1, width), targets)
+    out = out.reshape(-1, width)
+    if width <= NARROW_OUTPUT:  # in the fused step's layout (see output_layer)
+        out = out.t().contiguous().t()
+    values, grad = loss(out, targets)
     per_member = values.reshape(n_members, -1).mean(1)
     return per_member, grad.view(n_members, batch, width).div_(values.numel() // n_members)
