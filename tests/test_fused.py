@@ -1,5 +1,6 @@
 """The fused training step agrees with autograd, and covers what it claims."""
 
+import copy
 from unittest import mock
 
 import numpy as np
@@ -234,6 +235,41 @@ def test_adam_kernel_updates_as_optimizer_step_does(name):
             assert torch.equal(kernel_state["state"][key][field], value), field
 
 
+@pytest.mark.parametrize("interruption", ["none", "load_state_dict", "torch_step"])
+def test_adam_kernel_reuses_its_calls_and_stays_exact_when_the_state_changes(interruption):
+    # Gradients kept between steps (the fused step's buffers), so the kernel
+    # reuses its lists; a schedule's learning rate, a state loaded from a
+    # copy and a step of torch's own code in between must all still count.
+    from sknets._engine.net import AdamKernel
+
+    def run(kernel):
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(),
+                                     torch.nn.Linear(4, 3))
+        opt = torch.optim.Adam(module.parameters(), lr=0.01, fused=True)
+        update = AdamKernel.build(opt) if kernel else opt.step
+        X, y = torch.randn(20, 5), torch.randint(0, 3, (20,))
+        for step in range(8):
+            if step == 4 and interruption == "load_state_dict":
+                opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+            opt.param_groups[0]["lr"] = 0.01 / (1 + step // 3)
+            opt.zero_grad(set_to_none=False)
+            torch.nn.functional.cross_entropy(module(X), y).backward()
+            (opt.step if step == 5 and interruption == "torch_step" else update)()
+        return [p.detach().clone() for p in module.parameters()], opt.state_dict(), update
+
+    (params, state, kernel), (step_params, step_state, _) = run(True), run(False)
+    for a, b in zip(params, step_params):
+        assert torch.equal(a, b)
+    for key, value in step_state["state"].items():
+        for field in value:
+            assert torch.equal(state["state"][key][field], value[field]), field
+    # The step counts are views of the kernel's one counter.
+    steps = [s["step"] for s in kernel.optimizer.state.values()]
+    assert all(s._base is kernel.counter for s in steps)
+    assert kernel.counter.tolist() == [8.0] * 4
+
+
 def test_adam_kernel_is_not_used_where_it_would_differ():
     from sknets._engine.net import AdamKernel
 
@@ -347,3 +383,29 @@ def test_penalised_networks_train_on_the_fused_step(data):
         MLPClassifier((8,), optimizer="adamw", l2=1e-2, max_epochs=1, random_state=0).fit(X, y)
     penalties = {(p.l1, p.l2) for p in calls}
     assert penalties == {(1e-3, 0.0), (0.0, 1e-2)}
+
+
+@pytest.mark.parametrize("n_outputs", [1, 10, 16, 17, 40])
+def test_output_layer_and_softmax_in_either_layout(n_outputs):
+    from sknets._engine.fused import NARROW_OUTPUT, log_softmax_rows, output_layer
+
+    torch.manual_seed(0)
+    h, weight, bias = torch.randn(50, 8), torch.randn(n_outputs, 8), torch.randn(n_outputs)
+    out = output_layer(h, weight, bias)
+    assert out.shape == (50, n_outputs)
+    # Narrow outputs are a view of the transposed product, wide ones plain rows.
+    assert out.t().is_contiguous() == (n_outputs <= NARROW_OUTPUT)
+    torch.testing.assert_close(out, torch.addmm(bias, h, weight.t()))
+    # The transposed layout sums in another order: equal to float32 rounding.
+    torch.testing.assert_close(log_softmax_rows(out), torch.log_softmax(out, 1))
+    assert torch.equal(log_softmax_rows(out.contiguous()), torch.log_softmax(out, 1))
+
+
+def test_many_classes_train_through_the_fused_step_as_autograd_does():
+    X, y = make_classification(n_samples=400, n_features=20, n_informative=12, n_classes=20,
+                               n_clusters_per_class=1, random_state=0)
+    fused_history, fused_out, eager_history, eager_out = _fit_both(
+        MLPClassifier(hidden_layers=(16,), max_epochs=3, random_state=0), X, y)
+    np.testing.assert_allclose(fused_history["train_loss"], eager_history["train_loss"],
+                               rtol=1e-4)
+    np.testing.assert_allclose(fused_out, eager_out, atol=1e-4)

@@ -203,7 +203,10 @@ def output_layer(h, weight, bias):
 
 
 def log_softmax_rows(out):
-    """``torch.log_softmax(out, 1)``, computed on the transposed layout where ``out`` has it."""
+    """``torch.log_softmax(out, 1)``, on the transposed layout where ``out`` has it.
+
+    The two layouts sum in different orders: they agree to float32 rounding.
+    """
     if out.stride(0) == 1 and out.stride(1) == len(out):
         return torch.log_softmax(out.t(), 0).t()
     return torch.log_softmax(out, 1)
