@@ -412,13 +412,17 @@ class BaseNetwork(BaseEstimator):
         """
         if get_config()["assume_finite"] or X.size == 0:
             return []
-        with warnings.catch_warnings():
-            # A read-only array: the sum only reads it.
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            values = torch.from_numpy(X)
-        with ThreadLimit(n_threads):
-            if torch.isfinite(values.sum()):
-                return []
+        if min(X.strides) < 0:  # a reversed view, which torch does not take
+            finite = np.isfinite(X.sum())
+        else:
+            with warnings.catch_warnings():
+                # A read-only array: the sum only reads it.
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                values = torch.from_numpy(X)
+            with ThreadLimit(n_threads):
+                finite = bool(torch.isfinite(values.sum()))
+        if finite:
+            return []
         _assert_all_finite(X, allow_nan=True, input_name="X")
         return nan_columns(X)
 

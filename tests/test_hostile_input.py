@@ -5,6 +5,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -233,3 +234,27 @@ def test_predict_accepts_finite_inputs_whose_sum_overflows(blobs):
     huge = np.full((3, X.shape[1]), 3e38, dtype=np.float32)  # finite; the sum is not
     with pytest.raises(ValueError, match="overflow float32 inside the network"):
         clf.predict(huge)
+
+
+@pytest.mark.parametrize("layout", ["reversed", "read-only", "fortran", "strided"])
+def test_fit_takes_float32_arrays_of_any_layout_and_checks_them(layout):
+    # The input check sums through torch, which takes no negative strides and
+    # warns on read-only arrays: every layout must train as its copy does,
+    # and a NaN must still be found.
+    base = X.astype(np.float32)
+    wide = np.repeat(base, 2, axis=1)
+    arrays = {"reversed": base[::-1], "read-only": base.copy(), "fortran": np.asfortranarray(base),
+              "strided": wide[:, ::2]}
+    data = arrays[layout]
+    data.flags.writeable = layout != "read-only"
+    y = Y[::-1] if layout == "reversed" else Y
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted = MLPClassifier(**FAST).fit(data, y)
+    copied = MLPClassifier(**FAST).fit(np.ascontiguousarray(data), y)
+    np.testing.assert_array_equal(fitted.predict_proba(base), copied.predict_proba(base))
+    bad = np.array(data)
+    bad[5, 2] = np.nan
+    bad = bad[::-1] if layout == "reversed" else bad
+    with pytest.raises(ValueError, match="column 2"):
+        MLPClassifier(**FAST, missing_values="error").fit(bad, y)
