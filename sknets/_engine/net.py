@@ -725,9 +725,8 @@ class AdamKernel:
 
         Empty when the step went through ``optimizer.step()`` (a first step);
         otherwise :attr:`counter` holds the step counts :meth:`launch` must
-        advance. Calls of several kernels with equal keys may be merged into
-        one (the update is element-wise), as
-        :func:`~sknets._engine.stacked.train_stacked` does for many networks.
+        advance. The calls of several kernels may be joined by :meth:`merge`,
+        as :func:`~sknets._engine.stacked.train_stacked` does for many networks.
         """
         optimizer = self.optimizer
         keys = [(self.kernel, group["lr"], group["betas"], group["weight_decay"], group["eps"])
@@ -758,24 +757,34 @@ class AdamKernel:
         """The calls of :meth:`pending`, from the optimizer's groups and state."""
         optimizer = self.optimizer
         state, groups = optimizer.state, optimizer.param_groups
-        states = [state.get(p) for group in groups for p in group["params"]]
-        if not all(states) or any(p.grad is None for group in groups for p in group["params"]):
+        params = [group["params"] for group in groups]
+        states = [[state.get(p) for p in group] for group in params]
+        flat = list(itertools.chain(*states))
+        if not all(flat) or any(p.grad is None for p in itertools.chain(*params)):
             optimizer.step()  # creates the state; skips parameters without gradients
             return {}
-        self._tie(states)
-        merged, left = {}, iter(states)
-        for key, group in zip(keys, groups):
-            params = group["params"]
-            group_states = [next(left) for _ in params]
-            lists = merged.setdefault(key, ([], [], [], [], []))
-            lists[0].extend(params)
-            lists[1].extend(p.grad for p in params)
-            lists[2].extend(s["exp_avg"] for s in group_states)
-            lists[3].extend(s["exp_avg_sq"] for s in group_states)
-            lists[4].extend(s["step"] for s in group_states)
+        self._tie(flat)
         self._keys = keys
-        self._seen = (state, len(state), groups, [group["params"] for group in groups],
-                      [p.grad for group in groups for p in group["params"]], states)
+        self._seen = (state, len(state), groups, params,
+                      [p.grad for p in itertools.chain(*params)], flat)
+        return self.merge({key: (group, [p.grad for p in group],
+                                 [s["exp_avg"] for s in group_states],
+                                 [s["exp_avg_sq"] for s in group_states],
+                                 [s["step"] for s in group_states])}
+                          for key, group, group_states in zip(keys, params, states))
+
+    @staticmethod
+    def merge(calls):
+        """One ``{key: lists}`` of several: the lists of equal keys joined.
+
+        The update is element-wise, so one kernel call over the joined lists
+        does what the separate calls do.
+        """
+        merged = {}
+        for each in calls:
+            for key, lists in each.items():
+                for into, more in zip(merged.setdefault(key, ([], [], [], [], [])), lists):
+                    into.extend(more)
         return merged
 
     def _tie(self, states):

@@ -235,11 +235,7 @@ class _Updates:
         members = tuple(members)
         last, merged = self._merged.get(members, (None, None))
         if last is None or len(pending) != len(last) or not all(map(operator.is_, pending, last)):
-            merged = {}
-            for calls in pending:
-                for key, lists in calls.items():
-                    for into, more in zip(merged.setdefault(key, ([], [], [], [], [])), lists):
-                        into.extend(more)
+            merged = AdamKernel.merge(pending)
             self._merged[members] = (pending, merged)
         AdamKernel.launch(merged, counters)
 
