@@ -262,7 +262,9 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         the device once per fit; predictions come back as NumPy arrays. A
         CUDA device that torch cannot find is an error, also for a model
         unpickled on a machine without one (``set_params(device="cpu")``
-        runs it there); "auto" falls back to the CPU with a warning.
+        runs it there); "auto" falls back to the CPU with a warning. On
+        CUDA, a plain MLP trained with Adam or AdamW replays its training
+        step as a CUDA graph (one launch per batch; see docs/scaling.md).
     n_threads : int or None, default=None
         CPU threads of torch and of the BLAS/OpenMP thread pools during
         ``fit`` and ``predict``. ``None`` uses what the current process is

@@ -8,6 +8,7 @@ modules and a skorch net and runs it. It knows nothing of scikit-learn.
   schedule, stopping, progress);
 * ``net``: ``TensorNet``, the in-memory batch path and the epoch loop;
 * ``fused``: the hand-derived training step of plain MLPs;
+* ``graphs``: that step captured as a CUDA graph and replayed on a GPU;
 * ``losses``: the training criteria (cross-entropy for classes, and for
   multi-label targets, with label smoothing; the regression losses by name);
 * ``sparse``: sparse inputs, densified one mini-batch at a time;

@@ -35,6 +35,7 @@ from skorch.history import History
 from ..exceptions import DivergenceError
 from .callbacks import BestWeights, StopWhenStalled
 from .fused import FusedStep
+from .graphs import CapturedStep
 from .resources import flush_denormals
 
 EVAL_BATCH_SIZE = 65_536
@@ -328,13 +329,12 @@ class TensorNet(NeuralNet):
 
     def train_step(self, batch, **fit_params):
         Xi, yi = batch
-        fused = getattr(self, "_fused_step", None)
+        captured = getattr(self, "_captured", None)
+        if captured is not None:
+            return {"loss": captured(Xi, *yi), "y_pred": None}
+        if getattr(self, "_fused_step", None) is not None:
+            return {"loss": self._fused_train_step(Xi, *yi), "y_pred": None}
         update = getattr(self, "_update", None) or self.optimizer_.step
-        if fused is not None:
-            loss = fused(Xi, *yi)
-            self._clip_gradients()
-            update()
-            return {"loss": loss, "y_pred": None}
         y_pred = self.module_(Xi)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         total = loss if self.penalty is None else loss + self.penalty(self.module_)
@@ -343,6 +343,13 @@ class TensorNet(NeuralNet):
         self._clip_gradients()
         update()
         return {"loss": loss, "y_pred": y_pred}
+
+    def _fused_train_step(self, X, target, weight=None):
+        """One step through the fused step: gradients, clipping, update; returns the loss."""
+        loss = self._fused_step(X, target, weight)
+        self._clip_gradients()
+        (self._update or self.optimizer_.step)()
+        return loss
 
     def _clip_gradients(self):
         if self.clip_grad_norm is not None:
@@ -453,6 +460,9 @@ class TensorNet(NeuralNet):
         self._start_loop()
         self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
         self._update = AdamKernel.build(self.optimizer_)
+        self._captured = CapturedStep.build(
+            next(self.module_.parameters()).device, self._fused_train_step, self._fused_step,
+            self._clip_gradients, self._update, self.batch_callbacks_)
         try:
             try:
                 super().fit_loop(X, y, epochs=epochs, **fit_params)
@@ -470,7 +480,7 @@ class TensorNet(NeuralNet):
             # well; a warm-started fit must not inherit it.
             self.optimizer_.state.clear()
         finally:
-            self._fused_step = self._clipped = self._update = None
+            self._fused_step = self._clipped = self._update = self._captured = None
         return self
 
     def _start_loop(self):
@@ -728,14 +738,25 @@ class AdamKernel:
         advance. The calls of several kernels may be joined by :meth:`merge`,
         as :func:`~sknets._engine.stacked.train_stacked` does for many networks.
         """
-        optimizer = self.optimizer
-        keys = [(self.kernel, group["lr"], group["betas"], group["weight_decay"], group["eps"])
-                for group in optimizer.param_groups]
+        keys = self._group_keys()
         if not self._unchanged(keys):
             self._calls = self._build(keys)
         if self._calls:
-            optimizer._opt_called = True  # what a learning-rate scheduler's wrapper notes
+            self.optimizer._opt_called = True  # what a learning-rate scheduler's wrapper notes
         return self._calls
+
+    def current(self):
+        """The calls of the last step if the next step's are the same, else None.
+
+        Builds nothing and steps nothing: a step captured as a CUDA graph
+        (:class:`~sknets._engine.graphs.CapturedStep`) replays these calls,
+        and runs eagerly (through :meth:`pending`) when they changed.
+        """
+        return self._calls if self._unchanged(self._group_keys()) else None
+
+    def _group_keys(self):
+        return [(self.kernel, group["lr"], group["betas"], group["weight_decay"], group["eps"])
+                for group in self.optimizer.param_groups]
 
     def _unchanged(self, keys):
         """Whether the calls of the last step still hold: same groups, state, gradients, keys.
