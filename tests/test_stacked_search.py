@@ -283,6 +283,41 @@ def test_batched_stacking_agrees_with_scikit_learns_search_to_float32_rounding(d
     _compare_to_float32_rounding(ours, theirs)
 
 
+def test_members_of_one_seed_share_their_dropout_draws_and_keep_their_own_masks():
+    import torch
+
+    from sknets._engine.fused import FusedStep
+    from sknets._engine.modules import Dropout, dropout_mask
+    from sknets._engine.stacked import _Stacked
+
+    def step(width, p, state):
+        layers = [torch.nn.Linear(4, width), torch.nn.ReLU()]
+        layers += [Dropout(p)] if p else []
+        fused = FusedStep.build(torch.nn.Sequential(*layers, torch.nn.Linear(width, 3)),
+                                torch.nn.CrossEntropyLoss())
+        fused.generator = torch.Generator().manual_seed(state)
+        return fused
+
+    specs = [(8, 0.2, 0), (8, 0.5, 0), (8, 0.0, 0), (16, 0.2, 0), (8, 0.2, 1), (8, 0.2, 0)]
+    stacked = _Stacked([step(*spec) for spec in specs])
+    # Same seed and widths draw together; no dropout draws nothing.
+    assert stacked.leaders == {0: 0, 1: 0, 3: 3, 4: 4, 5: 0}
+    # Each member's own masks, as its fit draws them, two steps in a row.
+    own = {k: torch.Generator().manual_seed(seed) for k, (_, _, seed) in enumerate(specs)}
+    for _ in range(2):
+        stacked._uniforms.clear()  # as each step does
+        eights = stacked._masks(0, (5, 8), [0, 5, 1, 2, 4], [0.2, 0.2, 0.5, 0.0, 0.2])
+        sixteen = stacked._masks(0, (5, 16), [3], [0.2])
+        # Neighbours with one mask share a run; member 2 has no dropout.
+        assert [run[:2] for run in eights] == [[0, 2], [2, 3], [4, 5]]
+        blocks = [*stacked._drop(torch.ones(5, 5, 8), eights),
+                  *stacked._drop(torch.ones(1, 5, 16), sixteen)]
+        for block, k in zip(blocks, [0, 5, 1, 2, 4, 3]):
+            width, p, _ = specs[k]
+            expected = dropout_mask((5, width), 1 - p, own[k]) if p else torch.ones(5, width)
+            torch.testing.assert_close(block, expected, rtol=0, atol=0)
+
+
 def test_grid_over_widths_dropout_schedules_and_early_stopping(digits):
     X, y = digits
     base = MLPClassifier((16,), optimizer="adam", max_epochs=4, random_state=0)

@@ -269,6 +269,8 @@ class _Stacked:
             self.buckets.append(_Bucket(members, width, slice(start, start + span), rates))
             start += span
         self.total = start
+        self.leaders = _draw_leaders(steps, widths)
+        self._uniforms = {}
 
     def _linears(self, k):
         return [layer.linear for layer in self.steps[k].layers] + [self.steps[k].output]
@@ -310,25 +312,56 @@ class _Stacked:
                 for parameter in (layer.weight, layer.bias):
                     parameter.data, parameter.grad = parameter.data.clone(), None
 
-    def _noise(self, shape, members, rates, out=None):
-        """Dropout masks of ``members`` (one ``shape`` block each), or None without dropout.
+    def _masks(self, layer, shape, members, rates):
+        """The dropout masks of ``members`` at hidden ``layer``, as runs of members.
 
-        Each member's block is drawn from its own generator, as its fused
-        step draws it (:func:`~sknets._engine.modules.dropout_mask`).
+        Returns ``[(first, stop, mask)]``: the members ``first:stop`` (positions
+        in ``members``) multiply their ``shape`` block by ``mask``; members
+        without dropout are in no run. Each member's mask is the one its
+        fused step draws (:func:`~sknets._engine.modules.dropout_mask`) from
+        its generator. Members whose generators start in one state and draw
+        masks of the same shapes (one seed, equal widths) draw the same
+        uniform numbers: those are drawn once per step and layer, by the
+        first of them (:attr:`leaders`), and each rate thresholds them once,
+        so that neighbours of one rate share one run.
         """
-        if not any(rates):
-            return None
-        noise = torch.ones(len(members), *shape) if out is None else out.fill_(1.0)
+        runs, masks = [], {}
         for j, (k, p) in enumerate(zip(members, rates)):
-            if p:
-                block = noise[j] if out is None else out[:, j]
-                block.copy_(dropout_mask(block.shape, 1 - p, self.steps[k].generator))
-        return noise
+            if not p:
+                continue
+            leader = self.leaders.get(k)
+            if leader is None:
+                mask = dropout_mask(shape, 1 - p, self.steps[k].generator)
+            else:
+                mask = masks.get((leader, p))
+                if mask is None:
+                    uniform = self._uniforms.get((leader, layer))
+                    if uniform is None:
+                        uniform = self._uniforms[leader, layer] = torch.rand(
+                            shape, generator=self.steps[leader].generator)
+                    # dropout_mask's rule on the shared draws.
+                    mask = masks[leader, p] = uniform.lt(1 - p).to(uniform.dtype).div_(1 - p)
+            if runs and runs[-1][1] == j and runs[-1][2] is mask:
+                runs[-1][1] = j + 1
+            else:
+                runs.append([j, j + 1, mask])
+        return runs
+
+    @staticmethod
+    def _drop(x, runs, members_axis=0):
+        """``x`` (members along ``members_axis``) times the masks of ``runs``, in place."""
+        for first, stop, mask in runs:
+            if members_axis == 0:
+                x[first:stop].mul_(mask)
+            else:
+                x[:, first:stop].mul_(mask.unsqueeze(1))
+        return x
 
     def step(self, X, y):
         """Losses ``(K,)`` of one batch, in the members' order; fills the gradients."""
         loss_fn = self.steps[0].loss  # the members' loss (they share it)
         batch = len(X)
+        self._uniforms.clear()  # this step's shared dropout draws
         losses = torch.empty(len(self.steps))
         z = torch.addmm(self.bias, X, self.weight.t())
         if not self.activations:  # no hidden layer: the first layer is the output
@@ -339,22 +372,18 @@ class _Stacked:
         else:
             activate, activation_grad = self.activations[0]
             h = activate(z)
-            noise = None
-            if any(any(bucket.rates[0]) for bucket in self.buckets):
-                noise = torch.ones(batch, self.total)
-                for bucket in self.buckets:
-                    view = noise[:, bucket.columns].view(batch, len(bucket.members), -1)
-                    self._noise(None, bucket.members, bucket.rates[0], out=view)
-            dropped = h if noise is None else h * noise
+            runs = [self._masks(0, (batch, bucket.width[0]), bucket.members, bucket.rates[0])
+                    for bucket in self.buckets]
+            dropped = h.clone() if any(runs) else h
+            for bucket, bucket_runs in zip(self.buckets, runs):
+                self._drop(bucket.block(dropped), bucket_runs, members_axis=1)
             wide = torch.empty(batch, self.total)
-            for bucket in self.buckets:
-                members = len(bucket.members)
-                inputs = dropped[:, bucket.columns].view(batch, members, -1).transpose(0, 1)
-                loss, grad = self._bucket(bucket, inputs, y, loss_fn)
+            for bucket, bucket_runs in zip(self.buckets, runs):
+                loss, grad = self._bucket(bucket, bucket.block(dropped).transpose(0, 1), y,
+                                          loss_fn)
                 losses[bucket.members] = loss
-                wide[:, bucket.columns].view(batch, members, -1).copy_(grad.transpose(0, 1))
-            if noise is not None:
-                wide.mul_(noise)
+                self._drop(bucket.block(wide).copy_(grad.transpose(0, 1)), bucket_runs,
+                           members_axis=1)
             wide = activation_grad(wide, h)
         torch.mm(wide.t(), X, out=self.weight_grad)
         torch.sum(wide, 0, out=self.bias_grad)
@@ -374,9 +403,9 @@ class _Stacked:
                 break
             out = self.activations[i + 1][0](z)
             outs.append(out)
-            noise = self._noise(out.shape[1:], bucket.members, bucket.rates[i + 1])
-            noises.append(noise)
-            inputs.append(out if noise is None else out * noise)
+            runs = self._masks(i + 1, out.shape[1:], bucket.members, bucket.rates[i + 1])
+            noises.append(runs)
+            inputs.append(self._drop(out.clone(), runs) if runs else out)
         loss, grad = _member_losses(loss_fn, z, y)
         for i in range(last, -1, -1):
             torch.bmm(grad.transpose(1, 2), inputs[i], out=bucket.weight_grads[i])
@@ -384,9 +413,26 @@ class _Stacked:
             grad = torch.bmm(grad, bucket.weights[i])
             if i == 0:
                 return loss, grad
-            if noises[i - 1] is not None:
-                grad.mul_(noises[i - 1])
+            self._drop(grad, noises[i - 1])
             grad = self.activations[i][1](grad, outs[i - 1])
+
+
+def _draw_leaders(steps, widths):
+    """``{member: leader}`` of the members that draw dropout masks together (see ``_Stacked._masks``).
+
+    The leader is the first member with dropout whose generator starts in
+    the same state and whose hidden widths are the same: their draws of
+    uniform numbers are the same, step after step. Members without
+    dropout draw nothing; a member without a generator of its own draws
+    from torch's global one, and alone.
+    """
+    first, leaders = {}, {}
+    for k, (step, width) in enumerate(zip(steps, widths)):
+        if step.generator is None or not any(layer.dropout for layer in step.layers):
+            continue
+        key = (bytes(step.generator.get_state().numpy()), width)
+        leaders[k] = first.setdefault(key, k)
+    return leaders
 
 
 @dataclass
@@ -401,6 +447,10 @@ class _Bucket:
     biases: list = field(default_factory=list)
     weight_grads: list = field(default_factory=list)
     bias_grads: list = field(default_factory=list)
+
+    def block(self, wide):
+        """The bucket's columns of ``wide`` (batch, all members' columns): (batch, members, width)."""
+        return wide[:, self.columns].view(len(wide), len(self.members), -1)
 
 
 def _epochs(step, fits, train, size, epochs):
