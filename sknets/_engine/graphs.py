@@ -12,7 +12,8 @@ graph's input buffers on the device; the data never leaves the device.
 A step is captured only where replaying it does exactly what the eager step
 does:
 
-* the fit trains on CUDA, through the fused step, with Adam or AdamW;
+* the fit trains on CUDA (the current CUDA device), through the fused step,
+  with Adam or AdamW;
 * no callback listens per batch (per-batch learning rates, warm-up and
   "one_cycle", change the rate within an epoch; a user's callback may keep
   the batch);
@@ -114,10 +115,13 @@ class CapturedStep:
         :class:`~sknets._engine.net.AdamKernel` or None; ``batch_callbacks``:
         the callbacks that listen per batch.
         """
-        graph_type = GRAPHS.get(torch.device(device).type)
+        device = torch.device(device)
+        graph_type = GRAPHS.get(device.type)
         if (graph_type is None or not enabled() or fused is None or update is None
                 or batch_callbacks):
             return None
+        if device.type == "cuda" and device.index not in (None, torch.cuda.current_device()):
+            return None  # a graph replays on the current device's stream
         return cls(eager, fused, clip, update, graph_type)
 
     def __call__(self, X, target, weight=None):
