@@ -110,6 +110,15 @@ def test_only_full_batches_after_the_warmup_are_replayed(cpu_graphs, data):
     assert graph.replays == 3 * 10 - graphs.WARMUP_STEPS
 
 
+def test_a_short_batch_right_after_the_warmup_does_not_set_the_graphs_size(cpu_graphs, data):
+    X, y, _ = data
+    # 530 samples in batches of 150: three full batches, the warm-up, then one of 80.
+    MLPClassifier(hidden_layers=(8,), max_epochs=3, batch_size=150, random_state=0,
+                  n_threads=1).fit(X, y)
+    [graph] = cpu_graphs
+    assert graph.replays == 3 * 3 - graphs.WARMUP_STEPS
+
+
 def test_a_new_learning_rate_is_captured_again(cpu_graphs, monkeypatch, data):
     X, _, _ = data
     reg = MLPRegressor(hidden_layers=(8,), max_epochs=4, batch_size=53, lr_schedule="step",

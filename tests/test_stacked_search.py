@@ -288,7 +288,7 @@ def test_members_of_one_seed_share_their_dropout_draws_and_keep_their_own_masks(
 
     from sknets._engine.fused import FusedStep
     from sknets._engine.modules import Dropout, dropout_mask
-    from sknets._engine.stacked import _Stacked
+    from sknets._engine.stacked import _draw_leaders, _Stacked
 
     def step(width, p, state):
         layers = [torch.nn.Linear(4, width), torch.nn.ReLU()]
@@ -302,6 +302,14 @@ def test_members_of_one_seed_share_their_dropout_draws_and_keep_their_own_masks(
     stacked = _Stacked([step(*spec) for spec in specs])
     # Same seed and widths draw together; no dropout draws nothing.
     assert stacked.leaders == {0: 0, 1: 0, 3: 3, 4: 4, 5: 0}
+    # Dropout in other layers draws another sequence: no shared draws.
+    deep = [FusedStep.build(torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.ReLU(), Dropout(0.2), torch.nn.Linear(8, 8),
+        torch.nn.ReLU(), *([Dropout(0.2)] if both else []), torch.nn.Linear(8, 3)),
+        torch.nn.CrossEntropyLoss()) for both in (False, True, True)]
+    for fused in deep:
+        fused.generator = torch.Generator().manual_seed(0)
+    assert _draw_leaders(deep, [(8, 8)] * 3) == {0: 0, 1: 1, 2: 1}
     # Each member's own masks, as its fit draws them, two steps in a row.
     own = {k: torch.Generator().manual_seed(seed) for k, (_, _, seed) in enumerate(specs)}
     for _ in range(2):

@@ -91,6 +91,8 @@ class CapturedStep:
         calls of the last step still hold.
     graph_type : type
         :class:`CudaGraph`, or a stand-in with the same three operations.
+    batch_size : int
+        The fit's batch size: the batches the graph takes (others run eagerly).
 
     Attributes
     ----------
@@ -98,16 +100,16 @@ class CapturedStep:
         How many times the step was captured, and replayed.
     """
 
-    def __init__(self, eager, fused, clip, update, graph_type):
+    def __init__(self, eager, fused, clip, update, graph_type, batch_size):
         self.eager, self.fused, self.clip, self.update = eager, fused, clip, update
-        self.graph_type = graph_type
+        self.graph_type, self.batch_size = graph_type, batch_size
         self.graph = self.calls = None
         self.inputs = self.loss = None
         self.steps = self.captures = self.replays = 0
         self.disabled = False
 
     @classmethod
-    def build(cls, device, eager, fused, clip, update, batch_callbacks):
+    def build(cls, device, eager, fused, clip, update, batch_callbacks, batch_size):
         """A ``CapturedStep`` where the fit's steps can be captured, else None.
 
         ``device``: the parameters' torch device; ``fused``: the fit's
@@ -122,7 +124,7 @@ class CapturedStep:
             return None
         if device.type == "cuda" and device.index not in (None, torch.cuda.current_device()):
             return None  # a graph replays on the current device's stream
-        return cls(eager, fused, clip, update, graph_type)
+        return cls(eager, fused, clip, update, graph_type, batch_size)
 
     def __call__(self, X, target, weight=None):
         if self.disabled:
@@ -131,12 +133,14 @@ class CapturedStep:
             self.steps += 1
             with self.graph_type.warmup():
                 return self.eager(X, target, weight)
+        if len(X) != self.batch_size:  # the last batch of an epoch
+            return self.eager(X, target, weight)
         calls = self.update.current()
         if calls is None:  # the update's arguments changed: rebuilt by an eager step
             return self.eager(X, target, weight)
         if self.inputs is None:
             self._allocate(X, target, weight)
-        if not self._holds(X, target, weight):  # a batch of another size
+        if not self._holds(X, target, weight):
             return self.eager(X, target, weight)
         if calls is not self.calls and not self._capture(calls):
             return self.eager(X, target, weight)

@@ -418,19 +418,20 @@ class _Stacked:
 
 
 def _draw_leaders(steps, widths):
-    """``{member: leader}`` of the members that draw dropout masks together (see ``_Stacked._masks``).
+    """``{member: leader}`` of members that draw dropout masks together (``_Stacked._masks``).
 
-    The leader is the first member with dropout whose generator starts in
-    the same state and whose hidden widths are the same: their draws of
-    uniform numbers are the same, step after step. Members without
-    dropout draw nothing; a member without a generator of its own draws
-    from torch's global one, and alone.
+    The leader is the first member whose generator starts in the same
+    state, whose hidden widths are the same and whose dropout is in the
+    same hidden layers: their draws of uniform numbers are the same, step
+    after step. Members without dropout draw nothing; a member without a
+    generator of its own draws from torch's global one, and alone.
     """
     first, leaders = {}, {}
     for k, (step, width) in enumerate(zip(steps, widths)):
-        if step.generator is None or not any(layer.dropout for layer in step.layers):
+        drawing = tuple(bool(layer.dropout) for layer in step.layers)
+        if step.generator is None or not any(drawing):
             continue
-        key = (bytes(step.generator.get_state().numpy()), width)
+        key = (bytes(step.generator.get_state().numpy()), width, drawing)
         leaders[k] = first.setdefault(key, k)
     return leaders
 
