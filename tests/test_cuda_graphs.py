@@ -101,22 +101,17 @@ def test_replayed_steps_train_exactly_as_eager_steps(cpu_graphs, monkeypatch, da
     np.testing.assert_array_equal(proba, eager_proba)
 
 
-def test_only_full_batches_after_the_warmup_are_replayed(cpu_graphs, data):
+@pytest.mark.parametrize("batch_size, full_batches", [
+    (50, 10),   # 530 samples: 10 full batches and one of 30 per epoch
+    (150, 3),   # 3 full batches, the warm-up, then one of 80: it must not fix the graph's size
+])
+def test_only_full_batches_after_the_warmup_are_replayed(cpu_graphs, data, batch_size,
+                                                         full_batches):
     X, y, _ = data
-    # 530 samples in batches of 50: 10 full batches and one of 30 per epoch.
-    MLPClassifier(hidden_layers=(8,), max_epochs=3, batch_size=50, random_state=0,
+    MLPClassifier(hidden_layers=(8,), max_epochs=3, batch_size=batch_size, random_state=0,
                   n_threads=1).fit(X, y)
     [graph] = cpu_graphs
-    assert graph.replays == 3 * 10 - graphs.WARMUP_STEPS
-
-
-def test_a_short_batch_right_after_the_warmup_does_not_set_the_graphs_size(cpu_graphs, data):
-    X, y, _ = data
-    # 530 samples in batches of 150: three full batches, the warm-up, then one of 80.
-    MLPClassifier(hidden_layers=(8,), max_epochs=3, batch_size=150, random_state=0,
-                  n_threads=1).fit(X, y)
-    [graph] = cpu_graphs
-    assert graph.replays == 3 * 3 - graphs.WARMUP_STEPS
+    assert graph.replays == 3 * full_batches - graphs.WARMUP_STEPS
 
 
 def test_a_new_learning_rate_is_captured_again(cpu_graphs, monkeypatch, data):
