@@ -105,7 +105,7 @@ class CapturedStep:
         self.graph_type, self.batch_size = graph_type, batch_size
         self.graph = self.calls = None
         self.inputs = self.loss = None
-        self.steps = self.captures = self.replays = 0
+        self.warmed = self.captures = self.replays = 0
         self.disabled = False
 
     @classmethod
@@ -129,8 +129,8 @@ class CapturedStep:
     def __call__(self, X, target, weight=None):
         if self.disabled:
             return self.eager(X, target, weight)
-        if self.steps < WARMUP_STEPS:
-            self.steps += 1
+        if self.warmed < WARMUP_STEPS:
+            self.warmed += 1
             with self.graph_type.warmup():
                 return self.eager(X, target, weight)
         if len(X) != self.batch_size:  # the last batch of an epoch
