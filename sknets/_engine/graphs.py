@@ -81,11 +81,8 @@ class CapturedStep:
     ----------
     eager : callable
         ``eager(X, target, weight) -> loss``: one training step (gradients,
-        clipping, update), as the fit runs it without a graph.
-    fused : callable
-        ``fused(X, target, weight) -> loss``: the step's gradients.
-    clip : callable
-        Clips the gradients in place, with no host sync.
+        clipping, update), as the fit runs it without a graph; the graph
+        records the kernels one call of it launches.
     update : AdamKernel
         The fit's optimizer step; :meth:`AdamKernel.current` says whether its
         calls of the last step still hold.
@@ -100,8 +97,8 @@ class CapturedStep:
         How many times the step was captured, and replayed.
     """
 
-    def __init__(self, eager, fused, clip, update, graph_type, batch_size):
-        self.eager, self.fused, self.clip, self.update = eager, fused, clip, update
+    def __init__(self, eager, update, graph_type, batch_size):
+        self.eager, self.update = eager, update
         self.graph_type, self.batch_size = graph_type, batch_size
         self.graph = self.calls = None
         self.inputs = self.loss = None
@@ -109,7 +106,7 @@ class CapturedStep:
         self.disabled = False
 
     @classmethod
-    def build(cls, device, eager, fused, clip, update, batch_callbacks, batch_size):
+    def build(cls, device, eager, fused, update, batch_callbacks, batch_size):
         """A ``CapturedStep`` where the fit's steps can be captured, else None.
 
         ``device``: the parameters' torch device; ``fused``: the fit's
@@ -124,7 +121,7 @@ class CapturedStep:
             return None
         if device.type == "cuda" and device.index not in (None, torch.cuda.current_device()):
             return None  # a graph replays on the current device's stream
-        return cls(eager, fused, clip, update, graph_type, batch_size)
+        return cls(eager, update, graph_type, batch_size)
 
     def __call__(self, X, target, weight=None):
         if self.disabled:
@@ -164,14 +161,15 @@ class CapturedStep:
                    for buffer, value in zip(self.inputs, (X, target, weight)))
 
     def _capture(self, calls):
-        """Capture the step with the update's ``calls``; False (and a warning) if it fails."""
-        inputs, counter = self.inputs, self.update.counter
+        """Capture the step with the update's ``calls``; False (and a warning) if it fails.
+
+        The eager step's update reuses ``calls`` (:meth:`AdamKernel.current`
+        has just said they hold), so the graph replays them as they are.
+        """
+        inputs = self.inputs
 
         def body():
-            loss = self.fused(*inputs)
-            self.clip()
-            self.update.launch(calls, [counter])
-            self.loss.copy_(loss)
+            self.loss.copy_(self.eager(*inputs))
 
         graph = self.graph_type()
         try:

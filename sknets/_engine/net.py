@@ -462,7 +462,7 @@ class TensorNet(NeuralNet):
         self._update = AdamKernel.build(self.optimizer_)
         self._captured = CapturedStep.build(
             next(self.module_.parameters()).device, self._fused_train_step, self._fused_step,
-            self._clip_gradients, self._update, self.batch_callbacks_, self.batch_size)
+            self._update, self.batch_callbacks_, self.batch_size)
         try:
             try:
                 super().fit_loop(X, y, epochs=epochs, **fit_params)
