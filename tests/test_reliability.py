@@ -337,6 +337,28 @@ def test_labels_unseen_at_fit_in_partial_fit_and_validation_data():
         MLPClassifier(**FAST).fit(_X, np.arange(30) % 2, validation_data=(_X, np.arange(30) % 3))
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint16, np.int64, bool, np.float64])
+def test_labels_of_every_dtype_index_the_same_classes(dtype):
+    # Integer and bool labels take a shorter path than the others (no
+    # type_of_target pass); every dtype must give the same classes, indices
+    # and refusals of unseen labels.
+    from sknets._input import fit_labels, label_index
+
+    y = (np.arange(30) % 3 == 0) if dtype is bool else (np.arange(30) * 7 % 5 + 1)
+    y = y.astype(dtype)
+    classes = fit_labels(y)
+    np.testing.assert_array_equal(classes.astype(float), np.unique(y.astype(float)))
+    index = label_index(y, classes)
+    assert index.dtype == np.int64
+    np.testing.assert_array_equal(classes[index], y)
+    if dtype is not bool:
+        unseen = np.array([1, 9, 0]).astype(dtype)
+        with pytest.raises(ValueError, match=r"labels not seen at fit: \[0(\.0)?, 9(\.0)?\]"):
+            label_index(unseen, classes)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        fit_labels(np.arange(30) / 7)
+
+
 @pytest.mark.parametrize("y, error, message", [
     (np.full(30, 1e39), ValueError, r"y has values up to 1e\+39 in magnitude, beyond the "
                                     r"range of float32"),

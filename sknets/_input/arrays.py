@@ -179,7 +179,7 @@ def fit_labels(y, classes=None):
     labels = y if classes is None else np.asarray(classes)
     _check_label_types(labels)
     try:
-        check_classification_targets(y)
+        _check_classification(y)
         classes = np.unique(labels)
     except TypeError as exc:  # e.g. str and int labels cannot be sorted together
         kinds = sorted({type(label).__name__ for label in (*y.ravel(), *labels.ravel())})
@@ -236,9 +236,27 @@ def label_index(y, classes, hint=""):
     array([1, 0])
     """
     y = _labels(y)
-    check_classification_targets(y)
+    _check_classification(y)
+    if y.dtype.kind in _INTEGER_KINDS and classes.dtype.kind in _INTEGER_KINDS:
+        # One search finds both the indices and the unseen labels.
+        index = np.searchsorted(classes, y)
+        found = classes[np.minimum(index, len(classes) - 1)] == y
+        if not found.all():
+            check_labels(y, classes, hint)
+        return index.astype(np.int64, copy=False)
     check_labels(y, classes, hint)
     return np.searchsorted(classes, y).astype(np.int64)
+
+
+# Integer and bool arrays of one label per sample are class labels whatever
+# their values: scikit-learn's type_of_target (several passes over y) is only
+# needed for the others, e.g. to refuse continuous floats.
+_INTEGER_KINDS = "biu"
+
+
+def _check_classification(y):
+    if y.ndim != 1 or y.dtype.kind not in _INTEGER_KINDS:
+        check_classification_targets(y)
 
 
 def check_labels(labels, classes, hint=""):
