@@ -17,8 +17,15 @@ from typing import TYPE_CHECKING
 # little on an idle machine. OpenMP reads the policy once, when torch loads:
 # it is set here only if torch is not loaded yet and the user has not chosen
 # (OMP_WAIT_POLICY=ACTIVE before importing sknets keeps spinning).
+#
+# MKL's strict reproducibility mode makes torch's CPU matrix products give the
+# same bits whatever the number of threads: a fit's results then do not depend
+# on its thread count, which may follow the machine's load (a busy machine
+# trains on fewer threads; see sknets._engine.resources.thread_budget). MKL
+# also reads it once; MKL_CBWR set beforehand (e.g. "AUTO") is left alone.
 if "torch" not in sys.modules:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 from ._version import __version__  # noqa: E402
 

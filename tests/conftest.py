@@ -11,6 +11,12 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
+# Before anything loads torch, as a user's script would: sknets sets torch's
+# OpenMP wait policy and MKL's strict reproducibility mode, which both take
+# effect only before torch loads.
+import sknets  # noqa: F401
+
+
 REAL_DATA_ENV = "SKNETS_TEST_DATA"
 
 
@@ -109,3 +115,16 @@ def dask_client():
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
             yield client
+
+
+@pytest.fixture(autouse=True)
+def _quiet_machine(monkeypatch):
+    """Thread budgets as on a quiet machine, whatever else runs beside the tests.
+
+    A fit's budget leaves out the cores other programs keep busy
+    (``busy_cores``), and tests run beside each other (``pytest -n``); tests
+    of that rule set the count they need.
+    """
+    from sknets._engine import resources
+
+    monkeypatch.setattr(resources, "busy_cores", lambda *args, **kwargs: 0)

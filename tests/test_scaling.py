@@ -14,7 +14,8 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from sknets import MLPClassifier
-from sknets._engine.resources import thread_budget
+from sknets._engine import resources
+from sknets._engine.resources import busy_cores, thread_budget, thread_invariant
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA device; torch finds none")
@@ -255,12 +256,65 @@ def test_small_training_steps_run_on_one_thread_and_large_ones_on_the_budget():
 @pytest.mark.slow  # fresh interpreters: the wait policy is read when torch loads
 def test_importing_sknets_first_makes_openmp_threads_wait_passively():
     def policy(code, **env):
-        environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        environment = {k: v for k, v in os.environ.items()
+                       if k not in ("OMP_WAIT_POLICY", "MKL_CBWR")}
         return subprocess.run([sys.executable, "-c", code + "; import os; "
-                               "print(os.environ.get('OMP_WAIT_POLICY'))"],
+                               "print(os.environ.get('OMP_WAIT_POLICY'), "
+                               "os.environ.get('MKL_CBWR'))"],
                               env={**environment, **env}, check=True, capture_output=True,
-                              text=True).stdout.split()[-1]
+                              text=True).stdout.split()[-2:]
 
-    assert policy("import sknets, torch") == "PASSIVE"
-    assert policy("import torch, sknets") == "None"  # too late to change: left alone
-    assert policy("import sknets", OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
+    assert policy("import sknets, torch") == ["PASSIVE", "AUTO,STRICT"]
+    # Too late to change: left alone.
+    assert policy("import torch, sknets") == ["None", "None"]
+    assert policy("import sknets", OMP_WAIT_POLICY="ACTIVE", MKL_CBWR="AUTO") == ["ACTIVE", "AUTO"]
+
+
+needs_invariance = pytest.mark.skipif(
+    not thread_invariant(), reason="torch's matrix products here round differently on 1 and "
+    "2 threads (no MKL strict reproducibility mode, or fewer than 2 CPUs)")
+
+
+@needs_invariance
+def test_results_do_not_depend_on_the_thread_count(digits784):
+    X, y = digits784
+    # 784-100-10 at batch 100: a first-layer product MKL splits between two
+    # threads in another order, unless in its strict mode.
+    fits = [MLPClassifier((100,), batch_size=100, max_epochs=2, dropout=0.1, l2=1e-4,
+                          random_state=0, n_threads=threads).fit(X, y) for threads in (1, 2)]
+    for one, two in zip(fits[0].module_.parameters(), fits[1].module_.parameters()):
+        torch.testing.assert_close(one, two, rtol=0, atol=0)
+    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+
+
+def test_large_fits_leave_the_cores_other_programs_keep_busy(monkeypatch):
+    quiet = thread_budget(None, work=1e9)
+    if quiet < 2:
+        pytest.skip("one thread at most here: nothing to give up")
+    monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    monkeypatch.setattr(resources, "busy_cores", lambda *args, **kwargs: 1)
+    assert thread_budget(None, work=1e9) == min(quiet, joblib.cpu_count() - 1)
+    monkeypatch.setattr(resources, "busy_cores", lambda *args, **kwargs: joblib.cpu_count())
+    assert thread_budget(None, work=1e9) == 1
+    # Small steps run on one thread anyway; predictions (no work given) and
+    # an explicit n_threads keep their budgets.
+    assert thread_budget(None, work=1e6) == 1
+    assert thread_budget(None) == quiet
+    assert thread_budget(2, work=1e9) == 2
+    # Where the thread count could change the results, the load is not read.
+    monkeypatch.setattr(resources, "thread_invariant", lambda: False)
+    assert thread_budget(None, work=1e9) == quiet
+
+
+def test_busy_cores_counts_other_programs_running():
+    # The real count (the fixture of every test replaces it by 0).
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        # Wait until the spinner runs Python code (its start-up reads files).
+        for _ in range(200):
+            if busy_cores() >= 1:
+                break
+        assert busy_cores(looks=3) >= 1
+    finally:
+        spinner.kill()
+        spinner.wait()

@@ -11,7 +11,9 @@ and friends, ``threadpoolctl.threadpool_limits`` limits them in-process, and
 
 import contextlib
 import functools
+import os
 import threading
+import time
 
 import joblib
 import torch
@@ -136,9 +138,12 @@ def thread_budget(n_threads=None, work=None):
     work : float, default=None
         Floating-point operations of one training step (see
         :func:`training_flops`). With ``n_threads=None``, a step of less
-        than ``SMALL_STEP_FLOPS`` runs on one thread: the choice depends on
-        the problem and the CPUs, never on the machine's momentary load, so
-        the same ``random_state`` gives the same results.
+        than ``SMALL_STEP_FLOPS`` runs on one thread. A larger one takes
+        the budget above, less the cores that other programs keep busy at
+        that moment (:func:`busy_cores`), but only where the thread count
+        cannot change the results (:func:`thread_invariant`); elsewhere the
+        choice depends on the problem and the CPUs only, so that the same
+        ``random_state`` gives the same results either way.
 
     Returns
     -------
@@ -160,7 +165,82 @@ def thread_budget(n_threads=None, work=None):
         return 1
     openmp = [pool["num_threads"] for pool in _thread_pools().info()
               if pool["user_api"] == "openmp"]
-    return max(1, min([torch.get_num_threads(), joblib.cpu_count(), *openmp]))
+    budget = max(1, min([torch.get_num_threads(), joblib.cpu_count(), *openmp]))
+    if work is not None and budget > 1 and thread_invariant():
+        # Threads of a fit that share a core with a busy program wait for it at
+        # every operation: a busy machine trains faster on fewer threads.
+        budget = max(1, min(budget, joblib.cpu_count() - busy_cores()))
+    return budget
+
+
+@functools.cache
+def thread_invariant():
+    """Whether torch's CPU matrix products give the same bits on one thread and on two.
+
+    True where MKL runs in its strict reproducibility mode
+    (``MKL_CBWR=AUTO,STRICT``, which ``import sknets`` sets when torch is not
+    loaded yet) and a product that rounds differently on two threads
+    without it gives the same bits: a fit's results then do not depend on
+    its thread count. Checked once per process (about a millisecond).
+
+    Examples
+    --------
+    >>> from sknets._engine.resources import thread_invariant
+    >>> thread_invariant() in (True, False)
+    True
+    """
+    if "STRICT" not in os.environ.get("MKL_CBWR", "").upper() or joblib.cpu_count() < 2:
+        return False
+    generator = torch.Generator().manual_seed(0)
+    # A shape whose product MKL splits between threads in another order
+    # (100 x 784 by 784 x 100, the first layer of a small MLP).
+    a, b = (torch.rand(100, 784, generator=generator) for _ in range(2))
+    before = torch.get_num_threads()
+    try:
+        products = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            products.append(torch.mm(a, b.t()))
+    finally:
+        torch.set_num_threads(before)
+    return torch.equal(*products)
+
+
+def busy_cores(looks=3, pause=5e-4):
+    """How many cores other processes keep busy now, as far as Linux tells.
+
+    The threads that are running or ready to run (``/proc/loadavg``), less
+    those of this process (``/proc/self/task``): the least of ``looks``
+    looks ``pause`` seconds apart, so that a program that only passes by
+    does not count. 0 where the system does not say (not Linux).
+
+    Examples
+    --------
+    >>> from sknets._engine.resources import busy_cores
+    >>> busy_cores() >= 0
+    True
+    """
+    counts = []
+    for look in range(looks):
+        if look:
+            time.sleep(pause)
+        try:
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+            own = sum(_task_running(task) for task in os.listdir("/proc/self/task"))
+        except (OSError, ValueError, IndexError):
+            return 0
+        counts.append(max(0, running - own))
+    return min(counts)
+
+
+def _task_running(task):
+    try:
+        with open(f"/proc/self/task/{task}/stat") as f:
+            # The state follows the command name, which is in parentheses.
+            return f.read().rpartition(")")[2].split()[0] == "R"
+    except (OSError, IndexError):
+        return False  # a thread that ended meanwhile
 
 
 class ThreadLimit:
