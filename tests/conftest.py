@@ -16,7 +16,6 @@ import pytest
 # effect only before torch loads.
 import sknets  # noqa: F401
 
-
 REAL_DATA_ENV = "SKNETS_TEST_DATA"
 
 
