@@ -200,7 +200,9 @@ def test_per_epoch_bookkeeping_does_not_grow_with_the_history():
     clf = MLPClassifier(hidden_layers=(), max_epochs=6000, patience=None, random_state=0,
                         n_threads=1).fit(X[:6], Y[:6])
     seconds = clf.history_["seconds"].to_numpy()
-    early, late = np.median(seconds[500:1500]), np.median(seconds[-1000:])
+    # The lower quartiles: a bookkeeping that grows with the history slows
+    # every late epoch, while another program on the machine only slows some.
+    early, late = np.percentile(seconds[500:1500], 25), np.percentile(seconds[-1000:], 25)
     assert late < 1.5 * early, f"epochs take {late / early:.2f}x longer after 5,000 epochs"
 
 
