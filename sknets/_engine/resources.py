@@ -181,7 +181,7 @@ def thread_invariant():
     (``MKL_CBWR=AUTO,STRICT``, which ``import sknets`` sets when torch is not
     loaded yet) and a product that rounds differently on two threads
     without it gives the same bits: a fit's results then do not depend on
-    its thread count. Checked once per process (about a millisecond).
+    its thread count. Checked once per process (a few milliseconds).
 
     Examples
     --------
