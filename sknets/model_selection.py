@@ -29,6 +29,7 @@ from sklearn.model_selection import check_cv, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state
 
+from ._engine.resources import split_invariant
 from ._engine.stacked import stackable, train_stacked
 from ._input.splits import holdout_indices
 from ._params import as_widths
@@ -336,8 +337,9 @@ class _StackedSearch:
         if not stacking:
             return super().fit(X, y, **params, **({} if groups is None else {"groups": groups}))
         estimator, store = self.estimator, tempfile.mkdtemp(prefix="sknets-search-")
+        batched = self.stacking == "batched" or (self.stacking == "auto" and split_invariant())
         self._stacking = {"estimator": estimator, "X": X, "y": y, "groups": groups,
-                          "store": store, "seconds": {}}
+                          "store": store, "seconds": {}, "batched": batched}
         self.estimator = _Served(estimator, store)
         try:
             super().fit(X, y, groups=groups, **{_ROWS: np.arange(len(X))})
@@ -370,7 +372,7 @@ class _StackedSearch:
         groups = {}
         for candidate in candidates:
             key = _stack_key(clone(estimator).set_params(**clone(candidate, safe=False)),
-                             seeds=self.stacking == "exact")
+                             seeds=not stacking["batched"])
             if key is not None:
                 groups.setdefault(key, {})[joblib.hash(candidate)] = candidate
         groups = [list(group.values()) for group in groups.values() if len(group) > 1]
@@ -382,7 +384,7 @@ class _StackedSearch:
         splits = [train for train, _ in cv.split(X, y, stacking["groups"])]
         stored = joblib.Parallel(n_jobs=self.n_jobs)(
             joblib.delayed(_train_group)(estimator, group, X, y, train, stacking["store"],
-                                         batched=self.stacking == "batched")
+                                         batched=stacking["batched"])
             for group in groups for train in splits)
         for entries in stored:
             stacking["seconds"].update(entries)
@@ -404,20 +406,26 @@ class _StackedSearch:
 
 
 # How a group of candidates is trained: "exact", each member's own step in
-# lockstep (bit for bit its separate fit); "batched", the members' layers as
-# batched matrix products (separate fits to float32 rounding, faster).
-STACKING = ("exact", "batched")
+# lockstep; "batched", the members' layers as batched matrix products
+# (bit for bit where split_invariant() holds, faster); "auto", batched where
+# it is bit for bit, exact elsewhere.
+STACKING = ("auto", "exact", "batched")
 
-_STACKING_DOC = """stacking : {"exact", "batched"}, default="exact"
+_STACKING_DOC = """stacking : {"auto", "exact", "batched"}, default="auto"
         How a group of candidates is trained. "exact": each member takes its
         own fit's training step on the shared mini-batches, so it is bit for
         bit its separate fit and ``cv_results_`` equal scikit-learn's.
         "batched": the members' layers are stacked into one wide first-layer
-        product and batched products for the others; each member agrees with
-        its separate fit to float32 rounding only, which a few epochs of
-        training can amplify (mean test scores within about 0.002 on the
-        benchmark grid of ``docs/stacked-search.md``), and the search is
-        faster."""
+        product and batched products for the others, which is faster; where
+        torch's matrix products give the same bits for columns computed
+        together or apart (MKL's strict reproducibility mode, which
+        ``import sknets`` sets when torch is not loaded yet), each member is
+        still bit for bit its separate fit; elsewhere it agrees with it to
+        float32 rounding, which a few epochs of training can amplify (mean
+        test scores within about 0.005 on the benchmark grid of
+        ``docs/stacked-search.md``). Members of one group then share one
+        ``random_state``. "auto": "batched" where it is bit for bit,
+        "exact" elsewhere."""
 
 
 class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
@@ -464,7 +472,7 @@ return_train_score
 
     def __init__(self, estimator, param_grid, *, scoring=None, n_jobs=None, refit=True,
                  cv=None, verbose=0, pre_dispatch="2*n_jobs", error_score=np.nan,
-                 return_train_score=False, stacking="exact"):
+                 return_train_score=False, stacking="auto"):
         super().__init__(estimator, param_grid, scoring=scoring, n_jobs=n_jobs, refit=refit,
                          cv=cv, verbose=verbose, pre_dispatch=pre_dispatch,
                          error_score=error_score, return_train_score=return_train_score)
@@ -503,7 +511,7 @@ pre_dispatch, random_state, error_score, return_train_score
 
     def __init__(self, estimator, param_distributions, *, n_iter=10, scoring=None, n_jobs=None,
                  refit=True, cv=None, verbose=0, pre_dispatch="2*n_jobs", random_state=None,
-                 error_score=np.nan, return_train_score=False, stacking="exact"):
+                 error_score=np.nan, return_train_score=False, stacking="auto"):
         super().__init__(estimator, param_distributions, n_iter=n_iter, scoring=scoring,
                          n_jobs=n_jobs, refit=refit, cv=cv, verbose=verbose,
                          pre_dispatch=pre_dispatch, random_state=random_state,

@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
 from sknets import MLPClassifier, MLPRegressor, load
+from sknets._engine.resources import split_invariant
 from sknets.model_selection import GridSearchCV, RandomizedSearchCV, _fit_stacked
 
 
@@ -36,10 +37,17 @@ def _separate(base, candidate, X, y):
     return clone(base).set_params(**candidate).fit(X, y)
 
 
-def _assert_same_fit(stacked, separate, X, exact=True):
+# Batched members compute, product by product, what their separate fits
+# compute where torch's matrix products do not depend on how many columns
+# are computed together (MKL's strict mode, which import sknets sets); to
+# float32 rounding elsewhere.
+EXACT_BATCHED = split_invariant()
+
+
+def _assert_same_fit(stacked, separate, X, batched=False):
     h1, h2 = stacked.history_, separate.history_
     assert list(h1.columns) == list(h2.columns)
-    if exact:  # the lockstep loop runs each member's own fused step
+    if not batched or EXACT_BATCHED:
         pd.testing.assert_frame_equal(h1.drop(columns="seconds"), h2.drop(columns="seconds"))
         np.testing.assert_array_equal(stacked._forward(X), separate._forward(X))
     assert len(h1) == len(h2)
@@ -58,7 +66,7 @@ def _assert_same_fit(stacked, separate, X, exact=True):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 @pytest.mark.parametrize("hidden, activation", [((16, 8), "relu"), ((12,), "tanh"),
-                                                ((), "identity")])
+                                                ((13, 7), "sigmoid"), ((), "identity")])
 def test_member_is_its_separate_fit(digits, optimizer, hidden, activation):
     _check_members(digits, optimizer, hidden, activation)
 
@@ -80,7 +88,7 @@ def _check_members(digits, optimizer, hidden, activation):
                               batched=batched)
         for candidate, member in zip(candidates, fitted):
             assert member.get_params()["lr"] == candidate["lr"]
-            _assert_same_fit(member, _separate(base, candidate, X, y), X, exact=not batched)
+            _assert_same_fit(member, _separate(base, candidate, X, y), X, batched=batched)
         if optimizer == "sgd" and activation == "relu":
             assert {member.n_epochs_ for member in fitted} == {3, 8}  # stopping per member
 
@@ -112,7 +120,7 @@ def test_members_of_other_widths_dropout_l1_schedules_and_clipping_are_their_fit
         fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y,
                               batched=batched)
         for member, fit in zip(fitted, separate):
-            _assert_same_fit(member, fit, X, exact=not batched)
+            _assert_same_fit(member, fit, X, batched=batched)
 
 
 @pytest.mark.parametrize("optimizer, scoring", [("sgd", None), ("momentum", None),
@@ -141,7 +149,7 @@ def test_members_with_early_stopping_are_their_separate_fits(digits, optimizer, 
             if batched:
                 np.testing.assert_allclose(member.history_["valid_loss"],
                                            fit.history_["valid_loss"], rtol=1e-4)
-            _assert_same_fit(member, fit, X, exact=not batched)
+            _assert_same_fit(member, fit, X, batched=batched)
 
 
 def test_member_is_its_separate_fit_regressor(digits):
@@ -153,7 +161,7 @@ def test_member_is_its_separate_fit_regressor(digits):
         fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y,
                               batched=batched)
         for candidate, member in zip(candidates, fitted):
-            _assert_same_fit(member, _separate(base, candidate, X, y), X, exact=not batched)
+            _assert_same_fit(member, _separate(base, candidate, X, y), X, batched=batched)
 
 
 @pytest.mark.parametrize("kind", ["label_smoothing", "multilabel", "huber", "poisson",
@@ -175,7 +183,7 @@ def test_members_of_every_loss_are_their_separate_fits(digits, kind):
         fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y,
                               batched=batched)
         for candidate, member in zip(candidates, fitted):
-            _assert_same_fit(member, _separate(base, candidate, X, y), X, exact=not batched)
+            _assert_same_fit(member, _separate(base, candidate, X, y), X, batched=batched)
 
 
 def test_members_in_threads_are_their_separate_fits(digits, monkeypatch):
@@ -264,23 +272,31 @@ def test_grid_search_gives_scikit_learns_results(digits, optimizer):
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
 
 
-def _compare_to_float32_rounding(ours, theirs):
-    # Batched members are their fits to float32 rounding, which training amplifies a little.
+def _compare_batched(ours, theirs):
+    if EXACT_BATCHED:
+        _compare(ours, theirs)
+        return
+    # Elsewhere batched members are their fits to float32 rounding, which
+    # training amplifies a little.
     assert ours.best_params_ == theirs.best_params_
     np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
                                theirs.cv_results_["mean_test_score"], atol=0.005)
 
 
+def test_strict_matrix_products_make_batched_members_exact():
+    # import sknets (conftest) sets MKL's strict mode before torch loads.
+    assert EXACT_BATCHED, "MKL_CBWR in the environment keeps MKL out of its strict mode"
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
-def test_batched_stacking_agrees_with_scikit_learns_search_to_float32_rounding(digits,
-                                                                              optimizer):
+def test_batched_stacking_gives_scikit_learns_search_results(digits, optimizer):
     X, y = digits
     base = MLPClassifier((16,), optimizer=optimizer, max_epochs=4, random_state=0)
     grid = {"lr": [1e-3, 1e-2], "l2": [0.0, 1e-3]}
     ours = GridSearchCV(base, grid, cv=3, stacking="batched").fit(X, y)
     theirs = sk.GridSearchCV(base, grid, cv=3, n_jobs=1).fit(X, y)
     assert ours.n_stacked_fits_ == 4 * 3
-    _compare_to_float32_rounding(ours, theirs)
+    _compare_batched(ours, theirs)
 
 
 def test_members_of_one_seed_share_their_dropout_draws_and_keep_their_own_masks():
@@ -338,7 +354,7 @@ def test_grid_over_widths_dropout_schedules_and_early_stopping(digits):
     _compare(ours, theirs)
     batched = GridSearchCV(base, grid, cv=3, stacking="batched").fit(X, y)
     assert batched.n_stacked_fits_ == 32 * 3
-    _compare_to_float32_rounding(batched, theirs)
+    _compare_batched(batched, theirs)
 
 
 def test_seeds_group_in_lockstep_each_member_drawing_its_own_batches(digits):
@@ -346,14 +362,16 @@ def test_seeds_group_in_lockstep_each_member_drawing_its_own_batches(digits):
     base = MLPClassifier((16,), max_epochs=3, batch_size=50, random_state=0)
     grid = {"random_state": [0, 1, 2], "lr": [1e-3, 1e-2], "dropout": [0.0, 0.3]}
     theirs = sk.GridSearchCV(base, grid, cv=2, n_jobs=1).fit(X, y)
-    ours = GridSearchCV(base, grid, cv=2).fit(X, y)
+    ours = GridSearchCV(base, grid, cv=2, stacking="exact").fit(X, y)
     assert (ours.n_stacked_groups_, ours.n_stacked_fits_) == (1, 12 * 2)
     _compare(ours, theirs)
     # Batched stacking shares one batch order: one group per seed.
     batched = GridSearchCV(base, grid, cv=2, stacking="batched").fit(X, y)
     assert (batched.n_stacked_groups_, batched.n_stacked_fits_) == (3, 12 * 2)
+    _compare_batched(batched, theirs)
     # A validation set is drawn by the seed: seeds then stay apart.
-    held_out = GridSearchCV(base.set_params(early_stopping=True), grid, cv=2).fit(X, y)
+    held_out = GridSearchCV(base.set_params(early_stopping=True), grid, cv=2,
+                            stacking="exact").fit(X, y)
     assert held_out.n_stacked_groups_ == 3
 
 
@@ -366,10 +384,19 @@ def test_stacking_chooses_the_engine_mode(digits, monkeypatch):
                         lambda *args, **kwargs: modes.append(kwargs["batched"]) or
                         train(*args, **kwargs))
     X, y = digits
-    for stacking in ("exact", "batched"):
+
+    def search(stacking):
         GridSearchCV(MLPClassifier((8,), max_epochs=1, random_state=0),
                      {"lr": [1e-3, 1e-2]}, cv=2, stacking=stacking).fit(X, y)
-    assert modes == [False, False, True, True]  # two splits each
+
+    for stacking in ("exact", "batched", "auto"):
+        search(stacking)
+    # "auto" is "batched" where batched members are bit for bit their fits.
+    assert modes == [False, False, True, True] + [EXACT_BATCHED] * 2  # two splits each
+    monkeypatch.setattr(searches, "split_invariant", lambda: False)
+    modes.clear()
+    search("auto")
+    assert modes == [False, False]
 
 
 def test_stacking_is_a_parameter_checked_before_any_fit(digits):
@@ -377,7 +404,7 @@ def test_stacking_is_a_parameter_checked_before_any_fit(digits):
     search = GridSearchCV(MLPClassifier((8,), max_epochs=1), {"lr": [1e-3, 1e-2]},
                           stacking="batched")
     assert clone(search).get_params()["stacking"] == "batched"
-    assert RandomizedSearchCV(MLPClassifier(), {"lr": [1e-3]}).stacking == "exact"
+    assert RandomizedSearchCV(MLPClassifier(), {"lr": [1e-3]}).stacking == "auto"
     with pytest.raises(ValueError, match="stacking must be one of"):
         search.set_params(stacking="fast").fit(X, y)
     assert not hasattr(search, "cv_results_")

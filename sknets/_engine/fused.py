@@ -203,37 +203,39 @@ def output_layer(h, weight, bias):
 
 
 def log_softmax_rows(out):
-    """``torch.log_softmax(out, 1)``, on the transposed layout where ``out`` has it.
+    """``torch.log_softmax(out, -1)``, on the transposed layout where ``out`` has it.
 
-    The two layouts sum in different orders: they agree to float32 rounding.
+    ``out`` is ``(n, n_outputs)``, or ``(n_networks, n, n_outputs)`` for
+    networks side by side, each network's block transposed or not. The two
+    layouts sum in different orders: they agree to float32 rounding.
     """
-    if out.stride(0) == 1 and out.stride(1) == len(out):
-        return torch.log_softmax(out.t(), 0).t()
-    return torch.log_softmax(out, 1)
+    if out.stride(-2) == 1 and out.stride(-1) == out.shape[-2]:
+        return torch.log_softmax(out.transpose(-1, -2), -2).transpose(-1, -2)
+    return torch.log_softmax(out, -1)
 
 
 # The losses: ``loss(out, target) -> (values, grad)``, where ``values`` are the
 # per-element losses that ``reduction="none"`` gives (one per sample for the
 # softmax cross-entropy) and ``grad`` is the gradient of their sum with
-# respect to ``out`` (a fresh tensor, scaled in place by the caller).
+# respect to ``out`` (a fresh tensor, scaled in place by the caller). ``out``
+# may have leading dimensions (networks side by side, ``target`` expanded to
+# them): the outputs are the last dimension.
 
 
 def _cross_entropy(label_smoothing):
     def loss(out, target):
         log_proba = log_softmax_rows(out)
-        index = target.unsqueeze(1)
-        values = log_proba.gather(1, index).squeeze(1).neg_()
+        index = target.unsqueeze(-1)
+        values = log_proba.gather(-1, index).squeeze(-1).neg_()
         if not label_smoothing:
             # softmax - one_hot(target), the one-hot part as one scatter.
-            return values, log_proba.exp_().scatter_add_(1, index, _minus_ones(index))
-        rows = torch.arange(len(out), device=out.device)
+            return values, log_proba.exp_().scatter_add_(-1, index, _minus_ones(index))
         # torch's rule: (1 - s) * nll + s * (mean over the classes of -log p),
         # the cross-entropy against the target (1 - s) * one_hot + s / n_classes.
-        n_classes = out.shape[1]
-        values = (1 - label_smoothing) * values - label_smoothing / n_classes * log_proba.sum(1)
+        n_classes = out.shape[-1]
+        values = (1 - label_smoothing) * values - label_smoothing / n_classes * log_proba.sum(-1)
         grad = log_proba.exp_().sub_(label_smoothing / n_classes)
-        grad[rows, target] -= 1 - label_smoothing
-        return values, grad
+        return values, grad.scatter_add_(-1, index, _minus_ones(index).mul(1 - label_smoothing))
     return loss
 
 
@@ -253,11 +255,26 @@ _MINUS_ONES = {}
 
 def _binary_cross_entropy(label_smoothing):
     def loss(out, target):
+        if out.dim() > 2:
+            # torch computes the sigmoid and log1p of a tensor's last few
+            # elements (past its last full vector) another way than the
+            # others: each network's block apart, as its own step would.
+            return _network_by_network(loss, out, target)
         target = smooth_labels(target.to(out.dtype).reshape(out.shape), label_smoothing)
         # log(1 + exp(out)) - target * out, computed as torch does (stable).
         values = out.clamp_min(0) - out * target + torch.log1p(torch.exp(-out.abs()))
         return values, torch.sigmoid(out).sub_(target)
     return loss
+
+
+def _network_by_network(loss, out, target):
+    """``loss`` of each network's block of ``out`` and ``target`` apart, side by side."""
+    values, grad = torch.empty_like(out), torch.empty_like(out)
+    for k in range(len(out)):
+        values_k, grad_k = loss(out[k], target[k])
+        values[k].copy_(values_k)
+        grad[k].copy_(grad_k)
+    return values, grad
 
 
 def _classification(label_smoothing):
@@ -266,7 +283,7 @@ def _classification(label_smoothing):
     sigmoid = _binary_cross_entropy(label_smoothing)
 
     def loss(out, target):
-        return (softmax if target.dim() == 1 else sigmoid)(out, target)
+        return (softmax if target.dim() < out.dim() else sigmoid)(out, target)
     return loss
 
 

@@ -206,6 +206,33 @@ def thread_invariant():
     return torch.equal(*products)
 
 
+@functools.cache
+def split_invariant():
+    """Whether a matrix product's columns have the same bits computed together or apart.
+
+    True where :func:`thread_invariant` holds and, on one thread, the
+    product of a matrix by 200 columns gives, in each half, the bits of
+    the product by those 100 columns alone: then networks stacked into one
+    wide product (``stacking="batched"`` searches) compute what each
+    network computes alone. MKL's strict reproducibility mode gives both.
+    Checked once per process.
+
+    Examples
+    --------
+    >>> from sknets._engine.resources import split_invariant
+    >>> split_invariant() in (True, False)
+    True
+    """
+    if not thread_invariant():
+        return False
+    generator = torch.Generator().manual_seed(1)
+    a, b = torch.rand(100, 784, generator=generator), torch.rand(200, 784, generator=generator)
+    with ThreadLimit(1):
+        wide = torch.mm(a, b.t())
+        return all(torch.equal(wide[:, half], torch.mm(a, b[half].t()))
+                   for half in (slice(0, 100), slice(100, 200)))
+
+
 def busy_cores(looks=3, pause=5e-4):
     """How many cores other processes keep busy now, as far as Linux tells.
 

@@ -254,6 +254,10 @@ class _Stacked:
     def __init__(self, steps):
         self.steps = steps
         self.activations = [(layer.activate, layer.activation_grad) for layer in steps[0].layers]
+        # Activations torch computes alike for every element of a tensor
+        # (others, the sigmoid, round a tensor's last few elements otherwise).
+        self.uniform = [type(layer.activation) in _SAME_FOR_EVERY_ELEMENT
+                        for layer in steps[0].layers]
         widths = [tuple(layer.linear.out_features for layer in step.layers) for step in steps]
         buckets = {}
         for k, width in enumerate(widths):
@@ -280,9 +284,10 @@ class _Stacked:
         self.weight = torch.cat([layer.weight.detach() for layer in first])
         self.bias = torch.cat([layer.bias.detach() for layer in first])
         self.weight_grad, self.bias_grad = torch.zeros_like(self.weight), torch.zeros_like(self.bias)
-        row = 0
+        row, self.rows = 0, []
         for layer in first:
             rows = slice(row, row + layer.out_features)
+            self.rows.append(rows)
             self._attach(layer, self.weight[rows], self.bias[rows], self.weight_grad[rows],
                          self.bias_grad[rows])
             row = rows.stop
@@ -363,15 +368,29 @@ class _Stacked:
         batch = len(X)
         self._uniforms.clear()  # this step's shared dropout draws
         losses = torch.empty(len(self.steps))
-        z = torch.addmm(self.bias, X, self.weight.t())
         if not self.activations:  # no hidden layer: the first layer is the output
-            out = z.view(batch, len(self.order), -1).transpose(0, 1)
+            # In the layout of each member's own output (output_layer).
+            n_members = len(self.order)
+            if len(self.weight) // n_members <= NARROW_OUTPUT:
+                out = _products(self.weight.view(n_members, -1, X.shape[1]), X.t(),
+                                self.bias.view(n_members, -1, 1)).transpose(1, 2)
+            else:
+                out = torch.addmm(self.bias, X, self.weight.t()).view(
+                    batch, n_members, -1).transpose(0, 1)
             loss, grad = _member_losses(loss_fn, out, y)
             losses[self.order] = loss
-            wide = grad.transpose(0, 1).reshape(batch, -1)
+            grad = grad.transpose(1, 2)
+            _products(grad, X, out=self.weight_grad.view(n_members, -1, X.shape[1]))
+            torch.sum(grad.reshape(len(self.weight), batch), 1, out=self.bias_grad)
         else:
+            z = torch.addmm(self.bias, X, self.weight.t())
             activate, activation_grad = self.activations[0]
-            h = activate(z)
+            if self.uniform[0]:
+                h = activate(z)
+            else:  # each member's block as a tensor of its own, as its step computes it
+                h = z
+                for rows in self.rows:
+                    h[:, rows] = activate(z[:, rows].contiguous())
             runs = [self._masks(0, (batch, bucket.width[0]), bucket.members, bucket.rates[0])
                     for bucket in self.buckets]
             dropped = h.clone() if any(runs) else h
@@ -385,8 +404,13 @@ class _Stacked:
                 self._drop(bucket.block(wide).copy_(grad.transpose(0, 1)), bucket_runs,
                            members_axis=1)
             wide = activation_grad(wide, h)
-        torch.mm(wide.t(), X, out=self.weight_grad)
-        torch.sum(wide, 0, out=self.bias_grad)
+            torch.mm(wide.t(), X, out=self.weight_grad)
+            # Each member's column sums apart: a sum over the wide matrix's
+            # rows is vectorised across its columns, and rounds another way
+            # than a member's own (its fused step's) where its width is not a
+            # multiple of the vector length.
+            for rows in self.rows:
+                torch.sum(wide[:, rows], 0, out=self.bias_grad[rows])
         for step in self.steps:
             if step.penalty is not None:  # its weights and gradients: views of the stacks
                 for weight in step.params[0::2]:
@@ -398,23 +422,37 @@ class _Stacked:
         last = len(bucket.weights) - 1
         inputs, outs, noises = [h], [], []
         for i, (weight, bias) in enumerate(zip(bucket.weights, bucket.biases)):
+            if i == last and weight.shape[1] <= NARROW_OUTPUT:  # as output_layer computes it
+                z = _products(weight, inputs[-1].transpose(1, 2), bias.unsqueeze(2))
+                z = z.transpose(1, 2)
+                break
             z = torch.baddbmm(bias.unsqueeze(1), inputs[-1], weight.transpose(1, 2))
             if i == last:
                 break
-            out = self.activations[i + 1][0](z)
+            activate = self.activations[i + 1][0]
+            if self.uniform[i + 1]:
+                out = activate(z)
+            else:  # each member's block (contiguous) as a tensor of its own
+                out = torch.stack([activate(member) for member in z])
             outs.append(out)
             runs = self._masks(i + 1, out.shape[1:], bucket.members, bucket.rates[i + 1])
             noises.append(runs)
             inputs.append(self._drop(out.clone(), runs) if runs else out)
         loss, grad = _member_losses(loss_fn, z, y)
         for i in range(last, -1, -1):
-            torch.bmm(grad.transpose(1, 2), inputs[i], out=bucket.weight_grads[i])
+            _products(grad.transpose(1, 2), inputs[i], out=bucket.weight_grads[i])
             torch.sum(grad, 1, out=bucket.bias_grads[i])
             grad = torch.bmm(grad, bucket.weights[i])
             if i == 0:
                 return loss, grad
             self._drop(grad, noises[i - 1])
             grad = self.activations[i][1](grad, outs[i - 1])
+
+
+# Element-wise activations torch computes the same way wherever an element
+# lies in a tensor (checked on 10^7 values); the sigmoid, like log1p, uses
+# another formula for the elements past a tensor's last full vector.
+_SAME_FOR_EVERY_ELEMENT = (nn.ReLU, nn.Tanh, nn.Identity)
 
 
 def _draw_leaders(steps, widths):
@@ -509,17 +547,43 @@ def _epochs(step, fits, train, size, epochs):
     return [None if k in diverged else fit.finish() for k, fit in enumerate(fits)]
 
 
+def _products(a, b, bias=None, out=None):
+    """The members' ``bias[k] + a[k] @ b[k]`` (``b`` may be one matrix for all).
+
+    One batched product, except for a layer of one output, where each
+    member's product is a matrix-vector product, which torch computes apart
+    from (and rounds otherwise than) a batched product: then each member's
+    own, as its fused step computes it.
+    """
+    if a.shape[1] != 1:
+        if bias is None:
+            return torch.matmul(a, b, out=out)
+        if b.dim() == 2:  # all members' rows in one product
+            return torch.addmm(bias.reshape(-1, bias.shape[-1]), a.reshape(-1, a.shape[-1]),
+                               b).view(len(a), -1, b.shape[-1])
+        return torch.baddbmm(bias, a, b, out=out)
+    if out is None:
+        out = a.new_empty(len(a), 1, b.shape[-1])
+    for k in range(len(a)):
+        b_k = b if b.dim() == 2 else b[k]
+        if bias is None:
+            torch.mm(a[k], b_k, out=out[k])
+        else:
+            torch.addmm(bias[k], a[k], b_k, out=out[k])
+    return out
+
+
 def _member_losses(loss, out, target):
     """Mean loss per member and its gradient, ``out`` of shape (K, B, C).
 
     ``loss`` is the fused step's loss (``values, grad`` of the sum), applied
-    to the members' outputs side by side.
+    to the members' outputs side by side; each member's block of ``out`` is
+    laid out as its own fused step lays out its outputs (see
+    :func:`~sknets._engine.fused.output_layer`), so that each member's loss
+    and gradient are its fused step's, bit for bit.
     """
-    n_members, batch, width = out.shape
-    targets = target.expand(n_members, *target.shape).reshape(n_members * batch, *target.shape[1:])
-    out = out.reshape(-1, width)
-    if width <= NARROW_OUTPUT:  # in the fused step's layout (see output_layer)
-        out = out.t().contiguous().t()
-    values, grad = loss(out, targets)
-    per_member = values.reshape(n_members, -1).mean(1)
-    return per_member, grad.view(n_members, batch, width).div_(values.numel() // n_members)
+    n_members = len(out)
+    values, grad = loss(out, target.expand(n_members, *target.shape))
+    # Each member's mean apart, in its own fit's order of summation.
+    per_member = torch.stack([member.mean() for member in values])
+    return per_member, grad.div_(values.numel() // n_members)
