@@ -47,7 +47,7 @@ def main():
     parser.add_argument("--data-home", default=os.environ.get("SKNETS_TEST_DATA"))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--n-samples", type=int, default=10_000)
-    parser.add_argument("--stacking", choices=["exact", "batched"], default="exact",
+    parser.add_argument("--stacking", choices=["auto", "exact", "batched"], default="auto",
                         help="how sknets' search trains a group (its stacking parameter)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="rates")
     parser.add_argument("--memory", action="store_true",
@@ -96,6 +96,7 @@ def _training_only(args, base, grid, X, y):
     from sklearn.base import clone
     from sklearn.model_selection import ParameterGrid
 
+    from sknets._engine.resources import split_invariant
     from sknets.model_selection import _fit_stacked
 
     candidates = list(ParameterGrid(grid))
@@ -104,7 +105,8 @@ def _training_only(args, base, grid, X, y):
     runs = {
         "trained together": lambda: _fit_stacked(
             [clone(base).set_params(**c) for c in candidates], X, y,
-            batched=args.stacking == "batched"),
+            batched=args.stacking == "batched" or (args.stacking == "auto"
+                                                   and split_invariant())),
         "one by one": lambda: [clone(base).set_params(**c).fit(X, y) for c in candidates],
     }
     clone(base).fit(X[:500], y[:500])  # torch warmed up

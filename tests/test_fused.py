@@ -12,6 +12,7 @@ from sknets import MLPClassifier, MLPRegressor
 from sknets._engine.fused import FusedStep
 from sknets._engine.losses import ClassificationLoss, regression_loss
 from sknets._engine.modules import MLP
+from sknets._engine.resources import ThreadLimit
 
 
 @pytest.fixture
@@ -205,14 +206,17 @@ def test_huber_test_reaches_both_branches():
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
-def test_adam_kernel_updates_as_optimizer_step_does(name):
+@pytest.mark.parametrize("width", [4, 8192])
+def test_adam_kernel_updates_as_optimizer_step_does(name, width):
+    # width 8192: a first layer of 40,960 weights, updated on two threads,
+    # the small tensors on one (and the thread count restored).
     from sknets._engine.build import optimizer as optimizer_for
     from sknets._engine.net import AdamKernel
 
     def run(kernel):
         torch.manual_seed(0)
-        module = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(),
-                                     torch.nn.Linear(4, 3))
+        module = torch.nn.Sequential(torch.nn.Linear(5, width), torch.nn.ReLU(),
+                                     torch.nn.Linear(width, 3))
         cls, kwargs = optimizer_for({"optimizer": name, "momentum": 0.9})
         groups = [{"params": [module[0].weight], "weight_decay": 0.1},
                   {"params": [module[0].bias, module[2].weight, module[2].bias]}]
@@ -224,7 +228,9 @@ def test_adam_kernel_updates_as_optimizer_step_does(name):
             opt.param_groups[1]["lr"] = 0.01 / (step + 1)  # as a schedule sets it
             opt.zero_grad()
             torch.nn.functional.cross_entropy(module(X), y).backward()
-            update()
+            with ThreadLimit(2):
+                update()
+                assert torch.get_num_threads() == 2
         return [p.detach().clone() for p in module.parameters()], opt.state_dict()
 
     (kernel_params, kernel_state), (step_params, step_state) = run(True), run(False)

@@ -224,16 +224,26 @@ def test_members_of_other_thread_budgets_are_their_separate_fits(digits, monkeyp
         _assert_same_fit(member, _separate(base, candidate, X, y), X)
 
 
-def test_member_continues_saves_and_pickles_as_a_fit(digits, tmp_path):
+@pytest.mark.parametrize("batched", [False, True])
+def test_member_continues_saves_and_pickles_as_a_fit(digits, tmp_path, batched):
     X, y = digits
+    # Members of one Adam setting: a batched group updates them together.
     base = MLPClassifier((8,), optimizer="adam", max_epochs=3, random_state=0)
-    candidates = [{"lr": 1e-3}, {"lr": 1e-2}]
-    member = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y)[1]
+    candidates = [{"lr": 1e-3}, {"lr": 1e-2}, {"lr": 1e-2, "dropout": 0.2}]
+    fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y,
+                          batched=batched)
+    member = fitted[1]
+    # Each member's weights and optimizer state are tensors of its own.
+    tensors = [t for m in fitted for t in [*m.net_.module_.parameters(),
+                                           *(v for state in m.net_.optimizer_.state.values()
+                                             for k, v in state.items() if k != "step")]]
+    assert all(t._base is None for t in tensors)
+    assert len({t.untyped_storage().data_ptr() for t in tensors}) == len(tensors)
     separate = _separate(base, candidates[1], X, y)
     # warm_start continues from the optimizer's state and the batch order.
     for estimator in (member, separate):
         estimator.set_params(warm_start=True, max_epochs=2).fit(X, y)
-    _assert_same_fit(member, separate, X)
+    _assert_same_fit(member, separate, X, batched=batched)
     member.save(tmp_path / "member.sknets")
     np.testing.assert_array_equal(load(tmp_path / "member.sknets").predict(X), member.predict(X))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(member)).predict(X),

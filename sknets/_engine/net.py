@@ -679,6 +679,21 @@ def _score_best(history, key):
     return {key: max(finite)} if finite else {}
 
 
+# torch's grain for element-wise work (at::internal::GRAIN_SIZE): smaller
+# tensors run on one thread.
+_GRAIN = 32768
+
+
+class KernelCalls(dict):
+    """``{key: lists}`` of :meth:`AdamKernel.pending`, with its split by tensor size.
+
+    ``split`` is set by the first :meth:`AdamKernel.launch` of these calls
+    (which are reused step after step) and lives as long as they do.
+    """
+
+    __slots__ = ("split",)
+
+
 class AdamKernel:
     """``optimizer.step()`` of a fused Adam or AdamW as one call of torch's kernel.
 
@@ -801,7 +816,7 @@ class AdamKernel:
         The update is element-wise, so one kernel call over the joined lists
         does what the separate calls do.
         """
-        merged = {}
+        merged = KernelCalls()
         for each in calls:
             for key, lists in each.items():
                 for into, more in zip(merged.setdefault(key, ([], [], [], [], [])), lists):
@@ -826,6 +841,41 @@ class AdamKernel:
         """
         for counter in counters:
             counter.add_(1)
+        threads = torch.get_num_threads()
+        if threads == 1 or not calls:
+            AdamKernel._run(calls)
+            return
+        # The kernel splits every tensor, however small, among the threads,
+        # and waking them costs more than a small tensor's update: the small
+        # ones (below torch's own grain for element-wise work) on this
+        # thread alone. Each element's update is the same either way.
+        split = getattr(calls, "split", None)
+        if split is None:
+            split = AdamKernel._by_size(calls)
+            if isinstance(calls, KernelCalls):  # the same calls, step after step
+                calls.split = split
+        large, small = split
+        AdamKernel._run(large)
+        if small:
+            torch.set_num_threads(1)
+            try:
+                AdamKernel._run(small)
+            finally:
+                torch.set_num_threads(threads)
+
+    @staticmethod
+    def _by_size(calls):
+        """``calls`` split into the calls of large tensors and those of small ones."""
+        large, small = {}, {}
+        for key, lists in calls.items():
+            for tensors in zip(*lists):
+                into = large if tensors[0].numel() >= _GRAIN else small
+                for column, tensor in zip(into.setdefault(key, ([], [], [], [], [])), tensors):
+                    column.append(tensor)
+        return large, small
+
+    @staticmethod
+    def _run(calls):
         for (kernel, lr, (beta1, beta2), weight_decay, eps), lists in calls.items():
             params, grads, exp_avgs, exp_avg_sqs, steps = lists
             kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr,

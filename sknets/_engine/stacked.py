@@ -47,7 +47,7 @@ from torch import nn
 from ..exceptions import DivergenceError
 from .fused import NARROW_OUTPUT, FusedStep
 from .modules import dropout_mask
-from .net import AdamKernel, BatchIterator, SteppedElsewhere, _all_finite
+from .net import AdamKernel, BatchIterator, KernelCalls, SteppedElsewhere, _all_finite
 from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
 
 
@@ -195,7 +195,11 @@ def _train_batched(steps, update, fits, train, size, epochs, n_threads, work):
     """The members' layers stacked into wide and batched products, on the group's budget."""
     if len({bytes(fit.net.generator.get_state().numpy()) for fit in fits}) != 1:
         raise ValueError("batched stacking needs one batch order: members of one seed")
-    with ThreadLimit(n_threads, work=work), torch.no_grad(), _Stacked(steps) as stacked:
+    optimizers = [fit.net.optimizer_ for fit in fits]
+    with ThreadLimit(n_threads, work=work), torch.no_grad(), \
+            _Stacked(steps, optimizers) as stacked:
+        update.blocks = stacked.adam_blocks
+
         def step(batches, active):
             losses = stacked.step(*batches[0])
             for k in active:
@@ -219,9 +223,12 @@ class _Updates:
         self.kernels = [AdamKernel.build(net.optimizer_) for net in nets]
         self.steps = [net.optimizer_.step for net in nets]
         self._merged = {}  # {members: (their calls, merged)}; lanes update different members
+        # A batched group's stacked Adam states (_Stacked.adam_blocks): None, or
+        # blocks(pending) -> (calls over blocks of neighbours, members left).
+        self.blocks = None
 
     def __call__(self, members):
-        pending, counters = [], []
+        pending, counters = {}, []
         for k in members:
             kernel = self.kernels[k]
             if kernel is None:
@@ -229,15 +236,23 @@ class _Updates:
                 continue
             calls = kernel.pending()  # empty after a first step, which step() took
             if calls:
-                pending.append(calls)
+                pending[k] = calls
                 counters.append(kernel.counter)
+        blocks = {}
+        if self.blocks is not None and pending:
+            blocks, left = self.blocks(pending)
+            pending = {k: pending[k] for k in left}
+            if not pending:
+                AdamKernel.launch(blocks, counters)
+                return
+        pending = list(pending.values())
         # The merged lists of the last step hold while every member's do.
         members = tuple(members)
         last, merged = self._merged.get(members, (None, None))
         if last is None or len(pending) != len(last) or not all(map(operator.is_, pending, last)):
             merged = AdamKernel.merge(pending)
             self._merged[members] = (pending, merged)
-        AdamKernel.launch(merged, counters)
+        AdamKernel.launch(AdamKernel.merge([blocks, merged]) if blocks else merged, counters)
 
 
 class _Stacked:
@@ -249,10 +264,17 @@ class _Stacked:
     the ``with`` block each member's weights, biases and gradients are
     slices of those tensors, so the members' own optimizers update them in
     place; on exit every parameter holds a tensor of its own again.
+
+    ``optimizers``: the members' optimizers. A fresh fused Adam's (or
+    AdamW's) moments are made slices of stacked tensors too, and members
+    of equal Adam settings are neighbours in every stack, so that
+    :meth:`adam_blocks` updates each run of them with one kernel call over
+    a few large blocks instead of many small tensors.
     """
 
-    def __init__(self, steps):
+    def __init__(self, steps, optimizers=None):
         self.steps = steps
+        self.optimizers = optimizers
         self.activations = [(layer.activate, layer.activation_grad) for layer in steps[0].layers]
         # Activations torch computes alike for every element of a tensor
         # (others, the sigmoid, round a tensor's last few elements otherwise).
@@ -262,6 +284,9 @@ class _Stacked:
         buckets = {}
         for k, width in enumerate(widths):
             buckets.setdefault(width, []).append(k)
+        if optimizers is not None:  # members of one Adam setting side by side
+            buckets = {width: sorted(members, key=lambda k: _adam_setting(optimizers[k]))
+                       for width, members in buckets.items()}
         # The members in the order of the first layer's rows: bucket by bucket.
         self.order = [k for members in buckets.values() for k in members]
         self.buckets, start = [], 0
@@ -291,6 +316,11 @@ class _Stacked:
             self._attach(layer, self.weight[rows], self.bias[rows], self.weight_grad[rows],
                          self.bias_grad[rows])
             row = rows.stop
+        # Every stack: (parameters, gradients, [(member, parameter, its block)]).
+        self.stacks = [(stack, grad, [(k, getattr(layer, name), rows)
+                                      for k, layer, rows in zip(self.order, first, self.rows)])
+                       for name, stack, grad in (("weight", self.weight, self.weight_grad),
+                                                 ("bias", self.bias, self.bias_grad))]
         for bucket in self.buckets:
             bucket.weights, bucket.biases, bucket.weight_grads, bucket.bias_grads = [], [], [], []
             for i in range(1, len(bucket.width) + 1):
@@ -304,7 +334,88 @@ class _Stacked:
                 bucket.biases.append(biases)
                 bucket.weight_grads.append(weight_grads)
                 bucket.bias_grads.append(bias_grads)
+                for name, stack, grad in (("weight", weights, weight_grads),
+                                          ("bias", biases, bias_grads)):
+                    self.stacks.append((stack, grad, [
+                        (k, getattr(layer, name), slice(j, j + 1))
+                        for j, (k, layer) in enumerate(zip(bucket.members, layers))]))
+        self._stack_adam_states()
         return self
+
+    def _stack_adam_states(self):
+        """Fresh fused Adam states as slices of stacked moments (see the class docstring)."""
+        self.moments, self._moment_of, self._blocks, self._fresh = [], {}, {}, set()
+        if self.optimizers is None:
+            return
+        fresh = {k for k, optimizer in enumerate(self.optimizers)
+                 if not optimizer.state and AdamKernel.build(optimizer) is not None}
+        if not fresh:
+            return
+        for stack, _, blocks in self.stacks:
+            exp_avg, exp_avg_sq = torch.zeros_like(stack), torch.zeros_like(stack)
+            self.moments.append((exp_avg, exp_avg_sq))
+            for k, parameter, block in blocks:
+                if k in fresh:  # the state torch's first step would create
+                    self.optimizers[k].state[parameter] = state = {
+                        "step": torch.zeros((), dtype=torch.float32),
+                        "exp_avg": exp_avg[block].view_as(parameter),
+                        "exp_avg_sq": exp_avg_sq[block].view_as(parameter)}
+                    self._moment_of[parameter] = state["exp_avg"]
+        self._fresh = fresh
+
+    def adam_blocks(self, pending):
+        """The Adam kernel calls of the members in ``pending`` over blocks of neighbours.
+
+        ``pending``: ``{member: its kernel's calls}`` (``AdamKernel.pending``).
+        Runs of neighbouring members whose parameters in a stack have one
+        setting (kernel key) and whose states are this group's stacked
+        moments are updated over that stack's block: the update is
+        element-wise, so each member gets what its own calls give. Returns
+        ``(calls, members left to their own calls)``.
+        """
+        members = tuple(k for k in pending if k in self._fresh)
+        cached = self._blocks.get(members)
+        if cached is None or not all(map(operator.is_, (pending[k] for k in members),
+                                         cached[0])):
+            if len(self._blocks) > 64:  # learning rates set by schedules
+                self._blocks.clear()
+            keys = {}
+            for k in members:  # {member: {parameter: its key}}, where the moments are ours
+                keys[k] = {p: key for key, (params, _, exp_avgs, _, _) in pending[k].items()
+                           for p, m in zip(params, exp_avgs) if self._moment_of.get(p) is m}
+                if len(keys[k]) != sum(len(lists[0]) for lists in pending[k].values()):
+                    del keys[k]
+            cached = self._blocks[members] = ([pending[k] for k in members],
+                                              self._block_calls(keys),
+                                              [k for k in pending if k not in keys])
+        return cached[1], cached[2]
+
+    def _block_calls(self, keys):
+        merged = KernelCalls()
+        for (stack, grad, blocks), (exp_avg, exp_avg_sq) in zip(self.stacks, self.moments):
+            run = []
+            for k, parameter, block in [*blocks, (None, None, None)]:
+                key = keys[k][parameter] if k in keys else None
+                if key is not None and parameter.numel() % _VECTOR_ALIGNED:
+                    # Alone: its last elements (past its last full vector) are
+                    # computed another way than in a block (see _VECTOR_ALIGNED).
+                    lists = merged.setdefault(key, ([], [], [], [], []))
+                    state = self.optimizers[k].state[parameter]
+                    for into, tensor in zip(lists, (parameter, parameter.grad, state["exp_avg"],
+                                                    state["exp_avg_sq"], state["step"])):
+                        into.append(tensor)
+                    key = None
+                if run and key != run[0][0]:
+                    run_key, first, last = run[0][0], run[0][1], run[-1][1]
+                    rows = slice(first[2].start, last[2].stop)
+                    lists = merged.setdefault(run_key, ([], [], [], [], []))
+                    for into, tensor in zip(lists, (stack, grad, exp_avg, exp_avg_sq)):
+                        into.append(tensor[rows])
+                    lists[4].append(self.optimizers[first[0]].state[first[1]]["step"])
+                    run = []
+                if key is not None:
+                    run.append((key, (k, parameter, block)))
+        return merged
 
     @staticmethod
     def _attach(layer, weight, bias, weight_grad, bias_grad):
@@ -316,6 +427,10 @@ class _Stacked:
             for layer in [layer.linear for layer in step.layers] + [step.output]:
                 for parameter in (layer.weight, layer.bias):
                     parameter.data, parameter.grad = parameter.data.clone(), None
+        for k in self._fresh:  # each member's moments its own tensors again
+            for state in self.optimizers[k].state.values():
+                for name in ("exp_avg", "exp_avg_sq"):
+                    state[name] = state[name].clone()
 
     def _masks(self, layer, shape, members, rates):
         """The dropout masks of ``members`` at hidden ``layer``, as runs of members.
@@ -455,6 +570,23 @@ class _Stacked:
 _SAME_FOR_EVERY_ELEMENT = (nn.ReLU, nn.Tanh, nn.Identity)
 
 
+# Torch's fused Adam kernel computes a tensor by vectors of up to 16 floats
+# and the elements past the last full vector with scalar code, which rounds
+# otherwise: a member's tensor joins a block of several members' only when
+# its size is a multiple of this (then none of its elements is past a full
+# vector, alone or in the block).
+_VECTOR_ALIGNED = 64
+
+
+def _adam_setting(optimizer):
+    """What members must share to be updated by one Adam kernel call (sorts; others first)."""
+    if AdamKernel.build(optimizer) is None:
+        return ("",)
+    group = optimizer.param_groups[0]
+    return (type(optimizer).__name__, group["lr"], group["betas"], group["weight_decay"],
+            group["eps"])
+
+
 def _draw_leaders(steps, widths):
     """``{member: leader}`` of members that draw dropout masks together (``_Stacked._masks``).
 
@@ -584,6 +716,6 @@ def _member_losses(loss, out, target):
     """
     n_members = len(out)
     values, grad = loss(out, target.expand(n_members, *target.shape))
-    # Each member's mean apart, in its own fit's order of summation.
-    per_member = torch.stack([member.mean() for member in values])
+    # Each member's mean over its own block, in its memory order (as its fit sums).
+    per_member = values.mean(dim=tuple(range(1, values.dim())))
     return per_member, grad.div_(values.numel() // n_members)
