@@ -438,9 +438,9 @@ class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
     ``lr``, ``l1``, ``l2``, ``momentum``, ``dropout``, the widths of
     ``hidden_layers`` (not their number), ``lr_schedule`` with its
     parameters and warmup, and ``clip_grad_norm`` (and, in "exact" mode
-    without a validation set, ``random_state``) are trained together, in
-    lockstep on the same mini-batches, once per cross-validation split; each
-    member is, bit for bit, what its own ``fit`` produces (same initial
+    without a validation set, ``random_state``) are trained together on the
+    same mini-batches, once per cross-validation split (see ``stacking``);
+    each member is, bit for bit, what its own ``fit`` produces (same initial
     weights, batches, optimizer, dropout masks, steps, schedule, validation
     set, callbacks, stopping and best epoch), and is scored as scikit-learn scores any
     fitted estimator, so the results are scikit-learn's. Every other

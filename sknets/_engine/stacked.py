@@ -22,10 +22,15 @@ threads.
 wide matrix product (their first weight matrices stacked row-wise, whatever
 their widths), and the deeper layers of members of equal widths as batched
 products (``torch.baddbmm``), with gradients derived by hand as in
-``FusedStep`` (and its losses); the members' parameters are views of the
-stacked tensors, so their own optimizers update them in place. It agrees
-with separate fits to float32 rounding only; the dropout masks are the
-separate fits' own.
+``FusedStep`` (and its losses); the members' parameters (and fresh Adam
+moments) are views of the stacked tensors, so their own optimizers update
+them in place, Adam over blocks of neighbouring members. Where torch's
+matrix products give a column the same bits however many columns are
+computed together (:func:`~sknets._engine.resources.split_invariant`:
+MKL's strict mode), every member is bit for bit its separate fit: the
+step lays out and reduces each member's numbers as the member's own fused
+step does (see :class:`_Stacked`). Elsewhere it agrees with separate fits
+to float32 rounding. The dropout masks are the separate fits' own.
 
 Everything but the steps is each member's own fit
 (:class:`~sknets._engine.net.SteppedElsewhere`): its history, its
@@ -101,9 +106,11 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
         (:class:`~sknets._engine.fused.FusedStep`, the separate fit's
         step), so every member is bit for bit its separate fit; the members
         share the batches and the loop. True: the members' layers are
-        stacked and computed in wide and batched matrix products, which
-        agrees with separate fits to float32 rounding only (a different
-        summation order, which training can amplify).
+        stacked and computed in wide and batched matrix products, bit for
+        bit the separate fits where
+        :func:`~sknets._engine.resources.split_invariant` holds, and to
+        float32 rounding elsewhere (a different summation order, which
+        training can amplify).
     rng_states : list of torch.Tensor or None, default=None
         For each member, the state of torch's generator its separate fit's
         training starts from (its dropout masks are drawn from a generator
