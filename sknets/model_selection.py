@@ -230,11 +230,14 @@ def _fit_stacked(networks, X, y, batched=False):
     return fitted
 
 
-def _train_group(estimator, candidates, X, y, train, store, batched=False):
+def _train_group(estimator, candidates, X, y, train, store, stacking="exact"):
     """Train one group of candidates on the rows ``train`` and store the fitted ones.
 
-    ``batched``: stack the members' layers into batched products (see
-    :func:`~sknets._engine.stacked.train_stacked`) instead of lockstep steps.
+    ``stacking``: the search's parameter. "batched" stacks the members'
+    layers into batched products (see
+    :func:`~sknets._engine.stacked.train_stacked`) instead of lockstep
+    steps; "auto" does where it is bit for bit in the process that trains
+    the group (a worker may run elsewhere than the search).
 
     Returns ``{file name: fit seconds}`` of the candidates stored.
     """
@@ -250,6 +253,7 @@ def _train_group(estimator, candidates, X, y, train, store, batched=False):
         networks = [member.steps[-1][1] for member in members]
     else:
         head_seconds, networks = 0.0, members
+    batched = stacking == "batched" or (stacking == "auto" and split_invariant())
     fitted = _fit_stacked(networks, X_train, y_train, batched=batched)
     if fitted is None:
         return {}
@@ -337,6 +341,8 @@ class _StackedSearch:
         if not stacking:
             return super().fit(X, y, **params, **({} if groups is None else {"groups": groups}))
         estimator, store = self.estimator, tempfile.mkdtemp(prefix="sknets-search-")
+        # Batched groups share one seed (one batch order); a worker that
+        # finds "auto" not bit for bit trains such a group in lockstep.
         batched = self.stacking == "batched" or (self.stacking == "auto" and split_invariant())
         self._stacking = {"estimator": estimator, "X": X, "y": y, "groups": groups,
                           "store": store, "seconds": {}, "batched": batched}
@@ -384,7 +390,8 @@ class _StackedSearch:
         splits = [train for train, _ in cv.split(X, y, stacking["groups"])]
         stored = joblib.Parallel(n_jobs=self.n_jobs)(
             joblib.delayed(_train_group)(estimator, group, X, y, train, stacking["store"],
-                                         batched=stacking["batched"])
+                                         stacking=self.stacking if stacking["batched"]
+                                         else "exact")
             for group in groups for train in splits)
         for entries in stored:
             stacking["seconds"].update(entries)

@@ -407,6 +407,13 @@ def test_stacking_chooses_the_engine_mode(digits, monkeypatch):
     modes.clear()
     search("auto")
     assert modes == [False, False]
+    # A worker (elsewhere than the search) where it is not bit for bit trains
+    # the group the search formed for "batched" in lockstep.
+    answers = iter([True, False, False])
+    monkeypatch.setattr(searches, "split_invariant", lambda: next(answers))
+    modes.clear()
+    search("auto")
+    assert modes == [False, False]
 
 
 def test_stacking_is_a_parameter_checked_before_any_fit(digits):
