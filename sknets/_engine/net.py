@@ -839,8 +839,10 @@ class AdamKernel:
 
         ``counters``: the :attr:`counter` of every kernel whose calls these are.
         """
-        for counter in counters:
-            counter.add_(1)
+        if len(counters) == 1:
+            counters[0].add_(1)
+        elif counters:  # many kernels' counts (a stacked group's) in one call
+            torch._foreach_add_(counters, 1)
         threads = torch.get_num_threads()
         if threads == 1 or not calls:
             AdamKernel._run(calls)
