@@ -844,7 +844,7 @@ class AdamKernel:
         elif counters:  # many kernels' counts (a stacked group's) in one call
             torch._foreach_add_(counters, 1)
         threads = torch.get_num_threads()
-        if threads == 1 or not calls:
+        if threads == 1 or not calls or next(iter(calls.values()))[0][0].device.type != "cpu":
             AdamKernel._run(calls)
             return
         # The kernel splits every tensor, however small, among the threads,
