@@ -8,6 +8,8 @@ epochs, batches of 100, random_state=0, n_jobs=1, refit. ``--grid rates``:
 784-100-10, 4 ``lr`` x 2 ``l2`` x 2 ``dropout``; ``--grid widths``: 4 ``lr``
 x ``hidden_layers`` (32,), (64,), (128,), (256,). The two searches alternate
 ``--repeats`` times after one untimed warm-up each; medians are printed,
+and the time ratio both as a ratio of medians and paired (the median of each
+repeat's ratio),
 with whether the best parameters agree, the largest difference of
 ``mean_test_score`` and the load average before and after.
 
@@ -89,6 +91,11 @@ def main():
         print(f"{name}: median {statistics.median(values):.2f} s over {values}")
     speed_up = statistics.median(times["scikit-learn"]) / statistics.median(times["sknets"])
     print(f"speed-up: {speed_up:.2f}x")
+    # Each repeat's ratio, the two searches run seconds apart: a drift of the
+    # machine's speed over the run cancels in it.
+    paired = [ours / theirs for ours, theirs in zip(times["sknets"], times["scikit-learn"])]
+    print(f"time ratio sknets / scikit-learn: {1 / speed_up:.2f} (ratio of medians), "
+          f"paired {statistics.median(paired):.2f} (median of {[round(r, 2) for r in paired]})")
 
 
 def _training_only(args, base, grid, X, y):
