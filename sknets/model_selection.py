@@ -429,8 +429,8 @@ _STACKING_DOC = """stacking : {"auto", "exact", "batched"}, default="auto"
         ``import sknets`` sets when torch is not loaded yet), each member is
         still bit for bit its separate fit; elsewhere it agrees with it to
         float32 rounding, which a few epochs of training can amplify (mean
-        test scores within about 0.005 on the benchmark grid of
-        ``docs/stacked-search.md``). Members of one group then share one
+        test scores up to about 0.005 from scikit-learn's on the benchmark
+        grid of ``docs/stacked-search.md``). Members of one group then share one
         ``random_state``. "auto": "batched" where it is bit for bit,
         "exact" elsewhere."""
 
