@@ -160,7 +160,10 @@ def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
     # matrix-product kernels (and rounding) depend on it. Members of one
     # budget take their steps together, in as many lanes (threads) as the
     # budget of the group's total work holds; the budgets one after another.
-    budgets = [thread_budget(n_threads, w) for w in work]
+    # One budget per distinct work: the members start together, and the load
+    # (thread_budget's rule for large steps) is read once for them all.
+    budget_of = {w: thread_budget(n_threads, w) for w in dict.fromkeys(work)}
+    budgets = [budget_of[w] for w in work]
     total = thread_budget(None, sum(work)) if n_threads is None else 1
     classes = {}
     for k, budget in enumerate(budgets):
