@@ -253,8 +253,7 @@ def _train_group(estimator, candidates, X, y, train, store, stacking="exact"):
         networks = [member.steps[-1][1] for member in members]
     else:
         head_seconds, networks = 0.0, members
-    batched = stacking == "batched" or (stacking == "auto" and split_invariant())
-    fitted = _fit_stacked(networks, X_train, y_train, batched=batched)
+    fitted = _fit_stacked(networks, X_train, y_train, batched=_batched(stacking))
     if fitted is None:
         return {}
     stored = {}
@@ -268,6 +267,11 @@ def _train_group(estimator, candidates, X, y, train, store, stacking="exact"):
             pickle.dump(member, file, protocol=pickle.HIGHEST_PROTOCOL)
         stored[name] = network.fit_seconds_ + head_seconds / len(members)
     return stored
+
+
+def _batched(stacking):
+    """Whether the ``stacking`` parameter trains groups batched in this process."""
+    return stacking == "batched" or (stacking == "auto" and split_invariant())
 
 
 def _entry(candidate, rows):
@@ -343,9 +347,8 @@ class _StackedSearch:
         estimator, store = self.estimator, tempfile.mkdtemp(prefix="sknets-search-")
         # Batched groups share one seed (one batch order); a worker that
         # finds "auto" not bit for bit trains such a group in lockstep.
-        batched = self.stacking == "batched" or (self.stacking == "auto" and split_invariant())
         self._stacking = {"estimator": estimator, "X": X, "y": y, "groups": groups,
-                          "store": store, "seconds": {}, "batched": batched}
+                          "store": store, "seconds": {}, "batched": _batched(self.stacking)}
         self.estimator = _Served(estimator, store)
         try:
             super().fit(X, y, groups=groups, **{_ROWS: np.arange(len(X))})
