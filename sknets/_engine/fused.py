@@ -30,8 +30,9 @@ _TINY = torch.finfo(torch.float32).tiny
 
 
 def _relu_grad(grad, out):
-    # One kernel: the gradient where the output is positive, 0 elsewhere.
-    return torch.ops.aten.threshold_backward(grad, out, 0)
+    # One kernel: the gradient where the output is positive, 0 elsewhere;
+    # in place, like the other activations' (``grad`` keeps its layout).
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
 
 
 def _tanh_grad(grad, out):

@@ -526,16 +526,17 @@ class _Stacked:
                 loss, grad = self._bucket(bucket, bucket.block(dropped).transpose(0, 1), y,
                                           loss_fn)
                 losses[bucket.members] = loss
-                self._drop(bucket.block(wide).copy_(grad.transpose(0, 1)), bucket_runs,
-                           members_axis=1)
-            wide = activation_grad(wide, h)
+                # The first layer's gradient in the members' own layout,
+                # (members, batch, width), each member's block contiguous.
+                grad = activation_grad(self._drop(grad, bucket_runs),
+                                       bucket.block(h).transpose(0, 1))
+                # Each member's column sums as its own step sums its block: a
+                # sum over the wide matrix's rows is vectorised across its
+                # columns, and rounds another way where a member's width is
+                # not a multiple of the vector length.
+                torch.sum(grad, 1, out=bucket.block(self.bias_grad.unsqueeze(0))[0])
+                bucket.block(wide).copy_(grad.transpose(0, 1))
             torch.mm(wide.t(), X, out=self.weight_grad)
-            # Each member's column sums apart: a sum over the wide matrix's
-            # rows is vectorised across its columns, and rounds another way
-            # than a member's own (its fused step's) where its width is not a
-            # multiple of the vector length.
-            for rows in self.rows:
-                torch.sum(wide[:, rows], 0, out=self.bias_grad[rows])
         for step in self.steps:
             if step.penalty is not None:  # its weights and gradients: views of the stacks
                 for weight in step.params[0::2]:
