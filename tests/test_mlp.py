@@ -98,6 +98,22 @@ def test_fit_leaves_global_torch_rng_alone(classification):
     torch.testing.assert_close(torch.rand(3), expected)
 
 
+def test_initial_weights_follow_torch_manual_seed(classification):
+    # A CPU fit seeds torch's CPU generator alone (not torch.manual_seed,
+    # which also queues seeding every accelerator): the weights must still
+    # be those drawn after torch.manual_seed with the fit's seed.
+    from sklearn.utils import check_random_state
+
+    X, y = classification
+    clf = MLPClassifier(**dict(FAST, random_state=7, device="cpu")).initialize(X, y)
+    seed = int(check_random_state(7).randint(2**31 - 1))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        expected = clf._new_module(X.shape[1], clf._fitted.targets)
+    for got, want in zip(clf.module_.state_dict().values(), expected.state_dict().values()):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
 def test_history_columns_and_epochs(classification):
     X, y = classification
     clf = MLPClassifier(**dict(FAST, patience=None)).fit(X, y, validation_data=(X[:50], y[:50]))
