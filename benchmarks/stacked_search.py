@@ -11,7 +11,9 @@ x ``hidden_layers`` (32,), (64,), (128,), (256,). The two searches alternate
 and the time ratio both as a ratio of medians and paired (the median of each
 repeat's ratio),
 with whether the best parameters agree, the largest difference of
-``mean_test_score`` and the load average before and after.
+``mean_test_score``, the load average before and after, and the CPU time
+the hypervisor took from the machine during each timed run (on a virtual
+machine; a run with much of it says more about the host than the code).
 
 ``--training-only`` times only the training of one fold's candidates: the
 group trained together (with ``--stacking``) against the candidates fitted
@@ -73,14 +75,19 @@ def main():
     if args.training_only:
         return _training_only(args, base, grid, X, y)
     print("load average before:", os.getloadavg())
-    times, fitted = {name: [] for name in searches}, {}
+    times, fitted, stolen = {name: [] for name in searches}, {}, {name: [] for name in searches}
     for run in range(args.repeats + 1):
         for name, search in searches.items():
-            start = time.perf_counter()
+            steal, start = _steal_seconds(), time.perf_counter()
             fitted[name] = search(base, grid, cv=3, n_jobs=1).fit(X, y)
             if run:  # the first run of each warms up
                 times[name].append(time.perf_counter() - start)
+                stolen[name].append(_steal_seconds() - steal)
     print("load average after:", os.getloadavg())
+    # On a virtual machine, CPU time the hypervisor gave to others: a run
+    # with much of it was slowed by the host, not by the code.
+    print("CPU seconds stolen by the host during each timed run:",
+          {name: [round(s, 2) for s in values] for name, values in stolen.items()})
     a, b = fitted["sknets"], fitted["scikit-learn"]
     print("best_params_ equal:", a.best_params_ == b.best_params_, a.best_params_)
     print("max |mean_test_score difference|:",
@@ -146,6 +153,16 @@ def _peak_memory(search, base, grid, X, y):
     search(base, grid, cv=3, n_jobs=1).fit(X, y)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{max(peak - before, 0.0):.1f}")
+
+
+def _steal_seconds():
+    """CPU seconds the hypervisor has taken from this machine since boot (0 off Linux)."""
+    try:
+        with open("/proc/stat") as file:
+            fields = file.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _rss_mb():
