@@ -4,7 +4,8 @@ Times ``sknets.model_selection.GridSearchCV`` (the 16 candidates trained
 as one stacked network per split) and ``sklearn.model_selection.GridSearchCV``
 (16 x 3 separate fits) on the first 10,000 Fashion-MNIST training images
 (scaled as the fetcher returns them): cv=3, ``MLPClassifier`` with Adam, 5
-epochs, batches of 100, random_state=0, n_jobs=1, refit. ``--grid rates``:
+epochs, batches of 100, random_state=0, n_jobs=1 (``--n-jobs``: both
+searches' ``n_jobs``), refit. ``--grid rates``:
 784-100-10, 4 ``lr`` x 2 ``l2`` x 2 ``dropout``; ``--grid widths``: 4 ``lr``
 x ``hidden_layers`` (32,), (64,), (128,), (256,). The two searches alternate
 ``--repeats`` times after one untimed warm-up each; medians are printed,
@@ -54,6 +55,8 @@ def main():
     parser.add_argument("--stacking", choices=["auto", "exact", "batched"], default="auto",
                         help="how sknets' search trains a group (its stacking parameter)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="rates")
+    parser.add_argument("--n-jobs", type=int, default=1,
+                        help="n_jobs of both searches (timing runs only)")
     parser.add_argument("--memory", action="store_true",
                         help="peak memory of each search in a fresh process, no timing")
     parser.add_argument("--training-only", action="store_true",
@@ -79,7 +82,7 @@ def main():
     for run in range(args.repeats + 1):
         for name, search in searches.items():
             steal, start = _steal_seconds(), time.perf_counter()
-            fitted[name] = search(base, grid, cv=3, n_jobs=1).fit(X, y)
+            fitted[name] = search(base, grid, cv=3, n_jobs=args.n_jobs).fit(X, y)
             if run:  # the first run of each warms up
                 times[name].append(time.perf_counter() - start)
                 stolen[name].append(_steal_seconds() - steal)

@@ -10,6 +10,7 @@ mini-batches, once per cross-validation split (see
 """
 
 import copy
+import math
 import numbers
 import os
 import pickle
@@ -269,6 +270,26 @@ def _train_group(estimator, candidates, X, y, train, store, stacking="exact"):
     return stored
 
 
+def _parts(group, n_tasks, n_workers):
+    """``group`` cut into parts that ``n_workers`` train in even rounds.
+
+    ``n_tasks`` groups and splits to train, one task each, would leave
+    workers idle in the last round where ``n_workers`` does not divide it
+    (3 splits on 2 workers: a second round of one); cutting every group
+    into ``n_workers / gcd(n_tasks, n_workers)`` parts fills every round.
+    A part keeps at least ``_MIN_PART`` members, so that it still trains
+    many networks at once. Each member trains the same in any part.
+    """
+    n_parts = n_workers // math.gcd(n_tasks, n_workers)
+    n_parts = max(1, min(n_parts, len(group) // _MIN_PART))
+    size = -(-len(group) // n_parts)
+    return [group[start:start + size] for start in range(0, len(group), size)]
+
+
+# The fewest members a group is cut to (see _parts).
+_MIN_PART = 4
+
+
 def _batched(stacking):
     """Whether the ``stacking`` parameter trains groups batched in this process."""
     return stacking == "batched" or (stacking == "auto" and split_invariant())
@@ -391,11 +412,14 @@ class _StackedSearch:
             cv = getattr(self, "_checked_cv_orig", None) or self.cv
         cv = check_cv(cv, y, classifier=is_classifier(estimator))
         splits = [train for train, _ in cv.split(X, y, stacking["groups"])]
+        n_workers = joblib.effective_n_jobs(self.n_jobs)
         stored = joblib.Parallel(n_jobs=self.n_jobs)(
-            joblib.delayed(_train_group)(estimator, group, X, y, train, stacking["store"],
+            joblib.delayed(_train_group)(estimator, part, X, y, train, stacking["store"],
                                          stacking=self.stacking if stacking["batched"]
                                          else "exact")
-            for group in groups for train in splits)
+            for group in groups
+            for part in _parts(group, len(groups) * len(splits), n_workers)
+            for train in splits)
         for entries in stored:
             stacking["seconds"].update(entries)
         self.n_stacked_groups_ += len(groups)

@@ -549,6 +549,27 @@ def test_pipeline_parallel_and_randomized(digits):
     _compare(ours, theirs)
 
 
+def test_groups_are_cut_so_that_workers_train_in_even_rounds(digits, monkeypatch):
+    # 3 splits on 2 workers: each group of 8 trains as two parts of 4, six
+    # tasks in three full rounds instead of three tasks in two rounds.
+    from sknets import model_selection
+
+    X, y = digits
+    sizes = []
+    train_group = model_selection._train_group
+    monkeypatch.setattr(model_selection, "_train_group", lambda est, candidates, *a, **k:
+                        sizes.append(len(candidates)) or train_group(est, candidates, *a, **k))
+    base = MLPClassifier((8,), max_epochs=2, random_state=0)
+    grid = {"lr": [1e-3, 1e-2], "l2": [0.0, 1e-3], "momentum": [0.5, 0.9]}
+    with joblib.parallel_config(backend="threading"):
+        ours = GridSearchCV(base, grid, cv=3, n_jobs=2).fit(X, y)
+    assert sorted(sizes) == [4] * 6
+    assert (ours.n_stacked_groups_, ours.n_stacked_fits_) == (1, 24)
+    _compare(ours, sk.GridSearchCV(base, grid, cv=3).fit(X, y))
+    assert [len(part) for part in model_selection._parts(list(range(16)), 4, 2)] == [16]
+    assert [len(part) for part in model_selection._parts(list(range(5)), 3, 2)] == [5]
+
+
 def test_regressor_search_with_scoring(digits):
     X, _ = digits
     y = X[:, :3] @ np.array([1.0, -2.0, 0.5])
