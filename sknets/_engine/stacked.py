@@ -534,7 +534,7 @@ class _Stacked:
                 # sum over the wide matrix's rows is vectorised across its
                 # columns, and rounds another way where a member's width is
                 # not a multiple of the vector length.
-                torch.sum(grad, 1, out=bucket.block(self.bias_grad.unsqueeze(0))[0])
+                torch.sum(grad, 1, out=self.bias_grad[bucket.columns].view(len(grad), -1))
                 bucket.block(wide).copy_(grad.transpose(0, 1))
             torch.mm(wide.t(), X, out=self.weight_grad)
         for step in self.steps:
