@@ -40,6 +40,7 @@ import sys
 import time
 
 import numpy as np
+from machine import steal_seconds
 from sklearn import model_selection as sk
 
 from sknets import MLPClassifier
@@ -81,11 +82,11 @@ def main():
     times, fitted, stolen = {name: [] for name in searches}, {}, {name: [] for name in searches}
     for run in range(args.repeats + 1):
         for name, search in searches.items():
-            steal, start = _steal_seconds(), time.perf_counter()
+            steal, start = steal_seconds(), time.perf_counter()
             fitted[name] = search(base, grid, cv=3, n_jobs=args.n_jobs).fit(X, y)
             if run:  # the first run of each warms up
                 times[name].append(time.perf_counter() - start)
-                stolen[name].append(_steal_seconds() - steal)
+                stolen[name].append(steal_seconds() - steal)
     print("load average after:", os.getloadavg())
     # On a virtual machine, CPU time the hypervisor gave to others: a run
     # with much of it was slowed by the host, not by the code.
@@ -156,16 +157,6 @@ def _peak_memory(search, base, grid, X, y):
     search(base, grid, cv=3, n_jobs=1).fit(X, y)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{max(peak - before, 0.0):.1f}")
-
-
-def _steal_seconds():
-    """CPU seconds the hypervisor has taken from this machine since boot (0 off Linux)."""
-    try:
-        with open("/proc/stat") as file:
-            fields = file.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _rss_mb():
