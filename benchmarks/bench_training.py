@@ -369,7 +369,8 @@ def main(argv=None):
               f"threads={info['num_threads']}  {os.path.basename(info['filepath'])}")
     peak = matmul_peak_gflops()
     print(f"# float32 matmul peak: {peak:.1f} GFLOP/s")
-    print(f"# OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
+    print(f"# OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+          f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')}; "
           f"{args.busy} other CPU-bound processes during the fits")
     # One short untimed fit per tool: the first torch optimizer of a process
     # imports torch._dynamo (1-1.5 s), which would land on whichever tool

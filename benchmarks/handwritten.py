@@ -2,7 +2,7 @@
 
 Imports torch and NumPy only, so that it can also run as a fresh process
 with the environment its user launched the benchmark with — without the
-settings ``import sknets`` makes before torch loads (``OMP_WAIT_POLICY``,
+settings ``import sknets`` makes before torch loads (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``,
 ``MKL_CBWR``), as a plain torch script runs:
 
     python benchmarks/handwritten.py DIR HIDDEN BATCH DROPOUT EPOCHS SEED THREADS

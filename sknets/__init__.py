@@ -10,13 +10,18 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-# torch's OpenMP threads spin while they wait for work. On a machine whose
-# cores are busy with anything else (a browser, a parallel search, CI), the
-# spinning threads take the cores the working one needs, and a fit at two
-# threads runs several times slower than at one. Passive waiting costs
-# little on an idle machine. OpenMP reads the policy once, when torch loads:
-# it is set here only if torch is not loaded yet and the user has not chosen
-# (OMP_WAIT_POLICY=ACTIVE before importing sknets keeps spinning).
+# torch's OpenMP threads spin while they wait for work (for some 3 ms with
+# GNU OpenMP's default). On a machine whose cores are busy with anything else
+# (a browser, a parallel search, CI), the spinning threads take the cores the
+# working one needs, and a fit at two threads runs several times slower than
+# at one. Threads that sleep at once pay for it on an idle machine: every
+# operation wakes them. So unless the user has chosen, waiting threads spin
+# briefly (GOMP_SPINCOUNT=1000: some microseconds, enough to bridge the gap
+# between two operations of a training step) and then sleep (the passive
+# policy, which is also what OpenMP runtimes without GOMP_SPINCOUNT follow).
+# OpenMP reads both once, when torch loads: they are set here only if torch
+# is not loaded yet (OMP_WAIT_POLICY=ACTIVE before importing sknets keeps
+# spinning).
 #
 # MKL's strict reproducibility mode makes torch's CPU matrix products give the
 # same bits whatever the number of threads: a fit's results then do not depend
@@ -24,7 +29,9 @@ from typing import TYPE_CHECKING
 # trains on fewer threads; see sknets._engine.resources.thread_budget). MKL
 # also reads it once; MKL_CBWR set beforehand (e.g. "AUTO") is left alone.
 if "torch" not in sys.modules:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.environ["GOMP_SPINCOUNT"] = "1000"
     os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 from ._version import __version__  # noqa: E402

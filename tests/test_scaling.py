@@ -254,20 +254,23 @@ def test_small_training_steps_run_on_one_thread_and_large_ones_on_the_budget():
 
 
 @pytest.mark.slow  # fresh interpreters: the wait policy is read when torch loads
-def test_importing_sknets_first_makes_openmp_threads_wait_passively():
-    def policy(code, **env):
-        environment = {k: v for k, v in os.environ.items()
-                       if k not in ("OMP_WAIT_POLICY", "MKL_CBWR")}
-        return subprocess.run([sys.executable, "-c", code + "; import os; "
-                               "print(os.environ.get('OMP_WAIT_POLICY'), "
-                               "os.environ.get('MKL_CBWR'))"],
-                              env={**environment, **env}, check=True, capture_output=True,
-                              text=True).stdout.split()[-2:]
+def test_importing_sknets_first_makes_openmp_threads_spin_briefly_then_sleep():
+    names = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_CBWR")
 
-    assert policy("import sknets, torch") == ["PASSIVE", "AUTO,STRICT"]
+    def policy(code, **env):
+        environment = {k: v for k, v in os.environ.items() if k not in names}
+        return subprocess.run([sys.executable, "-c", code + "; import os; print(*(str(os."
+                               f"environ.get(name)) for name in {names!r}))"],
+                              env={**environment, **env}, check=True, capture_output=True,
+                              text=True).stdout.split()[-3:]
+
+    assert policy("import sknets, torch") == ["PASSIVE", "1000", "AUTO,STRICT"]
     # Too late to change: left alone.
-    assert policy("import torch, sknets") == ["None", "None"]
-    assert policy("import sknets", OMP_WAIT_POLICY="ACTIVE", MKL_CBWR="AUTO") == ["ACTIVE", "AUTO"]
+    assert policy("import torch, sknets") == ["None", "None", "None"]
+    # The user's choice is left alone.
+    assert policy("import sknets", OMP_WAIT_POLICY="ACTIVE", MKL_CBWR="AUTO") == [
+        "ACTIVE", "None", "AUTO"]
+    assert policy("import sknets", GOMP_SPINCOUNT="0") == ["None", "0", "AUTO,STRICT"]
 
 
 needs_invariance = pytest.mark.skipif(
