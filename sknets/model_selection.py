@@ -240,10 +240,7 @@ def _train_group(estimator, candidates, X, y, train, store, stacking="exact"):
     steps; "auto" does where it is bit for bit in the process that trains
     the group (a worker may run elsewhere than the search).
 
-    ``store``: a directory, or a :class:`_MemoryStore` when the search's
-    tasks all run in its own process.
-
-    Returns ``{entry name: fit seconds}`` of the candidates stored.
+    Returns ``{file name: fit seconds}`` of the candidates stored.
     """
     X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
     members = [clone(estimator).set_params(**clone(c, safe=False)) for c in candidates]
@@ -267,11 +264,8 @@ def _train_group(estimator, candidates, X, y, train, store, stacking="exact"):
         if isinstance(estimator, Pipeline):
             member.steps = [*head.steps, member.steps[-1]]
         name = _entry(candidate, train)
-        if isinstance(store, _MemoryStore):
-            store[name] = member
-        else:
-            with open(os.path.join(store, name), "wb") as file:
-                pickle.dump(member, file, protocol=pickle.HIGHEST_PROTOCOL)
+        with open(os.path.join(store, name), "wb") as file:
+            pickle.dump(member, file, protocol=pickle.HIGHEST_PROTOCOL)
         stored[name] = network.fit_seconds_ + head_seconds / len(members)
     return stored
 
@@ -306,24 +300,11 @@ def _entry(candidate, rows):
     return f"{joblib.hash(candidate)}-{joblib.hash(np.asarray(rows, dtype=np.int64))}.pkl"
 
 
-class _MemoryStore(dict):
-    """The stacked fits of a search whose tasks all run in its own process, by entry name.
-
-    Handed to the search's fits as they are, without a round trip through
-    files. ``clone`` deep-copies an estimator's parameters: this one is
-    shared, not copied.
-    """
-
-    def __deepcopy__(self, memo):
-        return self
-
-
 class _Served(BaseEstimator):
     """Stand-in for the search's estimator: serves a fit the stacked training stored.
 
-    Its ``fit`` takes the estimator stored for its parameters and rows (the
-    fit parameter ``sknets_stacked_rows``) from ``store`` (a directory or a
-    :class:`_MemoryStore`), or fits
+    Its ``fit`` loads the estimator stored for its parameters and rows (the
+    fit parameter ``sknets_stacked_rows``) from ``store``, or fits
     ``estimator`` when none is stored (the candidates that do not stack,
     and the refit). Everything else is the fitted estimator's.
     """
@@ -343,15 +324,14 @@ class _Served(BaseEstimator):
 
     def fit(self, X, y=None, **fit_params):
         rows = fit_params.pop(_ROWS, None)
-        fitted = None
+        path = None
         if rows is not None and self.store is not None:
-            name = _entry(self.__dict__.get("candidate_", {}), rows)
-            if isinstance(self.store, _MemoryStore):
-                fitted = self.store.get(name)
-            elif os.path.exists(path := os.path.join(self.store, name)):
-                with open(path, "rb") as file:
-                    fitted = pickle.load(file)  # written by this search
-        self.fitted_ = self.estimator.fit(X, y, **fit_params) if fitted is None else fitted
+            path = os.path.join(self.store, _entry(self.__dict__.get("candidate_", {}), rows))
+        if path is not None and os.path.exists(path):
+            with open(path, "rb") as file:
+                self.fitted_ = pickle.load(file)  # written by this search
+        else:
+            self.fitted_ = self.estimator.fit(X, y, **fit_params)
         return self
 
     def __sklearn_tags__(self):
@@ -385,11 +365,7 @@ class _StackedSearch:
         self.n_stacked_groups_, self.n_stacked_fits_ = 0, 0
         if not stacking:
             return super().fit(X, y, **params, **({} if groups is None else {"groups": groups}))
-        estimator = self.estimator
-        # Fits trained in this process are handed over as they are; workers
-        # elsewhere store theirs in files.
-        store = (_MemoryStore() if joblib.effective_n_jobs(self.n_jobs) == 1
-                 else tempfile.mkdtemp(prefix="sknets-search-"))
+        estimator, store = self.estimator, tempfile.mkdtemp(prefix="sknets-search-")
         # Batched groups share one seed (one batch order); a worker that
         # finds "auto" not bit for bit trains such a group in lockstep.
         self._stacking = {"estimator": estimator, "X": X, "y": y, "groups": groups,
@@ -400,10 +376,7 @@ class _StackedSearch:
         finally:
             self.estimator = estimator
             stacked, self._stacking = self._stacking, None
-            if isinstance(store, _MemoryStore):
-                store.clear()
-            else:
-                shutil.rmtree(store, ignore_errors=True)
+            shutil.rmtree(store, ignore_errors=True)
         if hasattr(self, "best_estimator_"):
             self.best_estimator_ = self.best_estimator_.fitted_
         self._report_fit_times(stacked)

@@ -570,44 +570,6 @@ def test_groups_are_cut_so_that_workers_train_in_even_rounds(digits, monkeypatch
     assert [len(part) for part in model_selection._parts(list(range(5)), 3, 2)] == [5]
 
 
-def test_a_search_in_one_process_hands_its_fits_over_without_files(digits, monkeypatch):
-    # Tasks that all run in the search's process keep the stacked fits in
-    # memory (no directory, no pickling) and serve each to scikit-learn's
-    # scoring as it was trained; a candidate listed twice is served twice.
-    import tempfile
-
-    from sknets import model_selection
-
-    X, y = digits
-    monkeypatch.setattr(tempfile, "mkdtemp",
-                        lambda *a, **k: pytest.fail("the search made a directory"))
-    stored, served, fits = {}, [], []
-    train_group = model_selection._train_group
-
-    def spy_train(est, candidates, X, y, train, store, **kwargs):
-        assert isinstance(store, model_selection._MemoryStore)
-        entries = train_group(est, candidates, X, y, train, store, **kwargs)
-        stored.update((name, store[name]) for name in entries)
-        return entries
-
-    monkeypatch.setattr(model_selection, "_train_group", spy_train)
-    serve = model_selection._Served.fit
-    monkeypatch.setattr(model_selection._Served, "fit", lambda self, *a, **k:
-                        served.append(serve(self, *a, **k).fitted_) or self)
-    fit = MLPClassifier.fit
-    monkeypatch.setattr(MLPClassifier, "fit", lambda self, *a, **k: fits.append(1) or
-                        fit(self, *a, **k))
-    base = MLPClassifier((8,), max_epochs=2, random_state=0)
-    grid = [{"lr": [1e-3, 1e-2], "l2": [0.0, 1e-3]}, {"lr": [1e-3], "l2": [0.0]}]
-    ours = GridSearchCV(base, grid, cv=3).fit(X, y)
-    assert len(stored) == 12 and len(served) == 5 * 3 + 1
-    # Every split's fit is the very object the stacked training stored.
-    assert sum(any(s is fitted for fitted in stored.values()) for s in served) == 15
-    assert len(fits) == 1  # the refit alone
-    monkeypatch.undo()
-    _compare(ours, sk.GridSearchCV(base, grid, cv=3).fit(X, y))
-
-
 def test_regressor_search_with_scoring(digits):
     X, _ = digits
     y = X[:, :3] @ np.array([1.0, -2.0, 0.5])
