@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 # working one needs, and a fit at two threads runs several times slower than
 # at one. Threads that sleep at once pay for it on an idle machine: every
 # operation wakes them. So unless the user has chosen, waiting threads spin
-# briefly (GOMP_SPINCOUNT=1000: some microseconds, enough to bridge the gap
+# briefly (GOMP_SPINCOUNT=1000: tens of microseconds, enough to bridge the gap
 # between two operations of a training step) and then sleep (the passive
 # policy, which is also what OpenMP runtimes without GOMP_SPINCOUNT follow).
 # OpenMP reads both once, when torch loads: they are set here only if torch
