@@ -99,10 +99,13 @@ def _in_joblib_worker_thread():
     return nested and threading.current_thread() is not threading.main_thread()
 
 
-# Below this much arithmetic per training step, a second thread gains little
-# even on an idle machine, and costs much on a busy one: waiting threads
-# compete for the cores the working one needs.
-SMALL_STEP_FLOPS = 1e8
+# Below this much arithmetic per training step, a second thread gains nothing
+# even on an idle machine: the step's operations are too short to share. On a
+# 2-core machine, with waiting threads that spin 1,000 rounds before they sleep
+# (see sknets/__init__.py), two threads took 1.07-1.10 of one thread's time
+# for 784-100-10 at batch 32 (15 million operations a step), 0.98-1.07 at
+# batch 64 (31 million) and 0.78-0.90 from batch 100 (48 million) on.
+SMALL_STEP_FLOPS = 4e7
 
 
 def training_flops(module, batch_size):
