@@ -272,7 +272,7 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         joblib's worker processes and Dask's workers set so that parallel
         fits share the cores, and ``threadpoolctl.threadpool_limits``
         sets) and by the CPUs available; 1 in a worker thread of joblib's
-        "threading" backend. A fit whose training step needs under 4·10^7
+        "threading" backend. A fit whose training step needs under 10^8
         floating-point operations runs on 1 thread; a larger one leaves out
         the cores other programs keep busy when it starts, where the thread
         count cannot change the results (MKL's strict reproducibility mode,

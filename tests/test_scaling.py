@@ -245,7 +245,7 @@ def test_grid_search_on_a_dask_cluster_matches_n_jobs_1(mnist_small, dask_client
 def test_small_training_steps_run_on_one_thread_and_large_ones_on_the_budget():
     rng = np.random.RandomState(0)
     X, y = rng.normal(size=(200, 784)), np.arange(200) % 10
-    small = ThreadRecorder((100,), batch_size=32, max_epochs=1, random_state=0).fit(X, y)
+    small = ThreadRecorder((100,), batch_size=100, max_epochs=1, random_state=0).fit(X, y)
     large = ThreadRecorder((512, 256), batch_size=100, max_epochs=1, random_state=0).fit(X, y)
     assert small.fit_threads_[0] == 1
     assert large.fit_threads_[0] == thread_budget()

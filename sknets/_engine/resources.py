@@ -99,13 +99,14 @@ def _in_joblib_worker_thread():
     return nested and threading.current_thread() is not threading.main_thread()
 
 
-# Below this much arithmetic per training step, a second thread gains nothing
-# even on an idle machine: the step's operations are too short to share. On a
-# 2-core machine, with waiting threads that spin 1,000 rounds before they sleep
-# (see sknets/__init__.py), two threads took 1.07-1.10 of one thread's time
-# for 784-100-10 at batch 32 (15 million operations a step), 0.98-1.07 at
-# batch 64 (31 million) and 0.78-0.90 from batch 100 (48 million) on.
-SMALL_STEP_FLOPS = 4e7
+# Below this much arithmetic per training step, a second thread gains little
+# even on an idle machine, and costs much on a busy one: waiting threads
+# compete for the cores the working one needs. That holds for a program that
+# starts during the fit too, which the load read at its start cannot see: on
+# 2 cores, 784-100-10 at batch 100 (4.8e7 operations a step) took 0.83-0.90
+# of its one-thread time on two idle cores, and 1.5 times it when two
+# CPU-bound programs started 0.2 s into the fit.
+SMALL_STEP_FLOPS = 1e8
 
 
 def training_flops(module, batch_size):
