@@ -20,6 +20,10 @@ from sknets._engine.resources import busy_cores, thread_budget, thread_invariant
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA device; torch finds none")
 
+needs_invariance = pytest.mark.skipif(
+    not thread_invariant(), reason="torch's matrix products here round differently on 1 and "
+    "2 threads (no MKL strict reproducibility mode, or fewer than 2 CPUs)")
+
 
 @pytest.fixture(scope="module")
 def digits784():
@@ -245,12 +249,100 @@ def test_grid_search_on_a_dask_cluster_matches_n_jobs_1(mnist_small, dask_client
 def test_small_training_steps_run_on_one_thread_and_large_ones_on_the_budget():
     rng = np.random.RandomState(0)
     X, y = rng.normal(size=(200, 784)), np.arange(200) % 10
-    small = ThreadRecorder((100,), batch_size=100, max_epochs=1, random_state=0).fit(X, y)
+    # 784-100-10 at batch 50: 2.4e7 operations a step; 784-512-256-10 at batch 100: 3.3e8.
+    small = ThreadRecorder((100,), batch_size=50, max_epochs=1, random_state=0).fit(X, y)
     large = ThreadRecorder((512, 256), batch_size=100, max_epochs=1, random_state=0).fit(X, y)
     assert small.fit_threads_[0] == 1
     assert large.fit_threads_[0] == thread_budget()
     # An explicit n_threads is always obeyed.
     assert small.set_params(n_threads=2).fit(X, y).fit_threads_[0] == 2
+
+
+def test_short_steps_use_threads_only_where_the_fit_can_follow_the_load(monkeypatch):
+    quiet = thread_budget()
+    if quiet < 2:
+        pytest.skip("one thread at most here: nothing to choose")
+    short = (resources.SMALL_STEP_FLOPS + resources.SHORT_STEP_FLOPS) / 2
+    monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    assert thread_budget(None, work=short) == quiet
+    # Where the thread count could change the results the load cannot be
+    # followed, and a core taken mid-fit costs a short step much: one thread.
+    monkeypatch.setattr(resources, "thread_invariant", lambda: False)
+    assert thread_budget(None, work=short) == 1
+    assert thread_budget(None, work=resources.SHORT_STEP_FLOPS) == quiet
+
+
+class _Load:
+    """A stand-in for ``busy_cores``: the counts it returns, look after look."""
+
+    def __init__(self, counts):
+        self.counts, self.looks = list(counts), 0
+        self.threads = []  # torch's thread count at each look
+
+    def __call__(self, *args, **kwargs):
+        count = self.counts[min(self.looks, len(self.counts) - 1)]
+        self.looks += 1
+        self.threads.append(torch.get_num_threads())
+        return count
+
+
+def test_threads_follow_the_load_during_a_fit(monkeypatch):
+    quiet = thread_budget()
+    if quiet < 2:
+        pytest.skip("one thread at most here: nothing to follow")
+    monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    monkeypatch.setattr(resources, "LOAD_LOOK_SECONDS", 0.0)  # a look at every step
+    cores = joblib.cpu_count()
+    # Idle at the start, then a program that only passes by (one look), then
+    # all cores busy for three looks, then idle again.
+    load = _Load([0, 0, cores, 0, cores, cores, cores, 0, 0, 0])
+    monkeypatch.setattr(resources, "busy_cores", load)
+    seen = []
+    with resources.ThreadLimit(None, work=1e9) as limit:
+        assert limit.n_threads_ == quiet
+        for _ in range(9):
+            resources.follow_load()
+            seen.append(torch.get_num_threads())
+    # Two looks in a row must agree before the count changes.
+    assert seen == [quiet, quiet, quiet, quiet, 1, 1, 1, quiet, quiet]
+    assert torch.get_num_threads() == thread_budget()  # restored on leaving
+    # Outside such a block, and under an explicit count, nothing changes.
+    monkeypatch.setattr(resources, "busy_cores", _Load([cores]))
+    before = torch.get_num_threads()
+    resources.follow_load()
+    with resources.ThreadLimit(2, work=1e9):
+        resources.follow_load()
+        resources.follow_load()
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+
+
+@needs_invariance
+@pytest.mark.parametrize("search", [False, True], ids=["fit", "stacked search"])
+def test_a_fit_that_follows_the_load_gives_the_results_of_a_fit_on_one_thread(
+        digits784, monkeypatch, search):
+    from sknets.model_selection import GridSearchCV
+
+    X, y = digits784
+    X, y = X[:1000], y[:1000]
+    monkeypatch.setattr(resources, "LOAD_LOOK_SECONDS", 0.0)
+    cores = joblib.cpu_count()
+    # Idle, busy, idle, busy ... every few steps: the count moves during training.
+    load = _Load(([0] * 3 + [cores] * 3) * 40)
+
+    def fit(n_threads):
+        monkeypatch.setattr(resources, "busy_cores", load)
+        base = MLPClassifier((100,), batch_size=100, max_epochs=2, dropout=0.1,
+                             random_state=0, n_threads=n_threads)
+        if not search:
+            return base.fit(X, y).predict_proba(X)
+        grid = GridSearchCV(base, {"lr": [1e-3, 3e-3]}, cv=2, refit=False,
+                            stacking="batched")
+        return grid.fit(X, y).cv_results_["mean_test_score"]
+
+    followed = fit(None)
+    assert {1, thread_budget()} <= set(load.threads[1:])  # it did change its count
+    np.testing.assert_array_equal(followed, fit(1))
 
 
 @pytest.mark.slow  # fresh interpreters: the wait policy is read when torch loads
@@ -271,11 +363,6 @@ def test_importing_sknets_first_makes_openmp_threads_spin_briefly_then_sleep():
     assert policy("import sknets", OMP_WAIT_POLICY="ACTIVE", MKL_CBWR="AUTO") == [
         "ACTIVE", "None", "AUTO"]
     assert policy("import sknets", GOMP_SPINCOUNT="0") == ["None", "0", "AUTO,STRICT"]
-
-
-needs_invariance = pytest.mark.skipif(
-    not thread_invariant(), reason="torch's matrix products here round differently on 1 and "
-    "2 threads (no MKL strict reproducibility mode, or fewer than 2 CPUs)")
 
 
 @needs_invariance

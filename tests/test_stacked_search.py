@@ -216,6 +216,7 @@ def test_members_of_other_thread_budgets_are_their_separate_fits(digits, monkeyp
         pytest.skip("needs 2 threads for a fit: one fit's budget must differ from another's")
     # The narrow member's step is under the threshold (1 thread), the wide one's over it.
     monkeypatch.setattr(resources, "SMALL_STEP_FLOPS", 500_000)
+    monkeypatch.setattr(resources, "SHORT_STEP_FLOPS", 500_000)
     X, y = digits
     base = MLPClassifier(optimizer="adam", max_epochs=4, batch_size=32, random_state=1)
     candidates = [{"hidden_layers": (8,), "lr": 1e-2}, {"hidden_layers": (64,), "lr": 1e-2},

@@ -36,7 +36,7 @@ from ..exceptions import DivergenceError
 from .callbacks import BestWeights, StopWhenStalled
 from .fused import FusedStep
 from .graphs import CapturedStep
-from .resources import flush_denormals
+from .resources import flush_denormals, follow_load
 
 EVAL_BATCH_SIZE = 65_536
 _TINY = torch.finfo(torch.float32).tiny
@@ -374,6 +374,7 @@ class TensorNet(NeuralNet):
         # The outputs and targets of the validation pass, kept for the scorer.
         outputs = None if training or self.scorer is None else ([], [])
         for batch in iterator:
+            follow_load()
             if listening:
                 self.notify_batch("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)

@@ -99,14 +99,23 @@ def _in_joblib_worker_thread():
     return nested and threading.current_thread() is not threading.main_thread()
 
 
-# Below this much arithmetic per training step, a second thread gains little
-# even on an idle machine, and costs much on a busy one: waiting threads
-# compete for the cores the working one needs. That holds for a program that
-# starts during the fit too, which the load read at its start cannot see: on
-# 2 cores, 784-100-10 at batch 100 (4.8e7 operations a step) took 0.83-0.90
-# of its one-thread time on two idle cores, and 1.5 times it when two
-# CPU-bound programs started 0.2 s into the fit.
-SMALL_STEP_FLOPS = 1e8
+# Below this much arithmetic per training step, a second thread gains
+# nothing even on an idle machine: on 2 cores, 784-100-10 at batch 64
+# (3.1e7 operations a step) took 1.08 of its one-thread time on two threads.
+SMALL_STEP_FLOPS = 4e7
+
+# Between SMALL_STEP_FLOPS and this, a step is short enough (about a
+# millisecond) that its threads wait for each other several times per
+# millisecond: a core another program takes costs it much. On 2 cores,
+# 784-100-10 at batch 100 (4.8e7 operations a step) took 0.81-0.90 of its
+# one-thread time on two idle cores, and 1.5 times it when two CPU-bound
+# programs started 0.2 s into the fit and its threads did not follow them.
+# Such a step runs on several threads only where the thread count cannot
+# change the results, so that the fit can follow the load (follow_load).
+SHORT_STEP_FLOPS = 1e8
+
+# How often a fit that follows the load looks at it (seconds).
+LOAD_LOOK_SECONDS = 0.01
 
 
 def training_flops(module, batch_size):
@@ -145,9 +154,11 @@ def thread_budget(n_threads=None, work=None):
         than ``SMALL_STEP_FLOPS`` runs on one thread. A larger one takes
         the budget above, less the cores that other programs keep busy at
         that moment (:func:`busy_cores`), but only where the thread count
-        cannot change the results (:func:`thread_invariant`); elsewhere the
-        choice depends on the problem and the CPUs only, so that the same
-        ``random_state`` gives the same results either way.
+        cannot change the results (:func:`thread_invariant`); such a fit
+        then follows the load as it trains (:func:`follow_load`). Elsewhere
+        the choice depends on the problem and the CPUs only, so that the
+        same ``random_state`` gives the same results either way, and a
+        step of less than ``SHORT_STEP_FLOPS`` runs on one thread.
 
     Returns
     -------
@@ -163,18 +174,25 @@ def thread_budget(n_threads=None, work=None):
     >>> thread_budget(3)
     3
     """
+    return _budgets(n_threads, work)[0]
+
+
+def _budgets(n_threads, work):
+    """``(threads now, threads on an idle machine or None)``: the second where the load is followed."""
     if n_threads is not None:
-        return int(n_threads)  # a NumPy int trips threadpoolctl
+        return int(n_threads), None  # a NumPy int trips threadpoolctl
     if _in_joblib_worker_thread() or (work is not None and work < SMALL_STEP_FLOPS):
-        return 1
+        return 1, None
     openmp = [pool["num_threads"] for pool in _thread_pools().info()
               if pool["user_api"] == "openmp"]
     budget = max(1, min([torch.get_num_threads(), joblib.cpu_count(), *openmp]))
-    if work is not None and budget > 1 and thread_invariant():
-        # Threads of a fit that share a core with a busy program wait for it at
-        # every operation: a busy machine trains faster on fewer threads.
-        budget = max(1, min(budget, joblib.cpu_count() - busy_cores()))
-    return budget
+    if work is None or budget == 1:
+        return budget, None
+    if not thread_invariant():
+        return (1 if work < SHORT_STEP_FLOPS else budget), None
+    # Threads of a fit that share a core with a busy program wait for it at
+    # every operation: a busy machine trains faster on fewer threads.
+    return max(1, min(budget, joblib.cpu_count() - busy_cores())), budget
 
 
 @functools.cache
@@ -258,7 +276,9 @@ def busy_cores(looks=3, pause=5e-4):
         try:
             with open("/proc/loadavg") as f:
                 running = int(f.read().split()[3].split("/")[0])
-            own = sum(_task_running(task) for task in os.listdir("/proc/self/task"))
+            # This thread is running: one means no other (the usual look, ~10 µs).
+            own = running if running <= 1 else sum(
+                _task_running(task) for task in os.listdir("/proc/self/task"))
         except (OSError, ValueError, IndexError):
             return 0
         counts.append(max(0, running - own))
@@ -274,11 +294,64 @@ def _task_running(task):
         return False  # a thread that ended meanwhile
 
 
+class _LoadFollower:
+    """Sets torch's thread count of a training fit as other programs come and go.
+
+    ``budget``: the fit's threads on an idle machine; ``threads``: those it
+    starts on. Every ``LOAD_LOOK_SECONDS`` it counts the busy cores (one
+    look), and changes the count when two looks in a row ask for the same
+    new one, so that a program that only passes by changes nothing.
+    """
+
+    def __init__(self, budget, threads):
+        self.budget, self.threads, self.wanted = budget, threads, threads
+        self.cores = joblib.cpu_count()
+        self.next_look = time.perf_counter() + LOAD_LOOK_SECONDS
+
+    def __call__(self):
+        now = time.perf_counter()
+        if now < self.next_look:
+            return
+        self.next_look = now + LOAD_LOOK_SECONDS
+        wanted = max(1, min(self.budget, self.cores - busy_cores(looks=1)))
+        if wanted != self.threads and wanted == self.wanted:
+            torch.set_num_threads(wanted)
+            self.threads = wanted
+        self.wanted = wanted
+
+
+# The follower of the fit training in this thread, if its threads follow the load.
+_following = threading.local()
+
+
+def follow_load():
+    """Let the fit training in this thread change its thread count as the load changes.
+
+    Training loops call it at every step; it costs a clock read, and a look
+    at the load every ``LOAD_LOOK_SECONDS``. Inside a :class:`ThreadLimit`
+    whose count was chosen by the load (``n_threads=None``, a training
+    step's ``work`` given, and a thread count that cannot change the
+    results: :func:`thread_invariant`), the count drops when other programs
+    start keeping cores busy and rises again when they stop: threads that
+    share a core with a busy program wait for it at every operation. A
+    no-op everywhere else.
+
+    Examples
+    --------
+    >>> from sknets._engine.resources import ThreadLimit, follow_load
+    >>> with ThreadLimit(1):
+    ...     follow_load()  # an explicit count: nothing to follow
+    """
+    follower = getattr(_following, "follower", None)
+    if follower is not None:
+        follower()
+
+
 class ThreadLimit:
     """Context manager running torch and the BLAS/OpenMP pools on a thread budget.
 
     On entry, torch's intra-op threads in the calling thread are set to
-    ``thread_budget(n_threads)``; in the main thread of the process, so are
+    ``thread_budget(n_threads, work)``; in the main thread of the process, so are
     the BLAS and OpenMP thread pools that threadpoolctl finds. Those pools
     are process-wide: other threads leave them alone, since concurrent fits
     changing and restoring them would race. On exit everything is restored.
@@ -293,7 +366,9 @@ class ThreadLimit:
     Attributes
     ----------
     n_threads_ : int
-        The budget in force inside the block.
+        The budget in force on entry. Where it was chosen by the load, the
+        training loop inside the block may change torch's count as the load
+        changes (:func:`follow_load`).
 
     Examples
     --------
@@ -308,7 +383,7 @@ class ThreadLimit:
         self.n_threads, self.work = n_threads, work
 
     def __enter__(self):
-        self.n_threads_ = thread_budget(self.n_threads, self.work)
+        self.n_threads_, quiet = _budgets(self.n_threads, self.work)
         # Read before limiting the pools: torch's threads are OpenMP's.
         self._torch_threads = torch.get_num_threads()
         self._pools = None
@@ -316,9 +391,12 @@ class ThreadLimit:
             self._pools = _thread_pools().limit(limits=self.n_threads_)
         # Set last: nothing after it can fail and leave torch's count changed.
         torch.set_num_threads(self.n_threads_)
+        self._outer = getattr(_following, "follower", None)
+        _following.follower = None if quiet is None else _LoadFollower(quiet, self.n_threads_)
         return self
 
     def __exit__(self, *exc):
+        _following.follower = self._outer
         if self._pools is not None:
             self._pools.restore_original_limits()
         torch.set_num_threads(self._torch_threads)

@@ -50,10 +50,17 @@ import torch
 from torch import nn
 
 from ..exceptions import DivergenceError
+from . import resources
 from .fused import NARROW_OUTPUT, FusedStep
 from .modules import dropout_mask
 from .net import AdamKernel, BatchIterator, KernelCalls, SteppedElsewhere, _all_finite
-from .resources import ThreadLimit, flush_denormals, thread_budget, training_flops
+from .resources import (
+    ThreadLimit,
+    flush_denormals,
+    follow_load,
+    thread_budget,
+    training_flops,
+)
 
 
 def stackable(module, criterion, penalty=None):
@@ -161,8 +168,14 @@ def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
     # budget take their steps together, in as many lanes (threads) as the
     # budget of the group's total work holds; the budgets one after another.
     # One budget per distinct work: the members start together, and the load
-    # (thread_budget's rule for large steps) is read once for them all.
+    # (thread_budget's rule for large steps) is read once for them all. A
+    # short step that its own fit would take on several threads (where the
+    # count cannot change its results) takes one here: the lanes use the
+    # other cores, and a member on one thread never waits for another.
     budget_of = {w: thread_budget(n_threads, w) for w in dict.fromkeys(work)}
+    if n_threads is None:
+        budget_of = {w: 1 if w < resources.SHORT_STEP_FLOPS else budget
+                     for w, budget in budget_of.items()}
     budgets = [budget_of[w] for w in work]
     total = thread_budget(None, sum(work)) if n_threads is None else 1
     classes = {}
@@ -662,6 +675,7 @@ def _epochs(step, fits, train, size, epochs):
             fits[k].begin_epoch()
         losses, sizes = [], []
         for drawn in zip(*(iterator for _, iterator in orders)):
+            follow_load()
             batches = [drawn[order] for order in of_member]
             for k in active:
                 fits[k].notify_batch("on_batch_begin", batch=batches[k], training=True)
