@@ -7,14 +7,16 @@ installed (``pip install -e ".[bench]"``), Keras 3 on the JAX backend
 (``model.fit``) and a jitted JAX epoch, alternating the tools over several
 repeats, and prints medians, ratios to the hand-written loop and the test
 accuracy of each run. ``--busy N`` keeps N CPU-bound processes running during
-the timed fits.
+the timed fits; with ``--busy-from SECONDS`` they start that many seconds
+into each timed fit instead, and stop when it ends (load that arrives while
+a fit trains).
 
 The hand-written loop runs in this process (after ``import sknets``, under
 the settings it makes before torch loads: passive OpenMP waiting and MKL's
 strict mode) and, as "own process", in a fresh process with the environment
 the benchmark was launched with, as a plain torch script runs; it times its
 own fit. The baseline of the ratios is the fastest of the hand-written
-variants timed.
+variants timed or, where none is, "sknets, 1 thread".
 
     python benchmarks/bench_training.py --data-home ../shared/data
 
@@ -26,6 +28,7 @@ machine's float32 matmul peak and the fraction of it each fit achieves, and
 """
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -51,6 +54,7 @@ USER_ENV = dict(os.environ)
 import multiprocessing  # noqa: E402
 import shutil
 import tempfile
+import threading
 import warnings  # noqa: E402
 
 # sknets first, as a user's script would: it sets torch's OpenMP wait policy,
@@ -318,6 +322,30 @@ def _spin():
         pass
 
 
+@contextlib.contextmanager
+def busy_during(n, after):
+    """``n`` CPU-bound processes starting ``after`` seconds into the block, stopped at its end."""
+    processes = []
+
+    def start():
+        processes.extend(multiprocessing.Process(target=_spin, daemon=True) for _ in range(n))
+        for process in processes:
+            process.start()
+
+    timer = threading.Timer(after or 0.0, start) if n else None
+    if timer is not None:
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
+            timer.join()  # a start under way finishes before the processes stop
+        for process in processes:
+            process.terminate()
+            process.join()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-home", default=os.environ.get("SKNETS_DATA"))
@@ -335,6 +363,10 @@ def main(argv=None):
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="keep N other CPU-bound processes running during the timed fits "
                              "(a busy machine)")
+    parser.add_argument("--busy-from", type=float, default=None, metavar="SECONDS",
+                        help="start the --busy processes this many seconds into each timed "
+                             "fit, and stop them when it ends (load arriving mid-training; "
+                             "an own-process tool's clock starts with its process)")
     args = parser.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "jax")
     if args.threads == 1:
@@ -347,7 +379,8 @@ def main(argv=None):
             print(f"# skipping {tool!r}: {OPTIONAL[tool]} is not installed "
                   "(pip install -e '.[bench]')")
             args.tools.remove(tool)
-    busy = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
+    busy = [multiprocessing.Process(target=_spin, daemon=True)
+            for _ in range(args.busy if args.busy_from is None else 0)]
 
     if args.threads:
         from threadpoolctl import threadpool_limits
@@ -371,7 +404,8 @@ def main(argv=None):
     print(f"# float32 matmul peak: {peak:.1f} GFLOP/s")
     print(f"# OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
           f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')}; "
-          f"{args.busy} other CPU-bound processes during the fits")
+          f"{args.busy} other CPU-bound processes during the fits"
+          + ("" if args.busy_from is None else f", from {args.busy_from:g} s into each fit"))
     # One short untimed fit per tool: the first torch optimizer of a process
     # imports torch._dynamo (1-1.5 s), which would land on whichever tool
     # happens to run first. (JAX and Keras compile again for the real shapes.)
@@ -391,10 +425,12 @@ def main(argv=None):
         stolen = steal_seconds()
         for repeat in range(args.repeats):
             for tool in args.tools:  # alternate the tools within each repeat
-                start, cpu_start = time.perf_counter(), time.process_time()
-                predict = TOOLS[tool](X, y, config["hidden"], config["batch"], config["dropout"],
-                                      args.epochs, seed=repeat)
-                seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+                with busy_during(args.busy if args.busy_from is not None else 0,
+                                 args.busy_from):
+                    start, cpu_start = time.perf_counter(), time.process_time()
+                    predict = TOOLS[tool](X, y, config["hidden"], config["batch"],
+                                          config["dropout"], args.epochs, seed=repeat)
+                    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
                 if isinstance(predict, tuple):  # timed by the tool itself (own process)
                     predict, seconds, cpu = predict
                 times[tool].append(seconds)
@@ -402,7 +438,9 @@ def main(argv=None):
                 with torch.no_grad():
                     accuracy[tool].append(float(np.mean(predict(X_test) == y_test)))
         # The baseline: the hand-written loop at its best thread count among those timed.
-        handwritten = [t for t in args.tools if t.startswith("hand-written")]
+        # Without it (a busy-machine run, say), sknets on one thread.
+        handwritten = ([t for t in args.tools if t.startswith("hand-written")]
+                       or [t for t in args.tools if t == "sknets, 1 thread"])
         baseline = min(handwritten, key=lambda t: statistics.median(times[t]), default=None)
         base = statistics.median(times[baseline]) if baseline else None
         cpu_base = statistics.median(cpu_times[baseline]) if baseline else None
@@ -412,7 +450,7 @@ def main(argv=None):
               f"{baseline!r}")
         # On a virtual machine: CPU time the host took from it during these fits.
         print(f"# CPU seconds stolen by the host during this scenario's fits: {stolen:.2f}")
-        print("| tool | fit seconds | ratio to hand-written | paired ratio | CPU seconds "
+        print("| tool | fit seconds | ratio to baseline | paired ratio | CPU seconds "
               "| CPU ratio | test accuracy | % of matmul peak |")
         print("|---|---|---|---|---|---|---|---|")
         rows = {}
