@@ -271,7 +271,7 @@ class BaseNetwork(BaseEstimator):
             else:
                 module = copy.deepcopy(previous.net.module_)
             batch = min(self.batch_size, X.shape[0])
-            with ThreadLimit(self.n_threads, work=training_flops(module, batch)):
+            with ThreadLimit(self.n_threads, work=training_flops(module, batch), batch_size=batch):
                 train = self._dataset(X, encoded, weights, device)
                 net = build_net(params, module, self._criterion(), device=device, seed=seed,
                                 has_valid=valid is not None,

@@ -273,12 +273,13 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         fits share the cores, and ``threadpoolctl.threadpool_limits``
         sets) and by the CPUs available; 1 in a worker thread of joblib's
         "threading" backend. A fit whose training step needs under 4·10^7
-        floating-point operations runs on 1 thread. Where the thread count
-        cannot change the results (MKL's strict reproducibility mode, which
-        ``import sknets`` sets), a larger one leaves out the cores other
-        programs keep busy, and changes its thread count as they start and
-        stop while it trains; elsewhere a step under 10^8 operations runs on
-        1 thread and a larger one on the whole budget.
+        floating-point operations, or takes fewer than 32 samples, runs on
+        1 thread. Where the thread count cannot change the results (MKL's
+        strict reproducibility mode, which ``import sknets`` sets), a
+        larger one leaves out the cores other programs keep busy, and
+        changes its thread count as they start and stop while it trains;
+        elsewhere a step under 10^8 operations runs on 1 thread and a
+        larger one on the whole budget.
     verbose : int, default=0
         0 is silent, 1 prints one line per epoch, 2 adds a progress bar
         within each epoch.

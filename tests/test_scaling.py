@@ -256,6 +256,12 @@ def test_small_training_steps_run_on_one_thread_and_large_ones_on_the_budget():
     assert large.fit_threads_[0] == thread_budget()
     # An explicit n_threads is always obeyed.
     assert small.set_params(n_threads=2).fit(X, y).fit_threads_[0] == 2
+    # Steps on few samples run on one thread, however wide the network.
+    thin = ThreadRecorder((512, 256), batch_size=resources.SMALL_BATCH - 1, max_epochs=1,
+                          random_state=0).fit(X, y)
+    assert thin.fit_threads_[0] == 1
+    assert thread_budget(None, work=1e9, batch_size=resources.SMALL_BATCH - 1) == 1
+    assert thread_budget(None, work=1e9, batch_size=resources.SMALL_BATCH) == thread_budget()
 
 
 def test_short_steps_use_threads_only_where_the_fit_can_follow_the_load(monkeypatch):

@@ -196,7 +196,7 @@ def test_members_in_threads_are_their_separate_fits(digits, monkeypatch):
     # Each fit's budget is 1 thread, the group's 3: three members step at once.
     calls = []
 
-    def budget(n_threads, work=None):
+    def budget(n_threads, work=None, batch_size=None):
         calls.append(work)
         return 3 if len(calls) > 1 else 1  # the members' 1, then the group's 3
 

@@ -104,6 +104,13 @@ def _in_joblib_worker_thread():
 # (3.1e7 operations a step) took 1.08 of its one-thread time on two threads.
 SMALL_STEP_FLOPS = 4e7
 
+# Below this many samples a step, its operations are too thin to share,
+# however wide the network: on 2 cores, two threads took 1.09-1.23 of the
+# one-thread time for 784-512-256-10 at batch 16 (5e7 operations a step)
+# and 1.12 for 784-1024-1024-10 at batch 16 (1.8e8), against 0.83 and 0.67
+# at batch 32.
+SMALL_BATCH = 32
+
 # Between SMALL_STEP_FLOPS and this, a step is short enough (about a
 # millisecond) that its threads wait for each other several times per
 # millisecond: a core another program takes costs it much. On 2 cores,
@@ -134,7 +141,7 @@ def training_flops(module, batch_size):
     return 6 * batch_size * sum(p.numel() for p in module.parameters())
 
 
-def thread_budget(n_threads=None, work=None):
+def thread_budget(n_threads=None, work=None, batch_size=None):
     """Number of CPU threads a fit or a prediction in the calling thread may use.
 
     Parameters
@@ -159,6 +166,10 @@ def thread_budget(n_threads=None, work=None):
         the choice depends on the problem and the CPUs only, so that the
         same ``random_state`` gives the same results either way, and a
         step of less than ``SHORT_STEP_FLOPS`` runs on one thread.
+    batch_size : int, default=None
+        Samples of one training step. With ``n_threads=None``, a step on
+        fewer than ``SMALL_BATCH`` samples runs on one thread, whatever
+        its work.
 
     Returns
     -------
@@ -174,14 +185,15 @@ def thread_budget(n_threads=None, work=None):
     >>> thread_budget(3)
     3
     """
-    return _budgets(n_threads, work)[0]
+    return _budgets(n_threads, work, batch_size)[0]
 
 
-def _budgets(n_threads, work):
+def _budgets(n_threads, work, batch_size=None):
     """``(threads now, threads on an idle machine or None)``: the second where the load is followed."""
     if n_threads is not None:
         return int(n_threads), None  # a NumPy int trips threadpoolctl
-    if _in_joblib_worker_thread() or (work is not None and work < SMALL_STEP_FLOPS):
+    if (_in_joblib_worker_thread() or (work is not None and work < SMALL_STEP_FLOPS)
+            or (batch_size is not None and batch_size < SMALL_BATCH)):
         return 1, None
     openmp = [pool["num_threads"] for pool in _thread_pools().info()
               if pool["user_api"] == "openmp"]
@@ -362,6 +374,8 @@ class ThreadLimit:
         As in :func:`thread_budget`.
     work : float, default=None
         As in :func:`thread_budget`.
+    batch_size : int, default=None
+        As in :func:`thread_budget`.
 
     Attributes
     ----------
@@ -379,11 +393,11 @@ class ThreadLimit:
     1
     """
 
-    def __init__(self, n_threads, work=None):
-        self.n_threads, self.work = n_threads, work
+    def __init__(self, n_threads, work=None, batch_size=None):
+        self.n_threads, self.work, self.batch_size = n_threads, work, batch_size
 
     def __enter__(self):
-        self.n_threads_, quiet = _budgets(self.n_threads, self.work)
+        self.n_threads_, quiet = _budgets(self.n_threads, self.work, self.batch_size)
         # Read before limiting the pools: torch's threads are OpenMP's.
         self._torch_threads = torch.get_num_threads()
         self._pools = None

@@ -172,7 +172,7 @@ def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
     # short step that its own fit would take on several threads (where the
     # count cannot change its results) takes one here: the lanes use the
     # other cores, and a member on one thread never waits for another.
-    budget_of = {w: thread_budget(n_threads, w) for w in dict.fromkeys(work)}
+    budget_of = {w: thread_budget(n_threads, w, size) for w in dict.fromkeys(work)}
     if n_threads is None:
         budget_of = {w: 1 if w < resources.SHORT_STEP_FLOPS else budget
                      for w, budget in budget_of.items()}
@@ -219,7 +219,7 @@ def _train_batched(steps, update, fits, train, size, epochs, n_threads, work):
     if len({bytes(fit.net.generator.get_state().numpy()) for fit in fits}) != 1:
         raise ValueError("batched stacking needs one batch order: members of one seed")
     optimizers = [fit.net.optimizer_ for fit in fits]
-    with ThreadLimit(n_threads, work=work), torch.no_grad(), \
+    with ThreadLimit(n_threads, work=work, batch_size=size), torch.no_grad(), \
             _Stacked(steps, optimizers) as stacked:
         update.blocks = stacked.adam_blocks
 
