@@ -32,7 +32,13 @@ from . import _archive, _params
 from ._engine.build import OPTIMIZERS, build_net
 from ._engine.modules import ACTIVATIONS, TabularNetwork
 from ._engine.net import TensorData, TensorNet, to_tensor
-from ._engine.resources import ThreadLimit, move_net, resolve_device, training_flops
+from ._engine.resources import (
+    ThreadLimit,
+    move_net,
+    prediction_threads,
+    resolve_device,
+    training_flops,
+)
 from ._engine.schedules import SCHEDULES
 from ._engine.sparse import SparseData, dense_chunks
 from ._input import TableEncoder, as_float, check_finite_outputs
@@ -672,7 +678,8 @@ class BaseNetwork(BaseEstimator):
         ``set_params(device="cpu")`` runs a fitted model elsewhere.
         """
         device = resolve_device(self.device)
-        with ThreadLimit(self.n_threads):
+        network = self._fitted.net.module_ if module is None else module
+        with ThreadLimit(prediction_threads(self.n_threads, network, X.shape[0])):
             net = move_net(self._fitted.net, device)
             if sp.issparse(X):  # densified chunk by chunk, never whole
                 parts = []

@@ -279,7 +279,8 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         larger one leaves out the cores other programs keep busy, and
         changes its thread count as they start and stop while it trains;
         elsewhere a step under 10^8 operations runs on 1 thread and a
-        larger one on the whole budget.
+        larger one on the whole budget. A prediction needing under 4·10^7
+        operations runs on 1 thread where that cannot change its results.
     verbose : int, default=0
         0 is silent, 1 prints one line per epoch, 2 adds a progress bar
         within each epoch.

@@ -264,6 +264,27 @@ def test_small_training_steps_run_on_one_thread_and_large_ones_on_the_budget():
     assert thread_budget(None, work=1e9, batch_size=resources.SMALL_BATCH) == thread_budget()
 
 
+def test_small_predictions_run_on_one_thread_where_that_changes_no_result(digits784,
+                                                                          monkeypatch):
+    quiet = thread_budget()
+    if quiet < 2:
+        pytest.skip("one thread at most here: nothing to choose")
+    X, y = digits784
+    clf = MLPClassifier((100,), max_epochs=1, random_state=0).fit(X[:300], y[:300])
+    seen = []
+    clf.module_.register_forward_pre_hook(lambda *args: seen.append(torch.get_num_threads()))
+    monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    # 784-100-10: 2 x 79,510 operations a row; 4e7 at 252 rows.
+    clf.predict_proba(X[:1])
+    clf.predict_proba(X[:1000])
+    assert seen == [1, quiet]
+    # An explicit count is obeyed; where the count could change the results, so is the budget.
+    clf.set_params(n_threads=2).predict(X[:1])
+    monkeypatch.setattr(resources, "thread_invariant", lambda: False)
+    clf.set_params(n_threads=None).predict(X[:1])
+    assert seen[2:] == [2, quiet]
+
+
 def test_short_steps_use_threads_only_where_the_fit_can_follow_the_load(monkeypatch):
     quiet = thread_budget()
     if quiet < 2:

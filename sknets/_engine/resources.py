@@ -90,6 +90,31 @@ def _thread_pools():
     return ThreadpoolController()
 
 
+@functools.cache
+def _cpu_quota():
+    # joblib.cpu_count() reads the cgroup files at every call (~40 µs); a
+    # container's CPU quota does not change during a process.
+    return joblib.cpu_count()
+
+
+def cpu_count():
+    """The CPUs this process may run on: ``joblib.cpu_count()`` (CPU affinity, cgroup quotas).
+
+    The quota is read once per process, the affinity at every call.
+
+    Examples
+    --------
+    >>> import joblib
+    >>> from sknets._engine.resources import cpu_count
+    >>> cpu_count() == joblib.cpu_count()
+    True
+    """
+    try:
+        return max(1, min(_cpu_quota(), len(os.sched_getaffinity(0))))
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        return _cpu_quota()
+
+
 def _in_joblib_worker_thread():
     """Whether this is a worker thread of joblib's threading backend."""
     backend, _ = get_active_backend()
@@ -139,6 +164,29 @@ def training_flops(module, batch_size):
     47100000
     """
     return 6 * batch_size * sum(p.numel() for p in module.parameters())
+
+
+def prediction_threads(n_threads, module, n_samples):
+    """The ``n_threads`` of a prediction of ``module`` on ``n_samples`` rows.
+
+    ``n_threads`` itself, or 1 where it is None, the forward pass needs
+    less than ``SMALL_STEP_FLOPS`` floating-point operations (about 2 per
+    weight and row: 250 rows of a 784-100-10 network) and the thread count
+    cannot change the results (:func:`thread_invariant`): a second thread
+    only slows such a pass down (a row of 784-100-10: 0.86 against 0.56
+    ms). A larger prediction takes the whole budget (None).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._engine.resources import prediction_threads
+    >>> prediction_threads(2, torch.nn.Linear(784, 100), n_samples=1)
+    2
+    """
+    if n_threads is not None or 2 * n_samples * sum(p.numel() for p in module.parameters()) \
+            >= SMALL_STEP_FLOPS or not thread_invariant():
+        return n_threads
+    return 1
 
 
 def thread_budget(n_threads=None, work=None, batch_size=None):
@@ -197,14 +245,14 @@ def _budgets(n_threads, work, batch_size=None):
         return 1, None
     openmp = [pool["num_threads"] for pool in _thread_pools().info()
               if pool["user_api"] == "openmp"]
-    budget = max(1, min([torch.get_num_threads(), joblib.cpu_count(), *openmp]))
+    budget = max(1, min([torch.get_num_threads(), cpu_count(), *openmp]))
     if work is None or budget == 1:
         return budget, None
     if not thread_invariant():
         return (1 if work < SHORT_STEP_FLOPS else budget), None
     # Threads of a fit that share a core with a busy program wait for it at
     # every operation: a busy machine trains faster on fewer threads.
-    return max(1, min(budget, joblib.cpu_count() - busy_cores())), budget
+    return max(1, min(budget, cpu_count() - busy_cores())), budget
 
 
 @functools.cache
@@ -223,7 +271,7 @@ def thread_invariant():
     >>> thread_invariant() in (True, False)
     True
     """
-    if "STRICT" not in os.environ.get("MKL_CBWR", "").upper() or joblib.cpu_count() < 2:
+    if "STRICT" not in os.environ.get("MKL_CBWR", "").upper() or cpu_count() < 2:
         return False
     generator = torch.Generator().manual_seed(0)
     # A shape whose product MKL splits between threads in another order
@@ -317,7 +365,7 @@ class _LoadFollower:
 
     def __init__(self, budget, threads):
         self.budget, self.threads, self.wanted = budget, threads, threads
-        self.cores = joblib.cpu_count()
+        self.cores = cpu_count()
         self.next_look = time.perf_counter() + LOAD_LOOK_SECONDS
 
     def __call__(self):
