@@ -169,12 +169,13 @@ def training_flops(module, batch_size):
 def prediction_threads(n_threads, module, n_samples):
     """The ``n_threads`` of a prediction of ``module`` on ``n_samples`` rows.
 
-    ``n_threads`` itself, or 1 where it is None, the forward pass needs
-    less than ``SMALL_STEP_FLOPS`` floating-point operations (about 2 per
-    weight and row: 250 rows of a 784-100-10 network) and the thread count
-    cannot change the results (:func:`thread_invariant`): a second thread
-    only slows such a pass down (a row of 784-100-10: 0.86 against 0.56
-    ms). A larger prediction takes the whole budget (None).
+    ``n_threads`` as given, except 1 where ``n_threads`` is None, the
+    forward pass needs less than ``SMALL_STEP_FLOPS`` floating-point
+    operations (about 2 per weight and row: 250 rows of a 784-100-10
+    network) and the thread count cannot change the results
+    (:func:`thread_invariant`): a second thread only slows such a pass
+    down (a row of 784-100-10: 0.86 against 0.56 ms). A larger prediction
+    keeps None, the whole budget (:func:`thread_budget`).
 
     Examples
     --------
@@ -411,8 +412,8 @@ class ThreadLimit:
     """Context manager running torch and the BLAS/OpenMP pools on a thread budget.
 
     On entry, torch's intra-op threads in the calling thread are set to
-    ``thread_budget(n_threads, work)``; in the main thread of the process, so are
-    the BLAS and OpenMP thread pools that threadpoolctl finds. Those pools
+    ``thread_budget(n_threads, work, batch_size)``; in the main thread of the
+    process, so are the BLAS and OpenMP thread pools that threadpoolctl finds. Those pools
     are process-wide: other threads leave them alone, since concurrent fits
     changing and restoring them would race. On exit everything is restored.
 
