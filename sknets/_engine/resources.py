@@ -184,8 +184,8 @@ def prediction_threads(n_threads, module, n_samples):
     >>> prediction_threads(2, torch.nn.Linear(784, 100), n_samples=1)
     2
     """
-    if n_threads is not None or 2 * n_samples * sum(p.numel() for p in module.parameters()) \
-            >= SMALL_STEP_FLOPS or not thread_invariant():
+    forward = training_flops(module, n_samples) / 3  # 2 of a training step's 6 per weight
+    if n_threads is not None or forward >= SMALL_STEP_FLOPS or not thread_invariant():
         return n_threads
     return 1
 
