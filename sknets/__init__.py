@@ -28,11 +28,20 @@ from typing import TYPE_CHECKING
 # on its thread count, which may follow the machine's load (a busy machine
 # trains on fewer threads; see sknets._engine.resources.thread_budget). MKL
 # also reads it once; MKL_CBWR set beforehand (e.g. "AUTO") is left alone.
+#
+# Where torch is loaded already (``import torch`` first, as many scripts
+# begin), MKL may not have computed anything yet: then its C interface still
+# accepts the mode (``_strict_mkl``), and fits keep both properties.
 if "torch" not in sys.modules:
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         os.environ["GOMP_SPINCOUNT"] = "1000"
     os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+elif "MKL_CBWR" not in os.environ:
+    from ._strict_mkl import set_strict_mode
+
+    if set_strict_mode(sys.modules["torch"]):
+        os.environ["MKL_CBWR"] = "AUTO,STRICT"  # as MKL now runs; worker processes inherit it
 
 from ._version import __version__  # noqa: E402
 

@@ -453,7 +453,7 @@ _STACKING_DOC = """stacking : {"auto", "exact", "batched"}, default="auto"
         product and batched products for the others, which is faster; where
         torch's matrix products give the same bits for columns computed
         together or apart (MKL's strict reproducibility mode, which
-        ``import sknets`` sets when torch is not loaded yet), each member is
+        ``import sknets`` sets unless torch's MKL has computed before), each member is
         still bit for bit its separate fit; elsewhere it agrees with it to
         float32 rounding, which a few epochs of training can amplify (mean
         test scores up to about 0.005 from scikit-learn's on the benchmark

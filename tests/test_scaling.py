@@ -384,12 +384,39 @@ def test_importing_sknets_first_makes_openmp_threads_spin_briefly_then_sleep():
                               text=True).stdout.split()[-3:]
 
     assert policy("import sknets, torch") == ["PASSIVE", "1000", "AUTO,STRICT"]
-    # Too late to change: left alone.
-    assert policy("import torch, sknets") == ["None", "None", "None"]
+    # Too late for OpenMP's policy; MKL's mode is set through its C interface
+    # where torch carries MKL and it has computed nothing yet.
+    strict = "AUTO,STRICT" if torch.backends.mkl.is_available() else "None"
+    assert policy("import torch, sknets") == ["None", "None", strict]
+    # MKL has computed already: left alone.
+    assert policy("import torch; torch.rand(4, 4) @ torch.rand(4, 4); import sknets") == [
+        "None", "None", "None"]
     # The user's choice is left alone.
     assert policy("import sknets", OMP_WAIT_POLICY="ACTIVE", MKL_CBWR="AUTO") == [
         "ACTIVE", "None", "AUTO"]
     assert policy("import sknets", GOMP_SPINCOUNT="0") == ["None", "0", "AUTO,STRICT"]
+
+
+@pytest.mark.slow  # a fresh interpreter: MKL's mode can change only before it computes
+@needs_invariance
+def test_results_do_not_depend_on_the_thread_count_when_torch_is_imported_first():
+    code = """
+import torch  # before sknets, as many scripts begin
+import numpy as np
+import sknets
+from sknets import MLPClassifier
+from sknets._engine.resources import thread_invariant
+
+rng = np.random.default_rng(0)
+X, y = rng.random((300, 784), dtype=np.float32), rng.integers(0, 3, 300)
+fits = [MLPClassifier((100,), batch_size=100, max_epochs=2, random_state=0,
+                      n_threads=n).fit(X, y).predict_proba(X) for n in (1, 2)]
+print(thread_invariant(), np.array_equal(*fits))
+"""
+    environment = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    out = subprocess.run([sys.executable, "-c", code], env=environment, check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert out == ["True", "True"]
 
 
 @needs_invariance
