@@ -274,6 +274,7 @@ def test_small_predictions_run_on_one_thread_where_that_changes_no_result(digits
     seen = []
     clf.module_.register_forward_pre_hook(lambda *args: seen.append(torch.get_num_threads()))
     monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    monkeypatch.setattr(resources, "busy_cores", _Load([0]))  # an idle machine
     # 784-100-10: 2 x 79,510 operations a row; 4e7 at 252 rows.
     clf.predict_proba(X[:1])
     clf.predict_proba(X[:1000])
@@ -283,6 +284,28 @@ def test_small_predictions_run_on_one_thread_where_that_changes_no_result(digits
     monkeypatch.setattr(resources, "thread_invariant", lambda: False)
     clf.set_params(n_threads=None).predict(X[:1])
     assert seen[2:] == [2, quiet]
+
+
+def test_work_outside_training_leaves_busy_cores_where_the_count_changes_no_result(
+        monkeypatch):
+    quiet = thread_budget()
+    if quiet < 2:
+        pytest.skip("one thread at most here: nothing to leave")
+    cores = joblib.cpu_count()
+    monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    load = _Load([cores])  # every core busy with other programs
+    monkeypatch.setattr(resources, "busy_cores", load)
+    with resources.ThreadLimit(None) as limit:
+        assert limit.n_threads_ == torch.get_num_threads() == 1
+    assert load.looks == 1  # one look, not three
+    assert thread_budget() == quiet  # the budget itself does not look
+    with resources.ThreadLimit(2):  # an explicit count is obeyed
+        assert torch.get_num_threads() == 2
+    # Where the count could change the results, the load plays no part.
+    monkeypatch.setattr(resources, "thread_invariant", lambda: False)
+    with resources.ThreadLimit(None) as limit:
+        assert limit.n_threads_ == quiet
+    assert load.looks == 1
 
 
 def test_short_steps_use_threads_only_where_the_fit_can_follow_the_load(monkeypatch):

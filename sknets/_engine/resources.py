@@ -237,8 +237,11 @@ def thread_budget(n_threads=None, work=None, batch_size=None):
     return _budgets(n_threads, work, batch_size)[0]
 
 
-def _budgets(n_threads, work, batch_size=None):
-    """``(threads now, threads on an idle machine or None)``: the second where the load is followed."""
+def _budgets(n_threads, work, batch_size=None, look=False):
+    """``(threads now, threads on an idle machine or None)``: the second where the load is followed.
+
+    ``look``: without ``work``, count the busy cores too (a :class:`ThreadLimit`).
+    """
     if n_threads is not None:
         return int(n_threads), None  # a NumPy int trips threadpoolctl
     if (_in_joblib_worker_thread() or (work is not None and work < SMALL_STEP_FLOPS)
@@ -247,8 +250,15 @@ def _budgets(n_threads, work, batch_size=None):
     openmp = [pool["num_threads"] for pool in _thread_pools().info()
               if pool["user_api"] == "openmp"]
     budget = max(1, min([torch.get_num_threads(), cpu_count(), *openmp]))
-    if work is None or budget == 1:
-        return budget, None
+    if budget == 1:
+        return 1, None
+    if work is None:
+        # Work outside a training loop (the input check, a prediction): where
+        # the count cannot change the results, a block of work leaves the
+        # cores that other programs keep busy to them, from one look at the load.
+        if not look or not thread_invariant():
+            return budget, None
+        return max(1, min(budget, cpu_count() - busy_cores(looks=1))), None
     if not thread_invariant():
         return (1 if work < SHORT_STEP_FLOPS else budget), None
     # Threads of a fit that share a core with a busy program wait for it at
@@ -412,7 +422,11 @@ class ThreadLimit:
     """Context manager running torch and the BLAS/OpenMP pools on a thread budget.
 
     On entry, torch's intra-op threads in the calling thread are set to
-    ``thread_budget(n_threads, work, batch_size)``; in the main thread of the
+    ``thread_budget(n_threads, work, batch_size)``, and without ``work``
+    (work that is not a training loop: an input check, a prediction) to
+    that less the cores other programs keep busy (one look at
+    :func:`busy_cores`) where the count cannot change the results
+    (:func:`thread_invariant`); in the main thread of the
     process, so are the BLAS and OpenMP thread pools that threadpoolctl finds. Those pools
     are process-wide: other threads leave them alone, since concurrent fits
     changing and restoring them would race. On exit everything is restored.
@@ -446,7 +460,7 @@ class ThreadLimit:
         self.n_threads, self.work, self.batch_size = n_threads, work, batch_size
 
     def __enter__(self):
-        self.n_threads_, quiet = _budgets(self.n_threads, self.work, self.batch_size)
+        self.n_threads_, quiet = _budgets(self.n_threads, self.work, self.batch_size, look=True)
         # Read before limiting the pools: torch's threads are OpenMP's.
         self._torch_threads = torch.get_num_threads()
         self._pools = None
