@@ -59,7 +59,11 @@ import warnings  # noqa: E402
 
 # sknets first, as a user's script would: it sets torch's OpenMP wait policy,
 # which only takes effect before torch is loaded (the hand-written loop in this
-# process runs under the same policy).
+# process runs under the same policy). --torch-first imports torch before
+# sknets instead, as many scripts begin: torch's threads then spin, and sknets
+# sets MKL's strict mode through MKL's C interface.
+if "--torch-first" in sys.argv:
+    import torch
 from sknets import MLPClassifier  # noqa: E402
 from sknets.datasets import fetch_fashion_mnist  # noqa: E402
 
@@ -363,6 +367,9 @@ def main(argv=None):
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="keep N other CPU-bound processes running during the timed fits "
                              "(a busy machine)")
+    parser.add_argument("--torch-first", action="store_true",
+                        help="import torch before sknets, as many scripts begin (torch's "
+                             "threads then spin)")
     parser.add_argument("--busy-from", type=float, default=None, metavar="SECONDS",
                         help="start the --busy processes this many seconds into each timed "
                              "fit, and stop them when it ends (load arriving mid-training; "
@@ -402,6 +409,8 @@ def main(argv=None):
               f"threads={info['num_threads']}  {os.path.basename(info['filepath'])}")
     peak = matmul_peak_gflops()
     print(f"# float32 matmul peak: {peak:.1f} GFLOP/s")
+    print(f"# torch imported {'before' if args.torch_first else 'after'} sknets; "
+          f"MKL_CBWR={os.environ.get('MKL_CBWR')}")
     print(f"# OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
           f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')}; "
           f"{args.busy} other CPU-bound processes during the fits"
