@@ -327,8 +327,11 @@ def _spin():
 
 
 @contextlib.contextmanager
-def busy_during(n, after):
-    """``n`` CPU-bound processes starting ``after`` seconds into the block, stopped at its end."""
+def busy_during(n, after=None):
+    """``n`` CPU-bound processes during the block: from its start, or ``after`` seconds into it.
+
+    They stop when the block ends.
+    """
     processes = []
 
     def start():
@@ -336,8 +339,11 @@ def busy_during(n, after):
         for process in processes:
             process.start()
 
-    timer = threading.Timer(after or 0.0, start) if n else None
-    if timer is not None:
+    timer = None
+    if n and after is None:
+        start()
+    elif n:
+        timer = threading.Timer(after, start)
         timer.start()
     try:
         yield
@@ -386,8 +392,9 @@ def main(argv=None):
             print(f"# skipping {tool!r}: {OPTIONAL[tool]} is not installed "
                   "(pip install -e '.[bench]')")
             args.tools.remove(tool)
-    busy = [multiprocessing.Process(target=_spin, daemon=True)
-            for _ in range(args.busy if args.busy_from is None else 0)]
+    # --busy: the processes run through every scenario's timed fits; with
+    # --busy-from they start anew within each timed fit.
+    throughout, per_fit = (args.busy, 0) if args.busy_from is None else (0, args.busy)
 
     if args.threads:
         from threadpoolctl import threadpool_limits
@@ -421,8 +428,8 @@ def main(argv=None):
     for tool in args.tools:
         if "own process" not in tool:  # which warms up its own process
             TOOLS[tool](X[:1000], y[:1000], (100,), 100, 0.0, 1, seed=0)
-    for process in busy:
-        process.start()
+    running = contextlib.ExitStack()
+    running.enter_context(busy_during(throughout))
     results = {"peak_gflops": peak, "scenarios": {}}
     names = list(SCENARIOS)
     for index in args.scenarios:
@@ -434,8 +441,7 @@ def main(argv=None):
         stolen = steal_seconds()
         for repeat in range(args.repeats):
             for tool in args.tools:  # alternate the tools within each repeat
-                with busy_during(args.busy if args.busy_from is not None else 0,
-                                 args.busy_from):
+                with busy_during(per_fit, args.busy_from):
                     start, cpu_start = time.perf_counter(), time.process_time()
                     predict = TOOLS[tool](X, y, config["hidden"], config["batch"],
                                           config["dropout"], args.epochs, seed=repeat)
@@ -482,8 +488,7 @@ def main(argv=None):
                   f"| {cpu_ratio:.2f} | {acc:.4f} | {share:.1f} |")
         results["scenarios"][name] = dict(rows, stolen_cpu_seconds=stolen)
 
-    for process in busy:
-        process.terminate()
+    running.close()
     if "path" in DATA_FOLDER:
         shutil.rmtree(DATA_FOLDER.pop("path"), ignore_errors=True)
     pred = bench_predict(X, y, X_test, max(5, args.repeats))
