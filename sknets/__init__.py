@@ -10,14 +10,17 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-# torch's OpenMP threads spin while they wait for work (for some 3 ms with
-# GNU OpenMP's default). On a machine whose cores are busy with anything else
-# (a browser, a parallel search, CI), the spinning threads take the cores the
-# working one needs, and a fit at two threads runs several times slower than
-# at one. Threads that sleep at once pay for it on an idle machine: every
-# operation wakes them. So unless the user has chosen, waiting threads spin
-# briefly (GOMP_SPINCOUNT=1000: tens of microseconds, enough to bridge the gap
-# between two operations of a training step) and then sleep (the passive
+# torch's OpenMP threads spin while they wait for work (GNU OpenMP's default:
+# 300,000 rounds, 5-10 ms), then sleep. Threads that sleep at once pay for it
+# on an idle machine: every operation of a training step has to wake them,
+# which on a virtual machine can take longer than the operation. Threads
+# that spin take the cores that other programs need, and a fit whose thread
+# count cannot change slows down several times when programs start; but a
+# fit's threads follow the load as it trains (sknets._engine.resources), so
+# spinning costs a busy machine only the milliseconds before the threads
+# notice it. Unless the user has chosen, waiting threads therefore spin for
+# 100,000 rounds (a few milliseconds: longer than the gaps between the
+# parallel operations of a training step) and then sleep (the passive
 # policy, which is also what OpenMP runtimes without GOMP_SPINCOUNT follow).
 # OpenMP reads both once, when torch loads: they are set here only if torch
 # is not loaded yet (OMP_WAIT_POLICY=ACTIVE before importing sknets keeps
@@ -35,7 +38,7 @@ from typing import TYPE_CHECKING
 if "torch" not in sys.modules:
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        os.environ["GOMP_SPINCOUNT"] = "1000"
+        os.environ["GOMP_SPINCOUNT"] = "100000"
     os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 elif "MKL_CBWR" not in os.environ:
     from ._strict_mkl import set_strict_mode

@@ -406,7 +406,7 @@ def test_importing_sknets_first_makes_openmp_threads_spin_briefly_then_sleep():
                               env={**environment, **env}, check=True, capture_output=True,
                               text=True).stdout.split()[-3:]
 
-    assert policy("import sknets, torch") == ["PASSIVE", "1000", "AUTO,STRICT"]
+    assert policy("import sknets, torch") == ["PASSIVE", "100000", "AUTO,STRICT"]
     # Too late for OpenMP's policy; MKL's mode is set through its C interface
     # where torch carries MKL and it has computed nothing yet.
     strict = "AUTO,STRICT" if torch.backends.mkl.is_available() else "None"
