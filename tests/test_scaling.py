@@ -420,6 +420,41 @@ def test_importing_sknets_first_makes_openmp_threads_spin_briefly_then_sleep():
     assert policy("import sknets", GOMP_SPINCOUNT="0") == ["None", "0", "AUTO,STRICT"]
 
 
+@pytest.mark.slow  # fresh interpreters: the wait policy is read when torch loads
+@pytest.mark.skipif(not any("libgomp" in pool["filepath"] for pool in threadpool_info()
+                            if pool["user_api"] == "openmp"),
+                    reason="GOMP_SPINCOUNT is GNU OpenMP's; torch runs another OpenMP here")
+def test_waiting_threads_go_to_sleep_after_their_spin():
+    # The CPU time the process takes while its main thread sleeps for 0.3 s
+    # right after a two-thread product: what the idle OpenMP thread spins.
+    code = """
+import time
+import sknets, torch
+torch.set_num_threads(2)
+a = torch.rand(1000, 784)
+b = torch.rand(784, 784)
+spins = []
+for _ in range(5):
+    a @ b
+    start = time.process_time()
+    time.sleep(0.3)
+    spins.append(time.process_time() - start)
+print(sorted(spins)[2])
+"""
+    names = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+    def spin_seconds(**env):
+        environment = {k: v for k, v in os.environ.items() if k not in names}
+        out = subprocess.run([sys.executable, "-c", code], env={**environment, **env},
+                             check=True, capture_output=True, text=True).stdout
+        return float(out.split()[-1])
+
+    # The default spins a few milliseconds (2.5-5 ms measured on 2 cores);
+    # threads that never sleep take the whole 0.3 s, which the same measure sees.
+    assert spin_seconds() < 0.1
+    assert spin_seconds(OMP_WAIT_POLICY="ACTIVE") > 0.2
+
+
 @pytest.mark.slow  # a fresh interpreter: MKL's mode can change only before it computes
 @needs_invariance
 def test_results_do_not_depend_on_the_thread_count_when_torch_is_imported_first():
