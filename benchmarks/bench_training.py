@@ -12,8 +12,8 @@ into each timed fit instead, and stop when it ends (load that arrives while
 a fit trains).
 
 The hand-written loop runs in this process (after ``import sknets``, under
-the settings it makes before torch loads: passive OpenMP waiting and MKL's
-strict mode) and, as "own process", in a fresh process with the environment
+the settings it makes before torch loads: OpenMP's waiting threads spin
+for sknets' 100,000 rounds, then sleep; MKL's strict mode) and, as "own process", in a fresh process with the environment
 the benchmark was launched with, as a plain torch script runs; it times its
 own fit. The baseline of the ratios is the fastest of the hand-written
 variants timed or, where none is, "sknets, 1 thread".
@@ -218,7 +218,7 @@ def own_process(threads=0):
     """The hand-written loop in a fresh process with the user's environment.
 
     In this process torch runs under the settings ``import sknets`` made
-    before it loaded (passive OpenMP waiting, MKL's strict mode), which a
+    before it loaded (sknets' OpenMP spin count, MKL's strict mode), which a
     plain torch script does not have. The child process times its own fit
     (not its start); the tool returns ``(predict, seconds, cpu_seconds)``.
     """
