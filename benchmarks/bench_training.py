@@ -15,8 +15,9 @@ The hand-written loop runs in this process (after ``import sknets``, under
 the settings it makes before torch loads: OpenMP's waiting threads spin
 for sknets' 100,000 rounds, then sleep; MKL's strict mode) and, as "own
 process", in a fresh process with the environment the benchmark was
-launched with, as a plain torch script runs; it times its own fit. The baseline of the ratios is the fastest of the hand-written
-variants timed or, where none is, "sknets, 1 thread".
+launched with, as a plain torch script runs; it times its own fit. The
+baseline of the ratios is the fastest of the hand-written variants timed
+or, where none is, "sknets, 1 thread".
 
     python benchmarks/bench_training.py --data-home ../shared/data
 

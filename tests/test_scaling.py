@@ -395,16 +395,21 @@ def test_a_fit_that_follows_the_load_gives_the_results_of_a_fit_on_one_thread(
     np.testing.assert_array_equal(followed, fit(1))
 
 
+def _fresh_python(code, without=(), **env):
+    """The standard output of ``code`` run by a fresh interpreter, in this
+    process's environment less the variables ``without``, plus ``env``."""
+    environment = {k: v for k, v in os.environ.items() if k not in without}
+    return subprocess.run([sys.executable, "-c", code], env={**environment, **env},
+                          check=True, capture_output=True, text=True).stdout
+
+
 @pytest.mark.slow  # fresh interpreters: the wait policy is read when torch loads
 def test_importing_sknets_first_makes_openmp_threads_spin_briefly_then_sleep():
     names = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_CBWR")
 
     def policy(code, **env):
-        environment = {k: v for k, v in os.environ.items() if k not in names}
-        return subprocess.run([sys.executable, "-c", code + "; import os; print(*(str(os."
-                               f"environ.get(name)) for name in {names!r}))"],
-                              env={**environment, **env}, check=True, capture_output=True,
-                              text=True).stdout.split()[-3:]
+        code += f"; import os; print(*(str(os.environ.get(name)) for name in {names!r}))"
+        return _fresh_python(code, names, **env).split()[-3:]
 
     assert policy("import sknets, torch") == ["PASSIVE", "100000", "AUTO,STRICT"]
     # Too late for OpenMP's policy; MKL's mode is set through its C interface
@@ -441,12 +446,8 @@ for _ in range(5):
     spins.append(time.process_time() - start)
 print(sorted(spins)[2])
 """
-    names = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-
     def spin_seconds(**env):
-        environment = {k: v for k, v in os.environ.items() if k not in names}
-        out = subprocess.run([sys.executable, "-c", code], env={**environment, **env},
-                             check=True, capture_output=True, text=True).stdout
+        out = _fresh_python(code, ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"), **env)
         return float(out.split()[-1])
 
     # The default spins a few milliseconds (2.5-5 ms measured on 2 cores);
@@ -471,10 +472,7 @@ fits = [MLPClassifier((100,), batch_size=100, max_epochs=2, random_state=0,
                       n_threads=n).fit(X, y).predict_proba(X) for n in (1, 2)]
 print(thread_invariant(), np.array_equal(*fits))
 """
-    environment = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
-    out = subprocess.run([sys.executable, "-c", code], env=environment, check=True,
-                         capture_output=True, text=True).stdout.split()
-    assert out == ["True", "True"]
+    assert _fresh_python(code, ("MKL_CBWR",)).split() == ["True", "True"]
 
 
 @needs_invariance
