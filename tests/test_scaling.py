@@ -506,6 +506,19 @@ def test_large_fits_leave_the_cores_other_programs_keep_busy(monkeypatch):
     assert thread_budget(None, work=1e9) == quiet
 
 
+def test_busy_cores_subtracts_this_process_running_threads(monkeypatch):
+    # /proc as Linux writes it: 4 threads running machine-wide, two of them
+    # this process's (the command name may hold spaces and parentheses).
+    files = {"/proc/loadavg": b"1.52 0.91 0.40 4/211 9876\n"}
+    for task, state in (("100", "R"), ("101", "S"), ("102", "R")):
+        files[f"/proc/self/task/{task}/stat"] = f"{task} (pt main (x)) {state} 1 2 3\n".encode()
+    monkeypatch.setattr(resources.os, "listdir", lambda path: ["100", "101", "102"])
+    monkeypatch.setattr(resources, "_read_proc", files.__getitem__)
+    assert busy_cores(looks=1) == 2
+    files["/proc/loadavg"] = b"0.10 0.20 0.30 1/211 9876\n"  # only the looking thread
+    assert busy_cores(looks=1) == 0
+
+
 def test_busy_cores_counts_other_programs_running():
     # The real count (the fixture of every test replaces it by 0).
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])

@@ -345,9 +345,8 @@ def busy_cores(looks=3, pause=5e-4):
         if look:
             time.sleep(pause)
         try:
-            with open("/proc/loadavg") as f:
-                running = int(f.read().split()[3].split("/")[0])
-            # This thread is running: one means no other (the usual look, ~10 µs).
+            running = int(_read_proc("/proc/loadavg").split()[3].split(b"/")[0])
+            # This thread is running: one means no other (the usual look, ~5 µs).
             own = running if running <= 1 else sum(
                 _task_running(task) for task in os.listdir("/proc/self/task"))
         except (OSError, ValueError, IndexError):
@@ -356,11 +355,20 @@ def busy_cores(looks=3, pause=5e-4):
     return min(counts)
 
 
+def _read_proc(path):
+    # os-level calls: a look during training reads up to five of these files,
+    # and Python's open() takes 20 µs a file against 5-8 µs for these.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
+
+
 def _task_running(task):
     try:
-        with open(f"/proc/self/task/{task}/stat") as f:
-            # The state follows the command name, which is in parentheses.
-            return f.read().rpartition(")")[2].split()[0] == "R"
+        # The state follows the command name, which is in parentheses.
+        return _read_proc(f"/proc/self/task/{task}/stat").rpartition(b")")[2].split()[0] == b"R"
     except (OSError, IndexError):
         return False  # a thread that ended meanwhile
 
