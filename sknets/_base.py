@@ -37,6 +37,7 @@ from ._engine.resources import (
     move_net,
     prediction_threads,
     resolve_device,
+    step_products,
     training_flops,
 )
 from ._engine.schedules import SCHEDULES
@@ -277,7 +278,8 @@ class BaseNetwork(BaseEstimator):
             else:
                 module = copy.deepcopy(previous.net.module_)
             batch = min(self.batch_size, X.shape[0])
-            with ThreadLimit(self.n_threads, work=training_flops(module, batch), batch_size=batch):
+            with ThreadLimit(self.n_threads, work=training_flops(module, batch), batch_size=batch,
+                             products=step_products(module, batch, X.shape[0])):
                 train = self._dataset(X, encoded, weights, device)
                 net = build_net(params, module, self._criterion(), device=device, seed=seed,
                                 has_valid=valid is not None,

@@ -273,7 +273,7 @@ def test_small_predictions_run_on_one_thread_where_that_changes_no_result(digits
     clf = MLPClassifier((100,), max_epochs=1, random_state=0).fit(X[:300], y[:300])
     seen = []
     clf.module_.register_forward_pre_hook(lambda *args: seen.append(torch.get_num_threads()))
-    monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
     monkeypatch.setattr(resources, "busy_cores", _Load([0]))  # an idle machine
     # 784-100-10: 2 x 79,510 operations a row; 4e7 at 252 rows.
     clf.predict_proba(X[:1])
@@ -281,7 +281,7 @@ def test_small_predictions_run_on_one_thread_where_that_changes_no_result(digits
     assert seen == [1, quiet]
     # An explicit count is obeyed; where the count could change the results, so is the budget.
     clf.set_params(n_threads=2).predict(X[:1])
-    monkeypatch.setattr(resources, "thread_invariant", lambda: False)
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): False)
     clf.set_params(n_threads=None).predict(X[:1])
     assert seen[2:] == [2, quiet]
 
@@ -292,7 +292,7 @@ def test_work_outside_training_leaves_busy_cores_where_the_count_changes_no_resu
     if quiet < 2:
         pytest.skip("one thread at most here: nothing to leave")
     cores = joblib.cpu_count()
-    monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
     load = _Load([cores])  # every core busy with other programs
     monkeypatch.setattr(resources, "busy_cores", load)
     with resources.ThreadLimit(None) as limit:
@@ -302,7 +302,7 @@ def test_work_outside_training_leaves_busy_cores_where_the_count_changes_no_resu
     with resources.ThreadLimit(2):  # an explicit count is obeyed
         assert torch.get_num_threads() == 2
     # Where the count could change the results, the load plays no part.
-    monkeypatch.setattr(resources, "thread_invariant", lambda: False)
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): False)
     with resources.ThreadLimit(None) as limit:
         assert limit.n_threads_ == quiet
     assert load.looks == 1
@@ -313,11 +313,11 @@ def test_short_steps_use_threads_only_where_the_fit_can_follow_the_load(monkeypa
     if quiet < 2:
         pytest.skip("one thread at most here: nothing to choose")
     short = (resources.SMALL_STEP_FLOPS + resources.SHORT_STEP_FLOPS) / 2
-    monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
     assert thread_budget(None, work=short) == quiet
     # Where the thread count could change the results the load cannot be
     # followed, and a core taken mid-fit costs a short step much: one thread.
-    monkeypatch.setattr(resources, "thread_invariant", lambda: False)
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): False)
     assert thread_budget(None, work=short) == 1
     assert thread_budget(None, work=resources.SHORT_STEP_FLOPS) == quiet
 
@@ -340,7 +340,7 @@ def test_threads_follow_the_load_during_a_fit(monkeypatch):
     quiet = thread_budget()
     if quiet < 2:
         pytest.skip("one thread at most here: nothing to follow")
-    monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
     monkeypatch.setattr(resources, "LOAD_LOOK_SECONDS", 0.0)  # a look at every step
     cores = joblib.cpu_count()
     # Idle at the start, then a program that only passes by (one look), then
@@ -466,13 +466,34 @@ import sknets
 from sknets import MLPClassifier
 from sknets._engine.resources import thread_invariant
 
+from sknets._engine.resources import step_products
+
 rng = np.random.default_rng(0)
-X, y = rng.random((300, 784), dtype=np.float32), rng.integers(0, 3, 300)
+X, y = rng.random((300, 784), dtype=np.float32), rng.integers(0, 10, 300)
 fits = [MLPClassifier((100,), batch_size=100, max_epochs=2, random_state=0,
-                      n_threads=n).fit(X, y).predict_proba(X) for n in (1, 2)]
-print(thread_invariant(), np.array_equal(*fits))
+                      n_threads=n).fit(X, y) for n in (1, 2)]
+print(thread_invariant(step_products(fits[0].module_, 100, 300)),
+      np.array_equal(*(fit.predict_proba(X) for fit in fits)))
 """
     assert _fresh_python(code, ("MKL_CBWR",)).split() == ["True", "True"]
+
+
+@pytest.mark.parametrize("n_classes", [3, 10])
+def test_a_default_fit_gives_the_same_results_whatever_the_load(digits784, monkeypatch,
+                                                                 n_classes):
+    # The load may change a default fit's thread count only where that
+    # changes no result: with three classes, the output layer's products
+    # have three rows, which on some CPUs round otherwise on two threads.
+    if joblib.cpu_count() < 2:
+        pytest.skip("one CPU: the load cannot change the thread count")
+    X, y = digits784
+    X, y = X[:500], y[:500] % n_classes
+    fits = []
+    for busy in (0, 1):
+        monkeypatch.setattr(resources, "busy_cores", lambda *args, busy=busy, **kwargs: busy)
+        fits.append(MLPClassifier((100,), batch_size=300, max_epochs=2, random_state=0)
+                    .fit(X, y).predict_proba(X))
+    np.testing.assert_array_equal(*fits)
 
 
 @needs_invariance
@@ -491,7 +512,7 @@ def test_large_fits_leave_the_cores_other_programs_keep_busy(monkeypatch):
     quiet = thread_budget(None, work=1e9)
     if quiet < 2:
         pytest.skip("one thread at most here: nothing to give up")
-    monkeypatch.setattr(resources, "thread_invariant", lambda: True)
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
     monkeypatch.setattr(resources, "busy_cores", lambda *args, **kwargs: 1)
     assert thread_budget(None, work=1e9) == min(quiet, joblib.cpu_count() - 1)
     monkeypatch.setattr(resources, "busy_cores", lambda *args, **kwargs: joblib.cpu_count())
@@ -502,8 +523,36 @@ def test_large_fits_leave_the_cores_other_programs_keep_busy(monkeypatch):
     assert thread_budget(None) == quiet
     assert thread_budget(2, work=1e9) == 2
     # Where the thread count could change the results, the load is not read.
-    monkeypatch.setattr(resources, "thread_invariant", lambda: False)
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): False)
     assert thread_budget(None, work=1e9) == quiet
+
+
+def test_products_that_round_otherwise_on_two_threads_keep_the_load_out(monkeypatch):
+    # Strict mode, but products of at most 8 rows round otherwise on two
+    # threads (as on an AMD EPYC host with AVX-512): a fit computing one
+    # takes a thread count that no program running beside it can change.
+    quiet = thread_budget(None, work=1e9)
+    if quiet < 2:
+        pytest.skip("one thread at most here: nothing to give up")
+    monkeypatch.setattr(resources, "_strict_products", lambda: True)
+    monkeypatch.setattr(resources, "_same_on_two_threads", lambda m, k, n, **kw: m > 8)
+    monkeypatch.setattr(resources, "busy_cores", lambda *args, **kwargs: 1)
+    wide = resources.step_products(torch.nn.Linear(784, 100), 100, 1000)
+    narrow = resources.step_products(torch.nn.Linear(784, 3), 100, 1000)
+    assert thread_invariant(wide) and not thread_invariant(narrow)
+    assert thread_budget(None, work=1e9, products=wide) == min(quiet, joblib.cpu_count() - 1)
+    assert thread_budget(None, work=1e9, products=narrow) == quiet
+    assert thread_budget(None, work=5e7, products=narrow) == 1  # a short step: one thread
+
+
+def test_step_products_cover_the_last_smaller_batch():
+    module = torch.nn.Sequential(torch.nn.Linear(20, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    shapes = resources.step_products(module, 32, n_samples=100)  # 3 batches of 32, one of 4
+    assert (4, 20, 8) in shapes and (32, 20, 8) in shapes
+    assert (3, 8, 4) in shapes and (4, 3, 8) in shapes  # the output layer transposed; a gradient
+    assert (32, 8, 20) not in shapes  # the data's gradient is never computed
+    # A last batch of one sample, alone or (batch norm) joined to the one before.
+    assert {(1, 20, 8), (33, 20, 8)} <= set(resources.step_products(module, 32, n_samples=97))
 
 
 def test_busy_cores_subtracts_this_process_running_threads(monkeypatch):

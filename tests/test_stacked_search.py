@@ -12,6 +12,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy.stats import loguniform
 from sklearn import model_selection as sk
 from sklearn.base import clone
@@ -23,6 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
 from sknets import MLPClassifier, MLPRegressor, load
+from sknets._engine import stacked
 from sknets._engine.resources import split_invariant
 from sknets.model_selection import GridSearchCV, RandomizedSearchCV, _fit_stacked
 
@@ -164,6 +166,49 @@ def test_member_is_its_separate_fit_regressor(digits):
             _assert_same_fit(member, _separate(base, candidate, X, y), X, batched=batched)
 
 
+@pytest.mark.parametrize("widths", [(8,), (16,)])
+def test_members_keep_their_bits_where_the_wide_product_would_not(digits, monkeypatch, widths):
+    # Where one wide product of the first layers would round a member's
+    # columns otherwise than its own product (a BLAS that picks its kernel by
+    # the number of columns), each member gets a product of its own.
+    X, y = digits
+    monkeypatch.setattr(stacked, "_wide_product_exact", lambda *shape: False)
+    base = MLPClassifier(widths, max_epochs=3, batch_size=50, random_state=2)
+    candidates = [{"lr": 1e-3}, {"lr": 1e-2, "dropout": 0.1}, {"lr": 3e-3}]
+    fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y, batched=True)
+    for candidate, member in zip(candidates, fitted):
+        _assert_same_fit(member, _separate(base, candidate, X, y), X, batched=True)
+
+
+def test_members_whose_products_depend_on_threads_train_the_exact_way(digits, monkeypatch):
+    X, y = digits
+
+    def not_batched(*args, **kwargs):
+        raise AssertionError("batched despite products that round otherwise on two threads")
+
+    monkeypatch.setattr(stacked, "_train_batched", not_batched)
+    monkeypatch.setattr(stacked, "thread_invariant", lambda products=(): False)
+    base = MLPClassifier((8,), max_epochs=2, batch_size=50, random_state=3)
+    candidates = [{"lr": 1e-3}, {"lr": 1e-2}]
+    fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y, batched=True)
+    for candidate, member in zip(candidates, fitted):
+        _assert_same_fit(member, _separate(base, candidate, X, y), X)
+
+
+def test_wide_product_check_sees_a_kernel_that_rounds_otherwise(monkeypatch):
+    if split_invariant():  # the same product and columns as that check's
+        assert stacked._wide_product_exact(100, 784, (100, 100))
+    # A product that rounds each column by how many columns it has.
+    wide_addmm = torch.addmm
+    monkeypatch.setattr(stacked.torch, "addmm",
+                        lambda b, x, w: wide_addmm(b, x, w) * (1 + 2 ** -20 * w.shape[1]))
+    stacked._wide_product_exact.cache_clear()
+    try:
+        assert not stacked._wide_product_exact(20, 30, (12, 13))
+    finally:
+        stacked._wide_product_exact.cache_clear()
+
+
 @pytest.mark.parametrize("kind", ["label_smoothing", "multilabel", "huber", "poisson",
                                   "multioutput"])
 def test_members_of_every_loss_are_their_separate_fits(digits, kind):
@@ -196,7 +241,7 @@ def test_members_in_threads_are_their_separate_fits(digits, monkeypatch):
     # Each fit's budget is 1 thread, the group's 3: three members step at once.
     calls = []
 
-    def budget(n_threads, work=None, batch_size=None):
+    def budget(n_threads, work=None, batch_size=None, products=()):
         calls.append(work)
         return 3 if len(calls) > 1 else 1  # the members' 1, then the group's 3
 

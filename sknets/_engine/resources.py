@@ -190,7 +190,7 @@ def prediction_threads(n_threads, module, n_samples):
     return 1
 
 
-def thread_budget(n_threads=None, work=None, batch_size=None):
+def thread_budget(n_threads=None, work=None, batch_size=None, products=()):
     """Number of CPU threads a fit or a prediction in the calling thread may use.
 
     Parameters
@@ -210,8 +210,9 @@ def thread_budget(n_threads=None, work=None, batch_size=None):
         than ``SMALL_STEP_FLOPS`` runs on one thread. A larger one takes
         the budget above, less the cores that other programs keep busy at
         that moment (:func:`busy_cores`), but only where the thread count
-        cannot change the results (:func:`thread_invariant`); such a fit
-        then follows the load as it trains (:func:`follow_load`). Elsewhere
+        cannot change the results (:func:`thread_invariant` of
+        ``products``); such a fit then follows the load as it trains
+        (:func:`follow_load`). Elsewhere
         the choice depends on the problem and the CPUs only, so that the
         same ``random_state`` gives the same results either way, and a
         step of less than ``SHORT_STEP_FLOPS`` runs on one thread.
@@ -219,6 +220,10 @@ def thread_budget(n_threads=None, work=None, batch_size=None):
         Samples of one training step. With ``n_threads=None``, a step on
         fewer than ``SMALL_BATCH`` samples runs on one thread, whatever
         its work.
+    products : sequence of (int, int, int), default=()
+        The ``(m, k, n)`` shapes of the step's matrix products
+        (:func:`step_products`), each of which must give the same bits on
+        one thread and on two before the load may choose the threads.
 
     Returns
     -------
@@ -234,13 +239,14 @@ def thread_budget(n_threads=None, work=None, batch_size=None):
     >>> thread_budget(3)
     3
     """
-    return _budgets(n_threads, work, batch_size)[0]
+    return _budgets(n_threads, work, batch_size, products=products)[0]
 
 
-def _budgets(n_threads, work, batch_size=None, look=False):
+def _budgets(n_threads, work, batch_size=None, look=False, products=()):
     """``(threads now, threads on an idle machine or None)``: the second where the load is followed.
 
     ``look``: without ``work``, count the busy cores too (a :class:`ThreadLimit`).
+    ``products``: the step's matrix products (:func:`step_products`).
     """
     if n_threads is not None:
         return int(n_threads), None  # a NumPy int trips threadpoolctl
@@ -259,44 +265,118 @@ def _budgets(n_threads, work, batch_size=None, look=False):
         if not look or not thread_invariant():
             return budget, None
         return max(1, min(budget, cpu_count() - busy_cores(looks=1))), None
-    if not thread_invariant():
+    if not thread_invariant(products):
         return (1 if work < SHORT_STEP_FLOPS else budget), None
     # Threads of a fit that share a core with a busy program wait for it at
     # every operation: a busy machine trains faster on fewer threads.
     return max(1, min(budget, cpu_count() - busy_cores())), budget
 
 
-@functools.cache
-def thread_invariant():
+def thread_invariant(products=()):
     """Whether torch's CPU matrix products give the same bits on one thread and on two.
 
     True where MKL runs in its strict reproducibility mode
     (``MKL_CBWR=AUTO,STRICT``, which ``import sknets`` sets when torch is not
-    loaded yet) and a product that rounds differently on two threads
-    without it gives the same bits: a fit's results then do not depend on
-    its thread count. Checked once per process (a few milliseconds).
+    loaded yet), a product that rounds differently on two threads without
+    it gives the same bits (checked once per process, a few milliseconds),
+    and so does each of ``products``: a fit whose step computes those
+    products then gives results that do not depend on its thread count.
+    The mode does not cover every shape on every CPU: on an AMD EPYC host
+    with AVX-512, products with 2 to 8 rows (a layer of a few units, a
+    batch of a few samples) split between two threads round otherwise.
+
+    Parameters
+    ----------
+    products : sequence of (int, int, int), default=()
+        ``(m, k, n)``: products of an ``m x k`` by a ``k x n`` matrix
+        (:func:`step_products`), each checked once per process in its four
+        memory layouts, on random numbers.
 
     Examples
     --------
     >>> from sknets._engine.resources import thread_invariant
     >>> thread_invariant() in (True, False)
     True
+    >>> thread_invariant([(100, 784, 100)]) == thread_invariant()
+    True
     """
+    return _strict_products() and all(_same_on_two_threads(*shape) for shape in products)
+
+
+@functools.cache
+def _strict_products():
     if "STRICT" not in os.environ.get("MKL_CBWR", "").upper() or cpu_count() < 2:
         return False
-    generator = torch.Generator().manual_seed(0)
     # A shape whose product MKL splits between threads in another order
-    # (100 x 784 by 784 x 100, the first layer of a small MLP).
-    a, b = (torch.rand(100, 784, generator=generator) for _ in range(2))
+    # without the mode (100 x 784 by 784 x 100, the first layer of a small MLP).
+    return _same_on_two_threads(100, 784, 100, layouts=((False, True),), depth=784)
+
+
+# The inner dimension of a product checked for a step is cut to this (the
+# product of a batch of 1,000 by 784 inputs would take 40 ms to check): the
+# mode keeps a long sum's order (the check above), and what it does not
+# cover on some CPUs depends on the result's shape.
+_CHECKED_DEPTH = 64
+_LAYOUTS = ((False, False), (False, True), (True, False), (True, True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _same_on_two_threads(m, k, n, layouts=_LAYOUTS, depth=_CHECKED_DEPTH):
+    """Whether ``A @ B`` (``m x k`` by ``k x n``, each maybe transposed) has the same bits on 1 and 2 threads."""
+    generator = torch.Generator().manual_seed(0)
+    k = min(k, depth)
     before = torch.get_num_threads()
     try:
-        products = []
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            products.append(torch.mm(a, b.t()))
+        for a_transposed, b_transposed in layouts:
+            a = (torch.rand(k, m, generator=generator).t() if a_transposed
+                 else torch.rand(m, k, generator=generator))
+            b = (torch.rand(n, k, generator=generator).t() if b_transposed
+                 else torch.rand(k, n, generator=generator))
+            products = []
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                products.append(torch.mm(a, b))
+            if not torch.equal(*products):
+                return False
     finally:
         torch.set_num_threads(before)
-    return torch.equal(*products)
+    return True
+
+
+def step_products(module, batch_size, n_samples=None):
+    """The ``(m, k, n)`` shapes of the matrix products of a training step of ``module``.
+
+    For each linear layer of ``in`` inputs and ``out`` outputs, on a batch
+    of ``rows``: the forward product (``rows x in`` by ``in x out``, or
+    transposed, ``out x in`` by ``in x rows``, as the fused step computes
+    narrow outputs), the weights' gradient (``out x rows`` by
+    ``rows x in``) and the inputs' gradient (``rows x out`` by
+    ``out x in``, except in the first layer), for ``rows`` the batch size
+    and, where ``n_samples`` leaves a smaller last batch, its size too
+    (and, for a last batch of one sample, the batch it joins under batch
+    normalisation).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._engine.resources import step_products
+    >>> step_products(torch.nn.Linear(784, 10), batch_size=100)
+    ((10, 100, 784), (10, 784, 100), (100, 784, 10))
+    """
+    rows = {batch_size}
+    if n_samples is not None and n_samples % batch_size:
+        rows.add(n_samples % batch_size)
+        if n_samples % batch_size == 1 and n_samples > batch_size:
+            rows.add(batch_size + 1)  # batch norm's loop joins it to the batch before
+    shapes = set()
+    linears = [layer for layer in module.modules() if isinstance(layer, torch.nn.Linear)]
+    for depth, layer in enumerate(linears):
+        i, o = layer.in_features, layer.out_features
+        for r in rows:
+            shapes |= {(r, i, o), (o, i, r), (o, r, i)}
+            if depth:  # the data needs no gradient
+                shapes.add((r, o, i))
+    return tuple(sorted(shapes))
 
 
 @functools.cache
@@ -308,7 +388,9 @@ def split_invariant():
     the product by those 100 columns alone: then networks stacked into one
     wide product (``stacking="batched"`` searches) compute what each
     network computes alone. MKL's strict reproducibility mode gives both.
-    Checked once per process.
+    Checked once per process; a stacked group also checks its own first
+    layers' widths, since some CPUs compute narrow products with another
+    kernel (``sknets._engine.stacked._wide_product_exact``).
 
     Examples
     --------
@@ -464,11 +546,13 @@ class ThreadLimit:
     1
     """
 
-    def __init__(self, n_threads, work=None, batch_size=None):
+    def __init__(self, n_threads, work=None, batch_size=None, products=()):
         self.n_threads, self.work, self.batch_size = n_threads, work, batch_size
+        self.products = products
 
     def __enter__(self):
-        self.n_threads_, quiet = _budgets(self.n_threads, self.work, self.batch_size, look=True)
+        self.n_threads_, quiet = _budgets(self.n_threads, self.work, self.batch_size, look=True,
+                                          products=self.products)
         # Read before limiting the pools: torch's threads are OpenMP's.
         self._torch_threads = torch.get_num_threads()
         self._pools = None

@@ -29,7 +29,10 @@ matrix products give a column the same bits however many columns are
 computed together (:func:`~sknets._engine.resources.split_invariant`:
 MKL's strict mode), every member is bit for bit its separate fit: the
 step lays out and reduces each member's numbers as the member's own fused
-step does (see :class:`_Stacked`). Elsewhere it agrees with separate fits
+step does (see :class:`_Stacked`), and computes the members' first layers
+apart where a wide product would round a member's columns otherwise
+(:func:`_wide_product_exact`: a BLAS kernel chosen by the number of
+columns). Elsewhere it agrees with separate fits
 to float32 rounding. The dropout masks are the separate fits' own.
 
 Everything but the steps is each member's own fit
@@ -41,6 +44,7 @@ longer trained.
 
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import operator
 import time
@@ -58,7 +62,9 @@ from .resources import (
     ThreadLimit,
     flush_denormals,
     follow_load,
+    step_products,
     thread_budget,
+    thread_invariant,
     training_flops,
 )
 
@@ -141,6 +147,7 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
             step.generator.set_state(state)
     size = min(nets[0].batch_size, len(train))
     work = [training_flops(module, size) for module in modules]
+    products = [step_products(module, size, len(train)) for module in modules]
     fits = []
     try:
         with flush_denormals():
@@ -148,12 +155,14 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
                 fits.append(SteppedElsewhere(net, train, valid, metrics, size))
             # After the fits' schedulers, which wrap optimizer.step.
             update = _Updates(nets)
-            if batched:
+            # Members whose products round otherwise on another thread count
+            # train the exact way, each on its own fit's count.
+            if batched and thread_invariant(sorted(set().union(*products))):
                 outcomes = _train_batched(steps, update, fits, train, size, epochs, n_threads,
                                           sum(work))
             else:
                 outcomes = _train_lockstep(steps, update, fits, train, size, epochs, n_threads,
-                                           work)
+                                           work, products)
     finally:
         for fit in fits:
             fit.close()
@@ -161,7 +170,7 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
             for outcome, module in zip(outcomes, modules)]
 
 
-def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
+def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work, products):
     """Each member's own fused step on the shared batches, under its own fit's thread budget."""
     # Each member computes under the thread budget of its own fit, whose
     # matrix-product kernels (and rounding) depend on it. Members of one
@@ -172,11 +181,12 @@ def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work):
     # short step that its own fit would take on several threads (where the
     # count cannot change its results) takes one here: the lanes use the
     # other cores, and a member on one thread never waits for another.
-    budget_of = {w: thread_budget(n_threads, w, size) for w in dict.fromkeys(work)}
+    keys = list(zip(work, products))
+    budget_of = {key: thread_budget(n_threads, key[0], size, key[1]) for key in dict.fromkeys(keys)}
     if n_threads is None:
-        budget_of = {w: 1 if w < resources.SHORT_STEP_FLOPS else budget
-                     for w, budget in budget_of.items()}
-    budgets = [budget_of[w] for w in work]
+        budget_of = {key: 1 if key[0] < resources.SHORT_STEP_FLOPS else budget
+                     for key, budget in budget_of.items()}
+    budgets = [budget_of[key] for key in keys]
     total = thread_budget(None, sum(work)) if n_threads is None else 1
     classes = {}
     for k, budget in enumerate(budgets):
@@ -339,6 +349,7 @@ class _Stacked:
             self._attach(layer, self.weight[rows], self.bias[rows], self.weight_grad[rows],
                          self.bias_grad[rows])
             row = rows.stop
+        self.widths = tuple(layer.out_features for layer in first)
         # Every stack: (parameters, gradients, [(member, parameter, its block)]).
         self.stacks = [(stack, grad, [(k, getattr(layer, name), rows)
                                       for k, layer, rows in zip(self.order, first, self.rows)])
@@ -513,15 +524,14 @@ class _Stacked:
                 out = _products(self.weight.view(n_members, -1, X.shape[1]), X.t(),
                                 self.bias.view(n_members, -1, 1)).transpose(1, 2)
             else:
-                out = torch.addmm(self.bias, X, self.weight.t()).view(
-                    batch, n_members, -1).transpose(0, 1)
+                out = self._first_products(X).view(batch, n_members, -1).transpose(0, 1)
             loss, grad = _member_losses(loss_fn, out, y)
             losses[self.order] = loss
             grad = grad.transpose(1, 2)
             _products(grad, X, out=self.weight_grad.view(n_members, -1, X.shape[1]))
             torch.sum(grad.reshape(len(self.weight), batch), 1, out=self.bias_grad)
         else:
-            z = torch.addmm(self.bias, X, self.weight.t())
+            z = self._first_products(X)
             activate, activation_grad = self.activations[0]
             if self.uniform[0]:
                 h = activate(z)
@@ -555,6 +565,20 @@ class _Stacked:
                 for weight in step.params[0::2]:
                     step.penalty.grad_(weight, weight.grad)
         return losses
+
+    def _first_products(self, X):
+        """The first layers' outputs ``bias + X @ weight.T``, all members' columns side by side.
+
+        One wide product where it gives each member's columns the bits of the
+        member's own product (:func:`_wide_product_exact`); elsewhere one
+        product per member.
+        """
+        if _wide_product_exact(*X.shape, self.widths):
+            return torch.addmm(self.bias, X, self.weight.t())
+        z = X.new_empty(len(X), self.total)
+        for rows in self.rows:
+            z[:, rows] = torch.addmm(self.bias[rows], X, self.weight[rows].t())
+        return z
 
     def _bucket(self, bucket, h, y, loss_fn):
         """A bucket's layers after the first: its losses, and the gradient of its first outputs."""
@@ -702,6 +726,30 @@ def _epochs(step, fits, train, size, epochs):
         if not active:
             break
     return [None if k in diverged else fit.finish() for k, fit in enumerate(fits)]
+
+
+@functools.lru_cache(maxsize=256)
+def _wide_product_exact(n_rows, n_features, widths):
+    """Whether a wide product's blocks of columns have the bits of their own products.
+
+    ``bias + X @ W.T`` with ``W`` the blocks of ``widths`` rows stacked: is
+    each block of its columns, bit for bit, the product by that block
+    alone? A BLAS may pick its kernel by the number of columns: in MKL's
+    strict mode on an AMD EPYC host with AVX-512, products of at most 11
+    columns round otherwise than products of 12 or more, while on other
+    hosts every width agrees. Checked once per shape, on random numbers
+    (two kernels that sum in different orders disagree on most of them).
+    """
+    generator = torch.Generator().manual_seed(0)
+    X = torch.rand(n_rows, n_features, generator=generator)
+    weight = torch.rand(sum(widths), n_features, generator=generator)
+    bias = torch.rand(sum(widths), generator=generator)
+    wide = torch.addmm(bias, X, weight.t())
+    starts = itertools.accumulate(widths, initial=0)
+    return all(torch.equal(wide[:, start:start + width],
+                           torch.addmm(bias[start:start + width], X,
+                                       weight[start:start + width].t()))
+               for start, width in zip(starts, widths))
 
 
 def _products(a, b, bias=None, out=None):
