@@ -459,7 +459,9 @@ _STACKING_DOC = """stacking : {"auto", "exact", "batched"}, default="auto"
         test scores up to about 0.005 from scikit-learn's on the benchmark
         grid of ``docs/stacked-search.md``). Members of one group then share one
         ``random_state``. "auto": "batched" where it is bit for bit,
-        "exact" elsewhere."""
+        "exact" elsewhere. Networks whose products would round otherwise
+        on another number of threads (on some CPUs, products of a few
+        rows: a classifier of 2 to 8 classes) train "exact" either way."""
 
 
 class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
