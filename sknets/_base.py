@@ -278,8 +278,13 @@ class BaseNetwork(BaseEstimator):
             else:
                 module = copy.deepcopy(previous.net.module_)
             batch = min(self.batch_size, X.shape[0])
+            # The step's products and the validation passes': threads chosen
+            # by the load only where none of them rounds otherwise on two.
+            products = step_products(module, batch, X.shape[0],
+                                     eval_rows=None if valid is None else len(valid),
+                                     eval_limit=getattr(valid, "eval_batch_size", None))
             with ThreadLimit(self.n_threads, work=training_flops(module, batch), batch_size=batch,
-                             products=step_products(module, batch, X.shape[0])):
+                             products=products):
                 train = self._dataset(X, encoded, weights, device)
                 net = build_net(params, module, self._criterion(), device=device, seed=seed,
                                 has_valid=valid is not None,

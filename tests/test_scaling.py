@@ -496,6 +496,41 @@ def test_a_default_fit_gives_the_same_results_whatever_the_load(digits784, monke
     np.testing.assert_array_equal(*fits)
 
 
+def test_a_fit_checks_its_validation_passes_products_too(digits784, monkeypatch):
+    # A validation set of five samples: products of five rows, which on some
+    # CPUs round otherwise on two threads (its losses steer early stopping).
+    import sknets._base
+
+    checked = []
+
+    def products(*args, **kwargs):
+        checked.append(resources.step_products(*args, **kwargs))
+        return checked[-1]
+
+    monkeypatch.setattr(sknets._base, "step_products", products)
+    X, y = digits784
+    MLPClassifier((100,), batch_size=300, max_epochs=1, random_state=0).fit(
+        X[:500], y[:500], validation_data=(X[-5:], y[-5:]))
+    assert {(5, 784, 100), (5, 100, 10)} <= set(checked[-1])
+
+
+def test_evaluation_passes_leave_no_small_remainder():
+    sizes = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            sizes.append(len(x))
+            return x
+
+    from sknets._engine.net import TensorNet
+    TensorNet.forward_all(None, torch.zeros(23, 2), module=Recorder(), batch_size=10)
+    assert sizes == [8, 8, 7]
+    module = torch.nn.Linear(20, 8)
+    assert (5, 20, 8) in resources.step_products(module, 32, 100, eval_rows=5)
+    assert {(35_000, 20, 8), (34_999, 20, 8)} <= set(
+        resources.step_products(module, 32, 100, eval_rows=69_999))
+
+
 @needs_invariance
 def test_results_do_not_depend_on_the_thread_count(digits784):
     X, y = digits784

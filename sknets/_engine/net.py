@@ -36,9 +36,9 @@ from ..exceptions import DivergenceError
 from .callbacks import BestWeights, StopWhenStalled
 from .fused import FusedStep
 from .graphs import CapturedStep
-from .resources import flush_denormals, follow_load
+from .resources import EVAL_CHUNK, even_chunk, flush_denormals, follow_load
 
-EVAL_BATCH_SIZE = 65_536
+EVAL_BATCH_SIZE = EVAL_CHUNK
 _TINY = torch.finfo(torch.float32).tiny
 
 
@@ -298,7 +298,7 @@ class TensorNet(NeuralNet):
                              for m in self.module_.modules())
             return BatchIterator(dataset, self.batch_size, shuffle=self.shuffle,
                                  generator=self.generator, no_single=batch_norm)
-        return BatchIterator(dataset, dataset.eval_batch_size)
+        return BatchIterator(dataset, even_chunk(len(dataset), dataset.eval_batch_size))
 
     def initialize_callbacks(self):
         super().initialize_callbacks()
@@ -563,6 +563,7 @@ class TensorNet(NeuralNet):
             if len(X) <= batch_size:
                 out = module(X)
             else:
+                batch_size = even_chunk(len(X), batch_size)
                 out = torch.cat([module(X[i:i + batch_size])
                                  for i in range(0, len(X), batch_size)])
         return out

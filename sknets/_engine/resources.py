@@ -146,6 +146,9 @@ SMALL_BATCH = 32
 # change the results, so that the fit can follow the load (follow_load).
 SHORT_STEP_FLOPS = 1e8
 
+# Rows of an evaluation pass's chunk at most (a prediction, a validation pass).
+EVAL_CHUNK = 65_536
+
 # How often a fit that follows the load looks at it (seconds).
 LOAD_LOOK_SECONDS = 0.01
 
@@ -343,7 +346,23 @@ def _same_on_two_threads(m, k, n, layouts=_LAYOUTS, depth=_CHECKED_DEPTH):
     return True
 
 
-def step_products(module, batch_size, n_samples=None):
+def even_chunk(n_rows, limit):
+    """Rows per chunk of a pass over ``n_rows`` rows in chunks of at most ``limit``, evened out.
+
+    ``ceil(n_rows / ceil(n_rows / limit))``: the chunks differ by one row at
+    most, so that none is a remainder of a few rows, whose products some
+    CPUs round otherwise on another thread count (:func:`thread_invariant`).
+
+    Examples
+    --------
+    >>> from sknets._engine.resources import even_chunk
+    >>> even_chunk(65_540, limit=65_536), even_chunk(1_000, limit=65_536)
+    (32770, 1000)
+    """
+    return -(-n_rows // max(1, -(-n_rows // limit)))
+
+
+def step_products(module, batch_size, n_samples=None, eval_rows=None, eval_limit=None):
     """The ``(m, k, n)`` shapes of the matrix products of a training step of ``module``.
 
     For each linear layer of ``in`` inputs and ``out`` outputs, on a batch
@@ -354,7 +373,10 @@ def step_products(module, batch_size, n_samples=None):
     ``out x in``, except in the first layer), for ``rows`` the batch size
     and, where ``n_samples`` leaves a smaller last batch, its size too
     (and, for a last batch of one sample, the batch it joins under batch
-    normalisation).
+    normalisation). With ``eval_rows``, the rows of an evaluation pass (a
+    validation set, in chunks of at most ``eval_limit`` rows, default
+    ``EVAL_CHUNK``, evened out by :func:`even_chunk`), the forward products
+    of its chunks too.
 
     Examples
     --------
@@ -376,6 +398,9 @@ def step_products(module, batch_size, n_samples=None):
             shapes |= {(r, i, o), (o, i, r), (o, r, i)}
             if depth:  # the data needs no gradient
                 shapes.add((r, o, i))
+        if eval_rows:
+            chunk = even_chunk(eval_rows, eval_limit or EVAL_CHUNK)
+            shapes |= {(chunk, i, o), (chunk - 1, i, o)} if eval_rows % chunk else {(chunk, i, o)}
     return tuple(sorted(shapes))
 
 

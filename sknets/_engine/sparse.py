@@ -17,6 +17,8 @@ CPU, instead of an ``index_select`` on the device.
 import numpy as np
 import torch
 
+from .resources import even_chunk
+
 EVAL_BATCH_BYTES = 64 * 2**20
 
 
@@ -35,9 +37,10 @@ def rows_per_chunk(n_features, budget=EVAL_BATCH_BYTES):
 def dense_chunks(X, device):
     """The rows of the sparse matrix ``X`` as float32 tensors on ``device``, chunk by chunk.
 
-    Each chunk holds at most :data:`EVAL_BATCH_BYTES` once dense.
+    Each chunk holds at most :data:`EVAL_BATCH_BYTES` once dense; the
+    chunks differ by one row at most (:func:`~sknets._engine.resources.even_chunk`).
     """
-    size = rows_per_chunk(X.shape[1])
+    size = even_chunk(X.shape[0], rows_per_chunk(X.shape[1]))
     for start in range(0, X.shape[0], size):
         yield _dense(X[start:start + size], device)
 
