@@ -266,21 +266,21 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         CUDA, a plain MLP trained with Adam or AdamW replays its training
         step as a CUDA graph (one launch per batch; see docs/scaling.md).
     n_threads : int or None, default=None
-        CPU threads of torch and of the BLAS/OpenMP thread pools during
-        ``fit`` and ``predict``. ``None`` uses what the current process is
-        allowed: torch's setting, capped by the OpenMP limit in force (which
-        joblib's worker processes and Dask's workers set so that parallel
-        fits share the cores, and ``threadpoolctl.threadpool_limits``
-        sets) and by the CPUs available; 1 in a worker thread of joblib's
-        "threading" backend. A fit whose training step needs under 4·10^7
-        floating-point operations, or takes fewer than 32 samples, runs on
-        1 thread. Where the thread count cannot change the results (MKL's
-        strict reproducibility mode, which ``import sknets`` sets), a
-        larger one leaves out the cores other programs keep busy, and
-        changes its thread count as they start and stop while it trains;
-        elsewhere a step under 10^8 operations runs on 1 thread and a
-        larger one on the whole budget. A prediction needing under 4·10^7
-        operations runs on 1 thread where that cannot change its results.
+        CPU threads of torch and of the BLAS/OpenMP thread pools during ``fit``
+        and ``predict``. ``None`` uses what the current process is allowed:
+        torch's setting, capped by the OpenMP limit in force (which joblib's
+        worker processes and Dask's workers set so that parallel fits share the
+        cores, and ``threadpoolctl.threadpool_limits`` sets) and by the CPUs
+        available; 1 in a worker thread of joblib's "threading" backend. A fit
+        whose training step needs under 4·10^7 floating-point operations, or
+        takes fewer than 32 samples, runs on 1 thread. Where the thread count
+        cannot change the results (MKL's strict reproducibility mode, which
+        ``import sknets`` sets, and every product and batch normalisation of the
+        step checked on one and two threads), a larger one leaves out the cores
+        other programs keep busy, and changes its thread count as they start and
+        stop while it trains; elsewhere a step under 10^8 operations runs on 1
+        thread and a larger one on the whole budget. A prediction needing under
+        4·10^7 operations runs on 1 thread where that cannot change its results.
     verbose : int, default=0
         0 is silent, 1 prints one line per epoch, 2 adds a progress bar
         within each epoch.

@@ -478,12 +478,13 @@ print(thread_invariant(step_products(fits[0].module_, 100, 300)),
     assert _fresh_python(code, ("MKL_CBWR",)).split() == ["True", "True"]
 
 
-@pytest.mark.parametrize("n_classes", [3, 10])
+@pytest.mark.parametrize("n_classes, batch_norm", [(3, False), (10, False), (10, True)])
 def test_a_default_fit_gives_the_same_results_whatever_the_load(digits784, monkeypatch,
-                                                                 n_classes):
+                                                                 n_classes, batch_norm):
     # The load may change a default fit's thread count only where that
     # changes no result: with three classes, the output layer's products
-    # have three rows, which on some CPUs round otherwise on two threads.
+    # have three rows, which on some CPUs round otherwise on two threads;
+    # batch normalisation sums its statistics otherwise on two threads.
     if joblib.cpu_count() < 2:
         pytest.skip("one CPU: the load cannot change the thread count")
     X, y = digits784
@@ -491,8 +492,8 @@ def test_a_default_fit_gives_the_same_results_whatever_the_load(digits784, monke
     fits = []
     for busy in (0, 1):
         monkeypatch.setattr(resources, "busy_cores", lambda *args, busy=busy, **kwargs: busy)
-        fits.append(MLPClassifier((100,), batch_size=300, max_epochs=2, random_state=0)
-                    .fit(X, y).predict_proba(X))
+        fits.append(MLPClassifier((100,), batch_norm=batch_norm, batch_size=300, max_epochs=2,
+                                  random_state=0).fit(X, y).predict_proba(X))
     np.testing.assert_array_equal(*fits)
 
 
@@ -586,6 +587,8 @@ def test_step_products_cover_the_last_smaller_batch():
     assert (4, 20, 8) in shapes and (32, 20, 8) in shapes
     assert (3, 8, 4) in shapes and (4, 3, 8) in shapes  # the output layer transposed; a gradient
     assert (32, 8, 20) not in shapes  # the data's gradient is never computed
+    normalised = torch.nn.Sequential(torch.nn.Linear(20, 8), torch.nn.BatchNorm1d(8))
+    assert ("batch_norm", 4, 8) in resources.step_products(normalised, 32, n_samples=100)
     # A last batch of one sample, alone or (batch norm) joined to the one before.
     assert {(1, 20, 8), (33, 20, 8)} <= set(resources.step_products(module, 32, n_samples=97))
 

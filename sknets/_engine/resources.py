@@ -285,15 +285,19 @@ def thread_invariant(products=()):
     and so does each of ``products``: a fit whose step computes those
     products then gives results that do not depend on its thread count.
     The mode does not cover every shape on every CPU: on an AMD EPYC host
-    with AVX-512, products with 2 to 8 rows (a layer of a few units, a
+    with AVX-512, products of 2 to 9 rows (a layer of a few units, a
     batch of a few samples) split between two threads round otherwise.
+    Nor does it cover torch's own kernels: batch normalisation sums its
+    batch's statistics in another order on two threads.
 
     Parameters
     ----------
-    products : sequence of (int, int, int), default=()
-        ``(m, k, n)``: products of an ``m x k`` by a ``k x n`` matrix
-        (:func:`step_products`), each checked once per process in its four
-        memory layouts, on random numbers.
+    products : iterable of tuple, default=()
+        What a step computes (:func:`step_products`), each checked once per
+        process on random numbers: ``(m, k, n)``, a product of an ``m x k``
+        by a ``k x n`` matrix, in its four memory layouts;
+        ``("batch_norm", rows, width)``, batch normalisation in training
+        (outputs, gradients, running statistics).
 
     Examples
     --------
@@ -303,7 +307,9 @@ def thread_invariant(products=()):
     >>> thread_invariant([(100, 784, 100)]) == thread_invariant()
     True
     """
-    return _strict_products() and all(_same_on_two_threads(*shape) for shape in products)
+    return _strict_products() and all(
+        _batch_norm_same_on_two_threads(*entry[1:]) if entry[0] == "batch_norm"
+        else _same_on_two_threads(*entry) for entry in products)
 
 
 @functools.cache
@@ -346,6 +352,26 @@ def _same_on_two_threads(m, k, n, layouts=_LAYOUTS, depth=_CHECKED_DEPTH):
     return True
 
 
+@functools.lru_cache(maxsize=256)
+def _batch_norm_same_on_two_threads(rows, width):
+    """Whether training batch normalisation of ``rows x width`` gives the same bits on 1 and 2 threads."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(rows, width, generator=generator, requires_grad=True)
+    grad_out = torch.rand(rows, width, generator=generator)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            layer = torch.nn.BatchNorm1d(width)
+            out = layer(x)
+            grads = torch.autograd.grad(out, (x, layer.weight, layer.bias), grad_out)
+            results.append((out.detach(), *grads, layer.running_mean, layer.running_var))
+    finally:
+        torch.set_num_threads(before)
+    return all(map(torch.equal, *results))
+
+
 def even_chunk(n_rows, limit):
     """Rows per chunk of a pass over ``n_rows`` rows in chunks of at most ``limit``, evened out.
 
@@ -376,7 +402,8 @@ def step_products(module, batch_size, n_samples=None, eval_rows=None, eval_limit
     normalisation). With ``eval_rows``, the rows of an evaluation pass (a
     validation set, in chunks of at most ``eval_limit`` rows, default
     ``EVAL_CHUNK``, evened out by :func:`even_chunk`), the forward products
-    of its chunks too.
+    of its chunks too. Each batch normalisation layer adds
+    ``("batch_norm", rows, width)``: its statistics are sums over the batch.
 
     Examples
     --------
@@ -390,7 +417,10 @@ def step_products(module, batch_size, n_samples=None, eval_rows=None, eval_limit
         rows.add(n_samples % batch_size)
         if n_samples % batch_size == 1 and n_samples > batch_size:
             rows.add(batch_size + 1)  # batch norm's loop joins it to the batch before
-    shapes = set()
+    shapes, norms = set(), set()
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.BatchNorm1d):
+            norms |= {("batch_norm", r, layer.num_features) for r in rows}
     linears = [layer for layer in module.modules() if isinstance(layer, torch.nn.Linear)]
     for depth, layer in enumerate(linears):
         i, o = layer.in_features, layer.out_features
@@ -401,7 +431,7 @@ def step_products(module, batch_size, n_samples=None, eval_rows=None, eval_limit
         if eval_rows:
             chunk = even_chunk(eval_rows, eval_limit or EVAL_CHUNK)
             shapes |= {(chunk, i, o), (chunk - 1, i, o)} if eval_rows % chunk else {(chunk, i, o)}
-    return tuple(sorted(shapes))
+    return tuple(sorted(shapes)) + tuple(sorted(norms))
 
 
 @functools.cache

@@ -157,7 +157,7 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
             update = _Updates(nets)
             # Members whose products round otherwise on another thread count
             # train the exact way, each on its own fit's count.
-            if batched and thread_invariant(sorted(set().union(*products))):
+            if batched and thread_invariant(set().union(*products)):
                 outcomes = _train_batched(steps, update, fits, train, size, epochs, n_threads,
                                           sum(work))
             else:
