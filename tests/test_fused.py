@@ -417,3 +417,52 @@ def test_many_classes_train_through_the_fused_step_as_autograd_does():
     np.testing.assert_allclose(fused_history["train_loss"], eager_history["train_loss"],
                                rtol=1e-4)
     np.testing.assert_allclose(fused_out, eager_out, atol=1e-4)
+
+
+def test_small_product_runs_on_one_thread_and_restores_the_count():
+    from sknets._engine.resources import SMALL_PRODUCT_FLOPS, small_product
+
+    with ThreadLimit(2):
+        small = small_product(2, torch.get_num_threads, flops=SMALL_PRODUCT_FLOPS - 1)
+        large = small_product(2, torch.get_num_threads, flops=SMALL_PRODUCT_FLOPS)
+        assert (small, large) == (1, 2)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="boom"):
+            small_product(2, _raise, flops=1)
+        assert torch.get_num_threads() == 2  # restored after a failure too
+
+
+def _raise():
+    raise RuntimeError("boom")
+
+
+def test_a_fused_step_on_two_threads_computes_its_small_products_on_one():
+    # 784-100-10 at batch 100: the output layer's products (2e5 operations
+    # each) on one thread, the first layer's (1.6e7) on the step's two.
+    from sknets._engine import fused
+
+    seen = {}  # name -> the thread counts its calls ran on
+
+    def recording(name, product):
+        def run(*args, **kwargs):
+            seen.setdefault(name, set()).add(torch.get_num_threads())
+            return product(*args, **kwargs)
+        return run
+
+    torch.manual_seed(0)
+    module = MLP(784, (100,), 10)
+    X, target = torch.rand(100, 784), torch.randint(0, 10, (100,))
+    step = FusedStep.build(module, torch.nn.CrossEntropyLoss())
+    with ThreadLimit(2), \
+            mock.patch.object(fused, "output_layer", recording("output", fused.output_layer)), \
+            mock.patch.object(torch, "mm", recording("mm", torch.mm)), \
+            mock.patch.object(torch, "addmm", recording("addmm", torch.addmm)):
+        step(X, target)
+        assert torch.get_num_threads() == 2
+    # output: the output layer; addmm: the hidden layer's forward product
+    # (and, at 1 thread, the output layer's inside output_layer); mm: the
+    # weights' gradients (1 thread for the output layer, 2 for the first)
+    # and the hidden layer's input gradient (1 thread).
+    assert seen["output"] == {1}
+    assert 2 in seen["addmm"]
+    assert seen["mm"] == {1, 2}

@@ -25,6 +25,7 @@ from torch import nn
 
 from .losses import ClassificationLoss, smooth_labels
 from .modules import Dropout, Penalty, dropout_mask
+from .resources import small_product
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -139,11 +140,16 @@ class FusedStep:
     @torch.no_grad()
     def __call__(self, X, target, weight=None):
         grads = self._grads()
+        # Small products on one thread (the output layer's, usually).
+        threads = torch.get_num_threads() if X.device.type == "cpu" else 1
         inputs, outs, noises = [], [], []
         h = X
         for layer in self.layers:
             inputs.append(h)
-            h = layer.activate(torch.addmm(layer.linear.bias, h, layer.linear.weight.t()))
+            linear = layer.linear
+            h = layer.activate(small_product(threads, torch.addmm, linear.bias, h,
+                                             linear.weight.t(),
+                                             flops=2 * h.numel() * linear.out_features))
             outs.append(h)
             noise = None
             if layer.dropout and layer.linear.training:
@@ -153,17 +159,20 @@ class FusedStep:
                 h = h * noise
             noises.append(noise)
         inputs.append(h)
-        out = output_layer(h, self.output.weight, self.output.bias)
+        out = small_product(threads, output_layer, h, self.output.weight, self.output.bias,
+                            flops=2 * h.numel() * len(self.output.bias))
         loss, grad = self._loss_and_grad(out, target, weight)
 
         # Backward, output layer first. grads: W0, b0, W1, b1, ..., W_out, b_out.
         for i in range(len(self.layers), -1, -1):
             linear = self.output if i == len(self.layers) else self.layers[i].linear
-            torch.mm(grad.t(), inputs[i], out=grads[2 * i])
+            small_product(threads, torch.mm, grad.t(), inputs[i], out=grads[2 * i],
+                          flops=2 * grad.numel() * inputs[i].shape[1])
             torch.sum(grad, 0, out=grads[2 * i + 1])
             if i == 0:
                 break
-            grad = torch.mm(grad, linear.weight)
+            grad = small_product(threads, torch.mm, grad, linear.weight,
+                                 flops=2 * grad.numel() * linear.in_features)
             layer = self.layers[i - 1]
             if noises[i - 1] is not None:
                 grad.mul_(noises[i - 1])

@@ -146,6 +146,16 @@ SMALL_BATCH = 32
 # change the results, so that the fit can follow the load (follow_load).
 SHORT_STEP_FLOPS = 1e8
 
+# A matrix product of a training step below this many floating-point
+# operations runs on one thread (small_product), whatever the step's
+# budget: waking a second thread costs more than it saves. On 2 cores
+# (AVX-512), a 10 x 100 by 100 x 100 product (the transposed output layer
+# of 784-100-10 at batch 100, 2e5 operations) took 3.5 us on one thread
+# against 8.3 on two, and 100 x 50 by 50 x 50 (5e5) 6.3 against 8.9; at
+# 2e6 the two counts were even, and 32 x 784 by 784 x 100 (5e6) took 51
+# against 45 us.
+SMALL_PRODUCT_FLOPS = 2e6
+
 # Rows of an evaluation pass's chunk at most (a prediction, a validation pass).
 EVAL_CHUNK = 65_536
 
@@ -167,6 +177,33 @@ def training_flops(module, batch_size):
     47100000
     """
     return 6 * batch_size * sum(p.numel() for p in module.parameters())
+
+
+def small_product(threads, product, *args, flops, **kwargs):
+    """``product(*args, **kwargs)``, on one thread if ``flops`` is below ``SMALL_PRODUCT_FLOPS``.
+
+    ``threads`` is the calling thread's torch thread count
+    (``torch.get_num_threads()``), read once per step by the caller; the
+    count is restored after the product. ``flops``: the product's
+    floating-point operations, ``2 * m * k * n`` for an ``m x k`` by
+    ``k x n`` product. For CPU tensors; on another device pass
+    ``threads=1``, which changes nothing.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._engine.resources import small_product
+    >>> a, b = torch.ones(10, 100), torch.ones(100, 100)
+    >>> small_product(torch.get_num_threads(), torch.mm, a, b, flops=2 * 10 * 100 * 100)[0, 0]
+    tensor(100.)
+    """
+    if threads == 1 or flops >= SMALL_PRODUCT_FLOPS:
+        return product(*args, **kwargs)
+    torch.set_num_threads(1)
+    try:
+        return product(*args, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def prediction_threads(n_threads, module, n_samples):
