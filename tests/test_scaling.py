@@ -291,7 +291,7 @@ def test_work_outside_training_leaves_busy_cores_where_the_count_changes_no_resu
     quiet = thread_budget()
     if quiet < 2:
         pytest.skip("one thread at most here: nothing to leave")
-    cores = joblib.cpu_count()
+    cores = os.cpu_count()  # the machine's CPUs, over which Linux counts busy threads
     monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
     load = _Load([cores])  # every core busy with other programs
     monkeypatch.setattr(resources, "busy_cores", load)
@@ -342,7 +342,7 @@ def test_threads_follow_the_load_during_a_fit(monkeypatch):
         pytest.skip("one thread at most here: nothing to follow")
     monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
     monkeypatch.setattr(resources, "LOAD_LOOK_SECONDS", 0.0)  # a look at every step
-    cores = joblib.cpu_count()
+    cores = os.cpu_count()  # the machine's CPUs, over which Linux counts busy threads
     # Idle at the start, then a program that only passes by (one look), then
     # all cores busy for three looks, then idle again.
     load = _Load([0, 0, cores, 0, cores, cores, cores, 0, 0, 0])
@@ -376,7 +376,7 @@ def test_a_fit_that_follows_the_load_gives_the_results_of_a_fit_on_one_thread(
     X, y = digits784
     X, y = X[:1000], y[:1000]
     monkeypatch.setattr(resources, "LOAD_LOOK_SECONDS", 0.0)
-    cores = joblib.cpu_count()
+    cores = os.cpu_count()  # the machine's CPUs, over which Linux counts busy threads
     # Idle, busy, idle, busy ... every few steps: the count moves during training.
     load = _Load(([0] * 3 + [cores] * 3) * 40)
 
@@ -550,8 +550,8 @@ def test_large_fits_leave_the_cores_other_programs_keep_busy(monkeypatch):
         pytest.skip("one thread at most here: nothing to give up")
     monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
     monkeypatch.setattr(resources, "busy_cores", lambda *args, **kwargs: 1)
-    assert thread_budget(None, work=1e9) == min(quiet, joblib.cpu_count() - 1)
-    monkeypatch.setattr(resources, "busy_cores", lambda *args, **kwargs: joblib.cpu_count())
+    assert thread_budget(None, work=1e9) == min(quiet, os.cpu_count() - 1)
+    monkeypatch.setattr(resources, "busy_cores", lambda *args, **kwargs: os.cpu_count())
     assert thread_budget(None, work=1e9) == 1
     # Small steps run on one thread anyway; predictions (no work given) and
     # an explicit n_threads keep their budgets.
@@ -561,6 +561,28 @@ def test_large_fits_leave_the_cores_other_programs_keep_busy(monkeypatch):
     # Where the thread count could change the results, the load is not read.
     monkeypatch.setattr(resources, "thread_invariant", lambda products=(): False)
     assert thread_budget(None, work=1e9) == quiet
+
+
+def test_busy_threads_count_against_the_machines_cpus_not_the_quota(monkeypatch):
+    # A container allowed 2 CPUs of a 64-CPU host: /proc/loadavg counts the
+    # host's running threads. Ten of them leave the host 54 CPUs, so the fit
+    # keeps its 2; only a host with fewer than 2 free CPUs takes one away.
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
+    monkeypatch.setattr(resources, "cpu_count", lambda: 2)
+    monkeypatch.setattr(resources.torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(resources, "_thread_pools", lambda: _NoPools())
+    monkeypatch.setattr(resources.os, "cpu_count", lambda: 64)
+    for busy, expected in ((10, 2), (62, 2), (63, 1), (200, 1)):
+        monkeypatch.setattr(resources, "busy_cores", lambda *args, busy=busy, **kwargs: busy)
+        assert thread_budget(None, work=1e9) == expected, busy
+        assert resources._budgets(None, None, look=True)[0] == expected, busy
+
+
+class _NoPools:
+    """A thread-pool controller that finds no OpenMP or BLAS pool."""
+
+    def info(self):
+        return []
 
 
 def test_products_that_round_otherwise_on_two_threads_keep_the_load_out(monkeypatch):
@@ -576,7 +598,7 @@ def test_products_that_round_otherwise_on_two_threads_keep_the_load_out(monkeypa
     wide = resources.step_products(torch.nn.Linear(784, 100), 100, 1000)
     narrow = resources.step_products(torch.nn.Linear(784, 3), 100, 1000)
     assert thread_invariant(wide) and not thread_invariant(narrow)
-    assert thread_budget(None, work=1e9, products=wide) == min(quiet, joblib.cpu_count() - 1)
+    assert thread_budget(None, work=1e9, products=wide) == min(quiet, os.cpu_count() - 1)
     assert thread_budget(None, work=1e9, products=narrow) == quiet
     assert thread_budget(None, work=5e7, products=narrow) == 1  # a short step: one thread
 

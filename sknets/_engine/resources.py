@@ -97,6 +97,26 @@ def _cpu_quota():
     return joblib.cpu_count()
 
 
+def free_cores(busy):
+    """CPUs that ``busy`` threads of other programs (:func:`busy_cores`) leave free.
+
+    The machine's CPUs (``os.cpu_count()``) less ``busy``, not this
+    process's (:func:`cpu_count`): Linux counts the running threads of
+    ``/proc/loadavg`` over the whole machine, and inside a container whose
+    quota allows fewer CPUs than its host has, that is the host's count of
+    threads, spread over the host's CPUs. Callers take the least of this
+    and their own budget.
+
+    Examples
+    --------
+    >>> import os
+    >>> from sknets._engine.resources import free_cores
+    >>> free_cores(1) == (os.cpu_count() or 1) - 1
+    True
+    """
+    return (os.cpu_count() or 1) - busy
+
+
 def cpu_count():
     """The CPUs this process may run on: ``joblib.cpu_count()`` (CPU affinity, cgroup quotas).
 
@@ -248,8 +268,8 @@ def thread_budget(n_threads=None, work=None, batch_size=None, products=()):
         Floating-point operations of one training step (see
         :func:`training_flops`). With ``n_threads=None``, a step of less
         than ``SMALL_STEP_FLOPS`` runs on one thread. A larger one takes
-        the budget above, less the cores that other programs keep busy at
-        that moment (:func:`busy_cores`), but only where the thread count
+        the budget above, or the CPUs that other programs leave free at
+        that moment if fewer (:func:`free_cores`), but only where the thread count
         cannot change the results (:func:`thread_invariant` of
         ``products``); such a fit then follows the load as it trains
         (:func:`follow_load`). Elsewhere
@@ -304,12 +324,12 @@ def _budgets(n_threads, work, batch_size=None, look=False, products=()):
         # cores that other programs keep busy to them, from one look at the load.
         if not look or not thread_invariant():
             return budget, None
-        return max(1, min(budget, cpu_count() - busy_cores(looks=1))), None
+        return max(1, min(budget, free_cores(busy_cores(looks=1)))), None
     if not thread_invariant(products):
         return (1 if work < SHORT_STEP_FLOPS else budget), None
     # Threads of a fit that share a core with a busy program wait for it at
     # every operation: a busy machine trains faster on fewer threads.
-    return max(1, min(budget, cpu_count() - busy_cores())), budget
+    return max(1, min(budget, free_cores(busy_cores()))), budget
 
 
 def thread_invariant(products=()):
@@ -558,7 +578,6 @@ class _LoadFollower:
 
     def __init__(self, budget, threads):
         self.budget, self.threads, self.wanted = budget, threads, threads
-        self.cores = cpu_count()
         self.next_look = time.perf_counter() + LOAD_LOOK_SECONDS
 
     def __call__(self):
@@ -566,7 +585,7 @@ class _LoadFollower:
         if now < self.next_look:
             return
         self.next_look = now + LOAD_LOOK_SECONDS
-        wanted = max(1, min(self.budget, self.cores - busy_cores(looks=1)))
+        wanted = max(1, min(self.budget, free_cores(busy_cores(looks=1))))
         if wanted != self.threads and wanted == self.wanted:
             torch.set_num_threads(wanted)
             self.threads = wanted
