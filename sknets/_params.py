@@ -277,10 +277,12 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         cannot change the results (MKL's strict reproducibility mode, which
         ``import sknets`` sets, and every product and batch normalisation of the
         step checked on one and two threads), a larger one leaves out the cores
-        other programs keep busy, and changes its thread count as they start and
-        stop while it trains; elsewhere a step under 10^8 operations runs on 1
-        thread and a larger one on the whole budget. A prediction needing under
-        4·10^7 operations runs on 1 thread where that cannot change its results.
+        other programs keep busy, changes its thread count as they start and
+        stop while it trains, and trains on 1 thread while its steps, timed now
+        and then on both counts, are faster there; elsewhere a step under 10^8
+        operations runs on 1 thread and a larger one on the whole budget. A
+        prediction needing under 4·10^7 operations runs on 1 thread where that
+        cannot change its results.
     verbose : int, default=0
         0 is silent, 1 prints one line per epoch, 2 adds a progress bar
         within each epoch.

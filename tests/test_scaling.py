@@ -1,5 +1,6 @@
 """Scaling out: small pickles, devices, thread budgets, searches on Dask."""
 
+import itertools
 import os
 import pickle
 import subprocess
@@ -365,6 +366,81 @@ def test_threads_follow_the_load_during_a_fit(monkeypatch):
         resources.follow_load()
         assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == before
+
+
+class _Clock:
+    """A stand-in for the ``time`` module: a clock that steps advance by their cost."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def _train(clock, steps, cost, timed=True):
+    """``steps`` calls of follow_load, each after a step of ``cost[threads]`` seconds."""
+    seen = []
+    for _ in range(steps):
+        clock.now += cost[torch.get_num_threads()]
+        resources.follow_load(timed)
+        seen.append(torch.get_num_threads())
+    return seen
+
+
+@pytest.fixture
+def quiet_clock(monkeypatch):
+    """An idle machine whose fits may follow the load, on a fake clock."""
+    if thread_budget() < 2:
+        pytest.skip("one thread at most here: nothing to time")
+    clock = _Clock()
+    monkeypatch.setattr(resources, "time", clock)
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
+    monkeypatch.setattr(resources, "busy_cores", lambda *args, **kwargs: 0)
+    return clock
+
+
+def test_a_fit_keeps_its_threads_where_they_are_faster_after_one_short_probe(quiet_clock):
+    many = thread_budget()
+    with resources.ThreadLimit(None, work=1e9):
+        # Steps of 1 ms on the budget, 1.6 ms on one thread (a quiet machine).
+        seen = _train(quiet_clock, 400, {1: 1.6e-3, many: 1e-3})
+    # Probes of one thread: one step left out, then TRIAL_EARLY_STEPS clearly
+    # slower ones, and far apart (TRIAL_SPACING times their own duration).
+    runs = [len(list(run)) for threads, run in itertools.groupby(seen) if threads == 1]
+    assert runs and set(runs) == {1 + resources.TRIAL_EARLY_STEPS}
+    assert seen.count(1) / len(seen) < 0.05
+    assert seen[-1] == many
+
+
+def test_a_fit_moves_to_one_thread_where_its_threads_are_slower_than_one(quiet_clock):
+    # A core slow with nothing in /proc to show it: two threads take 3 ms a
+    # step, one 1 ms. After the first probe the fit trains on one thread,
+    # and when the cores are fast again a later probe brings the threads back.
+    many = thread_budget()
+    with resources.ThreadLimit(None, work=1e9):
+        seen = _train(quiet_clock, 300, {1: 1e-3, many: 3e-3})
+        first = seen.index(1)
+        assert first * 3e-3 < 0.1  # the first probe, early in training
+        assert set(seen[first:]) == {1}
+        seen = _train(quiet_clock, 3000, {1: 1e-3, many: 0.5e-3})
+        assert seen[-1] == many
+    assert torch.get_num_threads() == thread_budget()  # restored on leaving
+
+
+def test_validation_batches_are_not_timed_as_training_steps(quiet_clock):
+    # Validation batches of 50 ms on one thread, 5 ms on the budget: were
+    # they timed, one thread would look ten times slower than it is.
+    many = thread_budget()
+    with resources.ThreadLimit(None, work=1e9):
+        seen = []
+        for _ in range(40):
+            seen += _train(quiet_clock, 20, {1: 1e-3, many: 3e-3})
+            _train(quiet_clock, 3, {1: 50e-3, many: 5e-3}, timed=False)
+    assert seen[-1] == 1
 
 
 @needs_invariance

@@ -374,7 +374,7 @@ class TensorNet(NeuralNet):
         # The outputs and targets of the validation pass, kept for the scorer.
         outputs = None if training or self.scorer is None else ([], [])
         for batch in iterator:
-            follow_load()
+            follow_load(training)
             if listening:
                 self.notify_batch("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)

@@ -182,6 +182,29 @@ EVAL_CHUNK = 65_536
 # How often a fit that follows the load looks at it (seconds).
 LOAD_LOOK_SECONDS = 0.01
 
+# A fit that follows the load also times its steps, since a core can be
+# slow with nothing in /proc to say so: a virtual machine whose host runs
+# another tenant on the same physical core, a container that cannot see its
+# host's load. It times them in windows of at least TRIAL_STEPS steps and
+# TRIAL_PHASE_SECONDS, or TRIAL_PHASE_LIMIT seconds (the first step after a
+# change left out), and keeps a recent mean step per thread count (each
+# window halves the weight of those before). Now and then one window runs
+# on the count it is not using (one thread, or the count the load allows):
+# a probe, ended after TRIAL_EARLY_STEPS steps where it is already clearly
+# the slower (by TRIAL_MARGIN). One thread is used while its mean step is
+# below TRIAL_MARGIN times the other count's. The first probe starts
+# TRIAL_FIRST_SECONDS into training; each later one TRIAL_SPACING times the
+# last probe's duration after it, or TRIAL_RETRY times where the steps have
+# become slower than the margin allows since.
+TRIAL_STEPS = 8
+TRIAL_EARLY_STEPS = 2
+TRIAL_PHASE_SECONDS = 0.05
+TRIAL_PHASE_LIMIT = 0.2
+TRIAL_MARGIN = 0.9
+TRIAL_FIRST_SECONDS = 0.05
+TRIAL_RETRY = 10
+TRIAL_SPACING = 50
+
 
 def training_flops(module, batch_size):
     """Floating-point operations of one training step of ``module`` on ``batch_size`` samples.
@@ -573,40 +596,128 @@ class _LoadFollower:
     ``budget``: the fit's threads on an idle machine; ``threads``: those it
     starts on. Every ``LOAD_LOOK_SECONDS`` it counts the busy cores (one
     look), and changes the count when two looks in a row ask for the same
-    new one, so that a program that only passes by changes nothing.
+    new one, so that a program that only passes by changes nothing. Where
+    the load allows several threads, it also times the training steps on
+    that count and, in probes, on one thread (``TRIAL_STEPS``), and uses
+    one thread while that is the faster by ``TRIAL_MARGIN``.
     """
 
     def __init__(self, budget, threads):
         self.budget, self.threads, self.wanted = budget, threads, threads
-        self.next_look = time.perf_counter() + LOAD_LOOK_SECONDS
-
-    def __call__(self):
+        self.allowed = threads  # what the load allows; self.threads is what runs
         now = time.perf_counter()
+        self.next_look = now + LOAD_LOOK_SECONDS
+        self._restart(now)
+
+    def _restart(self, now):
+        """Forget the step times (a new load): probe again soon."""
+        self.step_seconds = {}  # threads -> recent mean step
+        self.reference = None  # the mean step of the count chosen after the last probe
+        self.probe_start = None  # when the running probe started, if one runs
+        self.steps = _Steps(now)
+        self.next_probe = self.retry = now + TRIAL_FIRST_SECONDS
+
+    def __call__(self, timed=True):
+        now = time.perf_counter()
+        probing = self.probe_start is not None
+        mean = self.steps.record(now, timed, self.step_seconds.get(self._other()) if probing
+                                 else None)
+        if mean is not None:
+            self._window(now, mean)
         if now < self.next_look:
             return
         self.next_look = now + LOAD_LOOK_SECONDS
         wanted = max(1, min(self.budget, free_cores(busy_cores(looks=1))))
-        if wanted != self.threads and wanted == self.wanted:
-            torch.set_num_threads(wanted)
-            self.threads = wanted
+        if wanted != self.allowed and wanted == self.wanted:
+            self.allowed = wanted
+            self._restart(now)
+            self._set(wanted)
         self.wanted = wanted
+
+    def _other(self):
+        return 1 if self.threads > 1 else self.allowed
+
+    def _window(self, now, mean):
+        """A window of steps on the running count ended at ``now`` with ``mean`` seconds a step."""
+        known = self.step_seconds.get(self.threads)
+        probe = self.probe_start is not None
+        self.step_seconds[self.threads] = mean if known is None or probe else (known + mean) / 2
+        self.steps = _Steps(now)
+        if probe:
+            self.probe_start, duration = None, now - self.probe_start
+            self.next_probe = now + TRIAL_SPACING * duration
+            self.retry = now + TRIAL_RETRY * duration
+        elif self.allowed > 1 and (now >= self.next_probe or (
+                now >= self.retry and self.reference is not None
+                and TRIAL_MARGIN * self.step_seconds[self.threads] > self.reference)):
+            self.probe_start = now
+            self._set(self._other())
+            return
+        one, many = self.step_seconds.get(1), self.step_seconds.get(self.allowed)
+        self._set(1 if one is not None and many is not None and one < TRIAL_MARGIN * many
+                  else self.allowed)
+        if probe:
+            self.reference = self.step_seconds.get(self.threads)
+
+    def _set(self, threads):
+        if threads != self.threads:
+            torch.set_num_threads(threads)
+            self.threads = threads
+            self.steps = _Steps(time.perf_counter())
+
+
+class _Steps:
+    """The training steps timed since ``start``, the first one left out."""
+
+    def __init__(self, start):
+        self.last, self.begin, self.count = start, None, 0
+
+    def record(self, now, timed, other=None):
+        """Count the step that ended at ``now``; the mean step once there are enough, else None.
+
+        Enough: ``TRIAL_STEPS`` steps and ``TRIAL_PHASE_SECONDS``,
+        ``TRIAL_PHASE_LIMIT`` seconds of steps, or ``TRIAL_EARLY_STEPS``
+        steps slower than ``other`` (a mean step) by ``TRIAL_MARGIN``. A
+        call that is not ``timed`` (a validation batch) ends no step: the
+        timing starts again after it.
+        """
+        if not timed:
+            self.last, self.begin, self.count = None, None, 0
+            return None
+        if self.begin is None:  # the first step after a change or a pause is left out
+            self.begin = now if self.last is not None else None
+            self.last = now
+            return None
+        self.count += 1
+        seconds = now - self.begin
+        mean = seconds / self.count
+        if (self.count >= TRIAL_STEPS and seconds >= TRIAL_PHASE_SECONDS
+                or seconds >= TRIAL_PHASE_LIMIT
+                or other is not None and self.count >= TRIAL_EARLY_STEPS
+                and TRIAL_MARGIN * mean > other):
+            return mean
+        return None
 
 
 # The follower of the fit training in this thread, if its threads follow the load.
 _following = threading.local()
 
 
-def follow_load():
+def follow_load(training=True):
     """Let the fit training in this thread change its thread count as the load changes.
 
-    Training loops call it at every step; it costs a clock read, and a look
-    at the load every ``LOAD_LOOK_SECONDS``. Inside a :class:`ThreadLimit`
+    Training loops call it at every step, and validation passes at every
+    batch with ``training=False`` (not timed by trials); it costs a clock
+    read, and a look at the load every ``LOAD_LOOK_SECONDS``. Inside a :class:`ThreadLimit`
     whose count was chosen by the load (``n_threads=None``, a training
     step's ``work`` given, and a thread count that cannot change the
     results: :func:`thread_invariant`), the count drops when other programs
     start keeping cores busy and rises again when they stop: threads that
-    share a core with a busy program wait for it at every operation. A
-    no-op everywhere else.
+    share a core with a busy program wait for it at every operation. Where
+    the load allows several threads, the fit also times its steps on one
+    thread against them now and then, and keeps one thread while that is
+    faster (a core can be slow without a program on this machine to show
+    it). A no-op everywhere else.
 
     Examples
     --------
@@ -616,7 +727,7 @@ def follow_load():
     """
     follower = getattr(_following, "follower", None)
     if follower is not None:
-        follower()
+        follower(training)
 
 
 class ThreadLimit:
