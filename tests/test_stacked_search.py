@@ -29,6 +29,19 @@ from sknets._engine.resources import split_invariant
 from sknets.model_selection import GridSearchCV, RandomizedSearchCV, _fit_stacked
 
 
+@pytest.fixture(autouse=True)
+def mkl_products(monkeypatch):
+    """MKL's products in every fit, so that batched groups are tested on every CPU.
+
+    Where fits compute their large products with oneDNN (AMD CPUs), batched
+    groups train the exact way instead; one test below covers that.
+    """
+    from sknets._engine import fused, resources
+
+    for module in (resources, fused, stacked):
+        monkeypatch.setattr(module, "onednn_products", lambda: False)
+
+
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)
@@ -193,6 +206,32 @@ def test_members_whose_products_depend_on_threads_train_the_exact_way(digits, mo
     fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y, batched=True)
     for candidate, member in zip(candidates, fitted):
         _assert_same_fit(member, _separate(base, candidate, X, y), X)
+
+
+def test_batched_groups_train_the_exact_way_where_fits_use_onednn(digits, monkeypatch):
+    from sknets._engine import fused, resources
+
+    try:
+        torch.ops.mkldnn._linear_pointwise  # noqa: B018
+    except (AttributeError, RuntimeError):
+        pytest.skip("this torch build has no oneDNN linear operator")
+    for module in (resources, fused, stacked):
+        monkeypatch.setattr(module, "onednn_products", lambda: True)
+
+    def not_batched(*args, **kwargs):
+        raise AssertionError("batched although fits compute their products with oneDNN")
+
+    monkeypatch.setattr(stacked, "_train_batched", not_batched)
+    X, y = digits
+    # 120 x 64 by 64 x 256: 3.9e6 operations, a product oneDNN computes.
+    base = MLPClassifier(hidden_layers=(256,), batch_size=120, max_epochs=3, random_state=0)
+    calls = []
+    monkeypatch.setattr(fused, "linear", lambda *args: calls.append(1) or resources.linear(*args))
+    candidates = [{"lr": 1e-3}, {"lr": 3e-3}]
+    fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y, batched=True)
+    for member, candidate in zip(fitted, candidates):
+        _assert_same_fit(member, _separate(base, candidate, X, y), X)
+    assert calls  # the fits did compute with oneDNN
 
 
 def test_wide_product_check_sees_a_kernel_that_rounds_otherwise(monkeypatch):

@@ -25,7 +25,7 @@ from torch import nn
 
 from .losses import ClassificationLoss, smooth_labels
 from .modules import Dropout, Penalty, dropout_mask
-from .resources import small_product
+from .resources import SMALL_PRODUCT_FLOPS, linear, onednn_products, small_product
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -140,16 +140,22 @@ class FusedStep:
     @torch.no_grad()
     def __call__(self, X, target, weight=None):
         grads = self._grads()
-        # Small products on one thread (the output layer's, usually).
-        threads = torch.get_num_threads() if X.device.type == "cpu" else 1
+        cpu = X.device.type == "cpu"
+        # Small products on one thread (the output layer's, usually); large
+        # ones with oneDNN where it is the faster library (onednn_products).
+        threads = torch.get_num_threads() if cpu else 1
+        onednn = cpu and onednn_products()
         inputs, outs, noises = [], [], []
         h = X
         for layer in self.layers:
             inputs.append(h)
-            linear = layer.linear
-            h = layer.activate(small_product(threads, torch.addmm, linear.bias, h,
-                                             linear.weight.t(),
-                                             flops=2 * h.numel() * linear.out_features))
+            matrix, bias = layer.linear.weight, layer.linear.bias
+            flops = 2 * h.numel() * len(bias)
+            if onednn and flops >= SMALL_PRODUCT_FLOPS:
+                h = layer.activate(linear(h, matrix, bias))
+            else:
+                h = layer.activate(small_product(threads, torch.addmm, bias, h, matrix.t(),
+                                                 flops=flops))
             outs.append(h)
             noise = None
             if layer.dropout and layer.linear.training:
@@ -165,14 +171,20 @@ class FusedStep:
 
         # Backward, output layer first. grads: W0, b0, W1, b1, ..., W_out, b_out.
         for i in range(len(self.layers), -1, -1):
-            linear = self.output if i == len(self.layers) else self.layers[i].linear
-            small_product(threads, torch.mm, grad.t(), inputs[i], out=grads[2 * i],
-                          flops=2 * grad.numel() * inputs[i].shape[1])
+            matrix = (self.output if i == len(self.layers) else self.layers[i].linear).weight
+            flops = 2 * grad.numel() * inputs[i].shape[1]  # of either product
+            if onednn and flops >= SMALL_PRODUCT_FLOPS:
+                grads[2 * i].copy_(linear(grad.t(), inputs[i].t()))
+            else:
+                small_product(threads, torch.mm, grad.t(), inputs[i], out=grads[2 * i],
+                              flops=flops)
             torch.sum(grad, 0, out=grads[2 * i + 1])
             if i == 0:
                 break
-            grad = small_product(threads, torch.mm, grad, linear.weight,
-                                 flops=2 * grad.numel() * linear.in_features)
+            if onednn and flops >= SMALL_PRODUCT_FLOPS:
+                grad = linear(grad, matrix.t())
+            else:
+                grad = small_product(threads, torch.mm, grad, matrix, flops=flops)
             layer = self.layers[i - 1]
             if noises[i - 1] is not None:
                 grad.mul_(noises[i - 1])

@@ -62,6 +62,7 @@ from .resources import (
     ThreadLimit,
     flush_denormals,
     follow_load,
+    onednn_products,
     step_products,
     thread_budget,
     thread_invariant,
@@ -156,8 +157,10 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
             # After the fits' schedulers, which wrap optimizer.step.
             update = _Updates(nets)
             # Members whose products round otherwise on another thread count
-            # train the exact way, each on its own fit's count.
-            if batched and thread_invariant(set().union(*products)):
+            # train the exact way, each on its own fit's count; so do all
+            # where a fit computes its large products with oneDNN, which the
+            # wide and batched products (MKL's) would not reproduce.
+            if batched and not onednn_products() and thread_invariant(set().union(*products)):
                 outcomes = _train_batched(steps, update, fits, train, size, epochs, n_threads,
                                           sum(work))
             else:
