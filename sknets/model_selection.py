@@ -461,7 +461,9 @@ _STACKING_DOC = """stacking : {"auto", "exact", "batched"}, default="auto"
         ``random_state``. "auto": "batched" where it is bit for bit,
         "exact" elsewhere. Networks whose products would round otherwise
         on another number of threads (on some CPUs, products of a few
-        rows: a classifier of a few classes) train "exact" either way."""
+        rows: a classifier of a few classes) train "exact" either way, and
+        so do all on AMD CPUs, where fits compute their large products with
+        oneDNN, which the stacked products would not reproduce."""
 
 
 class GridSearchCV(_StackedSearch, _sk.GridSearchCV):
