@@ -461,9 +461,11 @@ _STACKING_DOC = """stacking : {"auto", "exact", "batched"}, default="auto"
         ``random_state``. "auto": "batched" where it is bit for bit,
         "exact" elsewhere. Networks whose products would round otherwise
         on another number of threads (on some CPUs, products of a few
-        rows: a classifier of a few classes) train "exact" either way, and
-        so do all on AMD CPUs, where fits compute their large products with
-        oneDNN, which the stacked products would not reproduce."""
+        rows: a classifier of a few classes) train "exact" either way. On
+        AMD CPUs, where fits compute their large products with oneDNN, a
+        batched group computes its members' first layers member by member
+        with oneDNN, as their fits do; networks whose deeper layers hold
+        such products train "exact"."""
 
 
 class GridSearchCV(_StackedSearch, _sk.GridSearchCV):

@@ -26,6 +26,7 @@ from skorch.callbacks import Callback
 from sknets import MLPClassifier, MLPRegressor, load
 from sknets._engine import stacked
 from sknets._engine.resources import split_invariant
+from sknets._engine.stacked import _train_batched
 from sknets.model_selection import GridSearchCV, RandomizedSearchCV, _fit_stacked
 
 
@@ -208,30 +209,59 @@ def test_members_whose_products_depend_on_threads_train_the_exact_way(digits, mo
         _assert_same_fit(member, _separate(base, candidate, X, y), X)
 
 
-def test_batched_groups_train_the_exact_way_where_fits_use_onednn(digits, monkeypatch):
+def _onednn_on(monkeypatch):
+    """Fits computing their large products with oneDNN, as on AMD CPUs; counts its calls."""
     from sknets._engine import fused, resources
 
     try:
         torch.ops.mkldnn._linear_pointwise  # noqa: B018
     except (AttributeError, RuntimeError):
         pytest.skip("this torch build has no oneDNN linear operator")
+    calls = []
     for module in (resources, fused, stacked):
         monkeypatch.setattr(module, "onednn_products", lambda: True)
+    for module in (fused, stacked):
+        monkeypatch.setattr(module, "linear",
+                            lambda *args: calls.append(1) or resources.linear(*args))
+    return calls
+
+
+@pytest.mark.parametrize("hidden", [(256,), (48,), (256, 24)])
+def test_batched_groups_compute_first_layers_with_onednn_where_fits_do(digits, monkeypatch,
+                                                                        hidden):
+    # 120 x 64 by 64 x 256: 3.9e6 operations, a product the fits compute
+    # with oneDNN; a group computes it member by member, the same way. Of
+    # 48 units (7.4e5) it is MKL's in both.
+    calls = _onednn_on(monkeypatch)
+    batched = []
+    monkeypatch.setattr(stacked, "_train_batched",
+                        lambda *args: batched.append(1) or _train_batched(*args))
+    X, y = digits
+    base = MLPClassifier(hidden_layers=hidden, batch_size=120, max_epochs=3, dropout=0.1,
+                         random_state=0)
+    candidates = [{"lr": 1e-3}, {"lr": 3e-3, "l2": 1e-3}]
+    fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y, batched=True)
+    assert batched
+    for member, candidate in zip(fitted, candidates):
+        _assert_same_fit(member, _separate(base, candidate, X, y), X)
+    assert bool(calls) == (hidden[0] == 256)
+
+
+def test_batched_groups_train_the_exact_way_where_deeper_layers_use_onednn(digits, monkeypatch):
+    calls = _onednn_on(monkeypatch)
 
     def not_batched(*args, **kwargs):
-        raise AssertionError("batched although fits compute their products with oneDNN")
+        raise AssertionError("batched although a deeper layer's products are oneDNN's")
 
     monkeypatch.setattr(stacked, "_train_batched", not_batched)
     X, y = digits
-    # 120 x 64 by 64 x 256: 3.9e6 operations, a product oneDNN computes.
-    base = MLPClassifier(hidden_layers=(256,), batch_size=120, max_epochs=3, random_state=0)
-    calls = []
-    monkeypatch.setattr(fused, "linear", lambda *args: calls.append(1) or resources.linear(*args))
+    # The second layer: 120 x 256 by 256 x 128, 7.9e6 operations.
+    base = MLPClassifier(hidden_layers=(256, 128), batch_size=120, max_epochs=2, random_state=0)
     candidates = [{"lr": 1e-3}, {"lr": 3e-3}]
     fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y, batched=True)
     for member, candidate in zip(fitted, candidates):
         _assert_same_fit(member, _separate(base, candidate, X, y), X)
-    assert calls  # the fits did compute with oneDNN
+    assert calls
 
 
 def test_wide_product_check_sees_a_kernel_that_rounds_otherwise(monkeypatch):

@@ -59,9 +59,11 @@ from .fused import NARROW_OUTPUT, FusedStep
 from .modules import dropout_mask
 from .net import AdamKernel, BatchIterator, KernelCalls, SteppedElsewhere, _all_finite
 from .resources import (
+    SMALL_PRODUCT_FLOPS,
     ThreadLimit,
     flush_denormals,
     follow_load,
+    linear,
     onednn_products,
     step_products,
     thread_budget,
@@ -157,10 +159,11 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
             # After the fits' schedulers, which wrap optimizer.step.
             update = _Updates(nets)
             # Members whose products round otherwise on another thread count
-            # train the exact way, each on its own fit's count; so do all
-            # where a fit computes its large products with oneDNN, which the
-            # wide and batched products (MKL's) would not reproduce.
-            if batched and not onednn_products() and thread_invariant(set().union(*products)):
+            # train the exact way, each on its own fit's count; so do members
+            # whose fits compute products past the first layer with oneDNN,
+            # which the batched products (MKL's) would not reproduce.
+            if batched and thread_invariant(set().union(*products)) and (
+                    not onednn_products() or _onednn_in_first_layers(modules, size)):
                 outcomes = _train_batched(steps, update, fits, train, size, epochs, n_threads,
                                           sum(work))
             else:
@@ -171,6 +174,23 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
             fit.close()
     return [None if outcome is None or not _all_finite(module.state_dict()) else outcome
             for outcome, module in zip(outcomes, modules)]
+
+
+def _onednn_in_first_layers(modules, size):
+    """Whether the products a fit computes with oneDNN are all in its first layer, a hidden one.
+
+    A batched group computes its members' first layers member by member
+    with oneDNN where their fits do (:meth:`_Stacked._first_products`);
+    deeper layers of one width it computes together, with MKL, so none of
+    their products may be one that a fit computes with oneDNN: products of
+    at least ``SMALL_PRODUCT_FLOPS`` operations on ``size`` samples.
+    """
+    for module in modules:
+        linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
+        if len(linears) < 2 or any(2 * size * layer.in_features * layer.out_features
+                                   >= SMALL_PRODUCT_FLOPS for layer in linears[1:]):
+            return False
+    return True
 
 
 def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work, products):
@@ -534,6 +554,8 @@ class _Stacked:
             _products(grad, X, out=self.weight_grad.view(n_members, -1, X.shape[1]))
             torch.sum(grad.reshape(len(self.weight), batch), 1, out=self.bias_grad)
         else:
+            # Where fits use oneDNN, the first layer member by member, as theirs.
+            onednn = X.is_cpu and onednn_products()
             z = self._first_products(X)
             activate, activation_grad = self.activations[0]
             if self.uniform[0]:
@@ -561,8 +583,12 @@ class _Stacked:
                 # columns, and rounds another way where a member's width is
                 # not a multiple of the vector length.
                 torch.sum(grad, 1, out=self.bias_grad[bucket.columns].view(len(grad), -1))
-                bucket.block(wide).copy_(grad.transpose(0, 1))
-            torch.mm(wide.t(), X, out=self.weight_grad)
+                if onednn:
+                    self._first_weight_grads(bucket, grad, X)
+                else:
+                    bucket.block(wide).copy_(grad.transpose(0, 1))
+            if not onednn:
+                torch.mm(wide.t(), X, out=self.weight_grad)
         for step in self.steps:
             if step.penalty is not None:  # its weights and gradients: views of the stacks
                 for weight in step.params[0::2]:
@@ -576,12 +602,30 @@ class _Stacked:
         member's own product (:func:`_wide_product_exact`); elsewhere one
         product per member.
         """
-        if _wide_product_exact(*X.shape, self.widths):
+        onednn = X.is_cpu and onednn_products()
+        if not onednn and _wide_product_exact(*X.shape, self.widths):
             return torch.addmm(self.bias, X, self.weight.t())
         z = X.new_empty(len(X), self.total)
         for rows in self.rows:
-            z[:, rows] = torch.addmm(self.bias[rows], X, self.weight[rows].t())
+            if onednn and 2 * X.numel() * (rows.stop - rows.start) >= SMALL_PRODUCT_FLOPS:
+                z[:, rows] = linear(X, self.weight[rows], self.bias[rows])  # as its fit does
+            else:
+                z[:, rows] = torch.addmm(self.bias[rows], X, self.weight[rows].t())
         return z
+
+    def _first_weight_grads(self, bucket, grad, X):
+        """A bucket's first-layer weight gradients member by member, with oneDNN where its fits use it.
+
+        ``grad``: the gradient of the bucket's first outputs, (members,
+        batch, width), each member's block contiguous as in its own step.
+        """
+        width = bucket.width[0]
+        for j in range(len(bucket.members)):
+            rows = slice(bucket.columns.start + j * width, bucket.columns.start + (j + 1) * width)
+            if 2 * grad[j].numel() * X.shape[1] >= SMALL_PRODUCT_FLOPS:
+                self.weight_grad[rows].copy_(linear(grad[j].t(), X.t()))
+            else:
+                torch.mm(grad[j].t(), X, out=self.weight_grad[rows])
 
     def _bucket(self, bucket, h, y, loss_fn):
         """A bucket's layers after the first: its losses, and the gradient of its first outputs."""
