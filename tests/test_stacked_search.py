@@ -32,10 +32,11 @@ from sknets.model_selection import GridSearchCV, RandomizedSearchCV, _fit_stacke
 
 @pytest.fixture(autouse=True)
 def mkl_products(monkeypatch):
-    """MKL's products in every fit, so that batched groups are tested on every CPU.
+    """MKL's products in every fit, so that the wide products are tested on every CPU.
 
     Where fits compute their large products with oneDNN (AMD CPUs), batched
-    groups train the exact way instead; one test below covers that.
+    groups compute first layers member by member; the tests below that turn
+    oneDNN on cover that.
     """
     from sknets._engine import fused, resources
 
