@@ -179,16 +179,18 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
 def _onednn_in_first_layers(modules, size):
     """Whether the products a fit computes with oneDNN are all in its first layer, a hidden one.
 
-    A batched group computes its members' first layers member by member
-    with oneDNN where their fits do (:meth:`_Stacked._first_products`);
-    deeper layers of one width it computes together, with MKL, so none of
-    their products may be one that a fit computes with oneDNN: products of
-    at least ``SMALL_PRODUCT_FLOPS`` operations on ``size`` samples.
+    A batched group computes its members' first hidden layers member by
+    member with oneDNN where their fits do (:meth:`_Stacked._first_products`);
+    deeper layers of one width, and the only layer of a network without
+    hidden layers, it computes together with MKL, so none of their products
+    may be one that a fit computes with oneDNN: products of at least
+    ``SMALL_PRODUCT_FLOPS`` operations on ``size`` samples.
     """
     for module in modules:
         linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
-        if len(linears) < 2 or any(2 * size * layer.in_features * layer.out_features
-                                   >= SMALL_PRODUCT_FLOPS for layer in linears[1:]):
+        stacked = linears[1:] if len(linears) > 1 else linears
+        if any(2 * size * layer.in_features * layer.out_features >= SMALL_PRODUCT_FLOPS
+               for layer in stacked):
             return False
     return True
 
