@@ -464,8 +464,9 @@ _STACKING_DOC = """stacking : {"auto", "exact", "batched"}, default="auto"
         rows: a classifier of a few classes) train "exact" either way. On
         AMD CPUs, where fits compute their large products with oneDNN, a
         batched group computes its members' first layers member by member
-        with oneDNN, as their fits do; networks whose deeper layers hold
-        such products train "exact"."""
+        where some fit computes its first layer with oneDNN, each as its
+        fit does; networks whose deeper layers hold such products train
+        "exact"."""
 
 
 class GridSearchCV(_StackedSearch, _sk.GridSearchCV):

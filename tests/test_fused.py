@@ -439,7 +439,7 @@ def _raise():
 def test_a_fused_step_on_two_threads_computes_its_small_products_on_one():
     # 784-100-10 at batch 100: the output layer's products (2e5 operations
     # each) on one thread, the first layer's (1.6e7) on the step's two.
-    from sknets._engine import fused
+    from sknets._engine import fused, resources
 
     seen = {}  # name -> the thread counts its calls ran on
 
@@ -455,7 +455,7 @@ def test_a_fused_step_on_two_threads_computes_its_small_products_on_one():
     step = FusedStep.build(module, torch.nn.CrossEntropyLoss())
     with ThreadLimit(2), \
             mock.patch.object(fused, "output_layer", recording("output", fused.output_layer)), \
-            mock.patch.object(fused, "linear", recording("onednn", fused.linear)), \
+            mock.patch.object(resources, "linear", recording("onednn", resources.linear)), \
             mock.patch.object(torch, "mm", recording("mm", torch.mm)), \
             mock.patch.object(torch, "addmm", recording("addmm", torch.addmm)):
         step(X, target)

@@ -211,19 +211,37 @@ def test_members_whose_products_depend_on_threads_train_the_exact_way(digits, mo
 
 
 def _onednn_on(monkeypatch):
-    """Fits computing their large products with oneDNN, as on AMD CPUs; counts its calls."""
+    """Fits computing their large products with oneDNN, as on AMD CPUs.
+
+    Returns the list of oneDNN products the training steps computed (not
+    the thread check's products, which oneDNN computes too).
+    """
     from sknets._engine import fused, resources
 
     try:
         torch.ops.mkldnn._linear_pointwise  # noqa: B018
     except (AttributeError, RuntimeError):
         pytest.skip("this torch build has no oneDNN linear operator")
-    calls = []
+    calls, in_step = [], []
     for module in (resources, fused, stacked):
         monkeypatch.setattr(module, "onednn_products", lambda: True)
+    onednn_linear, step_product = resources.linear, resources.step_product
+
+    def counted_linear(*args):
+        if in_step:
+            calls.append(1)
+        return onednn_linear(*args)
+
+    def counted_step_product(*args, **kwargs):
+        in_step.append(1)
+        try:
+            return step_product(*args, **kwargs)
+        finally:
+            in_step.pop()
+
+    monkeypatch.setattr(resources, "linear", counted_linear)
     for module in (fused, stacked):
-        monkeypatch.setattr(module, "linear",
-                            lambda *args: calls.append(1) or resources.linear(*args))
+        monkeypatch.setattr(module, "step_product", counted_step_product)
     return calls
 
 

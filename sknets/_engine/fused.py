@@ -25,7 +25,7 @@ from torch import nn
 
 from .losses import ClassificationLoss, smooth_labels
 from .modules import Dropout, Penalty, dropout_mask
-from .resources import SMALL_PRODUCT_FLOPS, linear, onednn_products, small_product
+from .resources import onednn_products, small_product, step_product
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -149,13 +149,8 @@ class FusedStep:
         h = X
         for layer in self.layers:
             inputs.append(h)
-            matrix, bias = layer.linear.weight, layer.linear.bias
-            flops = 2 * h.numel() * len(bias)
-            if onednn and flops >= SMALL_PRODUCT_FLOPS:
-                h = layer.activate(linear(h, matrix, bias))
-            else:
-                h = layer.activate(small_product(threads, torch.addmm, bias, h, matrix.t(),
-                                                 flops=flops))
+            h = layer.activate(step_product(threads, h, layer.linear.weight, layer.linear.bias,
+                                            onednn=onednn))
             outs.append(h)
             noise = None
             if layer.dropout and layer.linear.training:
@@ -172,19 +167,11 @@ class FusedStep:
         # Backward, output layer first. grads: W0, b0, W1, b1, ..., W_out, b_out.
         for i in range(len(self.layers), -1, -1):
             matrix = (self.output if i == len(self.layers) else self.layers[i].linear).weight
-            flops = 2 * grad.numel() * inputs[i].shape[1]  # of either product
-            if onednn and flops >= SMALL_PRODUCT_FLOPS:
-                grads[2 * i].copy_(linear(grad.t(), inputs[i].t()))
-            else:
-                small_product(threads, torch.mm, grad.t(), inputs[i], out=grads[2 * i],
-                              flops=flops)
+            step_product(threads, grad.t(), inputs[i].t(), out=grads[2 * i], onednn=onednn)
             torch.sum(grad, 0, out=grads[2 * i + 1])
             if i == 0:
                 break
-            if onednn and flops >= SMALL_PRODUCT_FLOPS:
-                grad = linear(grad, matrix.t())
-            else:
-                grad = small_product(threads, torch.mm, grad, matrix, flops=flops)
+            grad = step_product(threads, grad, matrix.t(), onednn=onednn)
             layer = self.layers[i - 1]
             if noises[i - 1] is not None:
                 grad.mul_(noises[i - 1])

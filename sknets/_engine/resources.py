@@ -271,12 +271,10 @@ def onednn_products():
     """
     if not torch.backends.mkldnn.is_available() or _cpu_vendor() != "AuthenticAMD":
         return False
+    generator = torch.Generator().manual_seed(0)
+    x, weight = torch.rand(8, 16, generator=generator), torch.rand(4, 16, generator=generator)
     try:
-        product = torch.ops.mkldnn._linear_pointwise
-        generator = torch.Generator().manual_seed(0)
-        x, weight = (torch.rand(8, 16, generator=generator),
-                     torch.rand(4, 16, generator=generator))
-        return torch.allclose(product(x, weight, None, "none", [], ""), x @ weight.t())
+        return torch.allclose(linear(x, weight), x @ weight.t())
     except (AttributeError, RuntimeError):  # a build without the operator
         return False
 
@@ -303,6 +301,30 @@ def linear(x, weight, bias=None):
     torch.Size([2, 4])
     """
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def step_product(threads, x, weight, bias=None, *, out=None, onednn=False):
+    """``x @ weight.T (+ bias)`` as a training step computes it; into ``out`` if given.
+
+    With oneDNN (:func:`linear`) where ``onednn`` (:func:`onednn_products`,
+    for CPU tensors) and the product takes at least ``SMALL_PRODUCT_FLOPS``
+    operations; elsewhere with torch's ``addmm`` or ``mm`` (MKL), on one
+    thread if it is small (:func:`small_product`, whose ``threads`` this is).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._engine.resources import step_product
+    >>> step_product(1, torch.ones(2, 3), torch.ones(4, 3), torch.zeros(4))[0, 0]
+    tensor(3.)
+    """
+    flops = 2 * x.shape[0] * x.shape[1] * weight.shape[0]
+    if onednn and flops >= SMALL_PRODUCT_FLOPS:
+        result = linear(x, weight, bias)
+        return result if out is None else out.copy_(result)
+    if bias is None:
+        return small_product(threads, torch.mm, x, weight.t(), out=out, flops=flops)
+    return small_product(threads, torch.addmm, bias, x, weight.t(), out=out, flops=flops)
 
 
 def prediction_threads(n_threads, module, n_samples):

@@ -63,8 +63,8 @@ from .resources import (
     ThreadLimit,
     flush_denormals,
     follow_load,
-    linear,
     onednn_products,
+    step_product,
     step_products,
     thread_budget,
     thread_invariant,
@@ -556,9 +556,11 @@ class _Stacked:
             _products(grad, X, out=self.weight_grad.view(n_members, -1, X.shape[1]))
             torch.sum(grad.reshape(len(self.weight), batch), 1, out=self.bias_grad)
         else:
-            # Where fits use oneDNN, the first layer member by member, as theirs.
-            onednn = X.is_cpu and onednn_products()
-            z = self._first_products(X)
+            # Where a member's fit computes its first layer with oneDNN, the
+            # first layers member by member, as the fits do.
+            onednn = X.is_cpu and onednn_products() and any(
+                2 * X.numel() * width >= SMALL_PRODUCT_FLOPS for width in self.widths)
+            z = self._first_products(X, onednn)
             activate, activation_grad = self.activations[0]
             if self.uniform[0]:
                 h = activate(z)
@@ -571,7 +573,7 @@ class _Stacked:
             dropped = h.clone() if any(runs) else h
             for bucket, bucket_runs in zip(self.buckets, runs):
                 self._drop(bucket.block(dropped), bucket_runs, members_axis=1)
-            wide = torch.empty(batch, self.total)
+            wide = None if onednn else torch.empty(batch, self.total)
             for bucket, bucket_runs in zip(self.buckets, runs):
                 loss, grad = self._bucket(bucket, bucket.block(dropped).transpose(0, 1), y,
                                           loss_fn)
@@ -585,8 +587,10 @@ class _Stacked:
                 # columns, and rounds another way where a member's width is
                 # not a multiple of the vector length.
                 torch.sum(grad, 1, out=self.bias_grad[bucket.columns].view(len(grad), -1))
-                if onednn:
-                    self._first_weight_grads(bucket, grad, X)
+                if onednn:  # each member's own product, into its rows
+                    for j, rows in enumerate(self._bucket_rows(bucket)):
+                        step_product(1, grad[j].t(), X.t(), out=self.weight_grad[rows],
+                                     onednn=True)
                 else:
                     bucket.block(wide).copy_(grad.transpose(0, 1))
             if not onednn:
@@ -597,37 +601,27 @@ class _Stacked:
                     step.penalty.grad_(weight, weight.grad)
         return losses
 
-    def _first_products(self, X):
+    def _first_products(self, X, onednn=False):
         """The first layers' outputs ``bias + X @ weight.T``, all members' columns side by side.
 
         One wide product where it gives each member's columns the bits of the
-        member's own product (:func:`_wide_product_exact`); elsewhere one
-        product per member.
+        member's own product (:func:`_wide_product_exact`) and no member's
+        fit computes it with oneDNN (``onednn`` False); elsewhere one
+        product per member, as its fit computes it.
         """
-        onednn = X.is_cpu and onednn_products()
         if not onednn and _wide_product_exact(*X.shape, self.widths):
             return torch.addmm(self.bias, X, self.weight.t())
         z = X.new_empty(len(X), self.total)
         for rows in self.rows:
-            if onednn and 2 * X.numel() * (rows.stop - rows.start) >= SMALL_PRODUCT_FLOPS:
-                z[:, rows] = linear(X, self.weight[rows], self.bias[rows])  # as its fit does
-            else:
-                z[:, rows] = torch.addmm(self.bias[rows], X, self.weight[rows].t())
+            z[:, rows] = step_product(1, X, self.weight[rows], self.bias[rows], onednn=onednn)
         return z
 
-    def _first_weight_grads(self, bucket, grad, X):
-        """A bucket's first-layer weight gradients member by member, with oneDNN where its fits use it.
-
-        ``grad``: the gradient of the bucket's first outputs, (members,
-        batch, width), each member's block contiguous as in its own step.
-        """
-        width = bucket.width[0]
-        for j in range(len(bucket.members)):
-            rows = slice(bucket.columns.start + j * width, bucket.columns.start + (j + 1) * width)
-            if 2 * grad[j].numel() * X.shape[1] >= SMALL_PRODUCT_FLOPS:
-                self.weight_grad[rows].copy_(linear(grad[j].t(), X.t()))
-            else:
-                torch.mm(grad[j].t(), X, out=self.weight_grad[rows])
+    @staticmethod
+    def _bucket_rows(bucket):
+        """The rows of the first layer's stacked weights of each of ``bucket``'s members."""
+        width, start = bucket.width[0], bucket.columns.start
+        return [slice(start + j * width, start + (j + 1) * width)
+                for j in range(len(bucket.members))]
 
     def _bucket(self, bucket, h, y, loss_fn):
         """A bucket's layers after the first: its losses, and the gradient of its first outputs."""
