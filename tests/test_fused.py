@@ -1,6 +1,7 @@
 """The fused training step agrees with autograd, and covers what it claims."""
 
 import copy
+import operator
 from unittest import mock
 
 import numpy as np
@@ -469,3 +470,46 @@ def test_a_fused_step_on_two_threads_computes_its_small_products_on_one():
     large = seen.get("onednn", set()) | (seen["addmm"] - {1}) | (seen["mm"] - {1})
     assert large == {2}
     assert ("onednn" in seen) == onednn_products()
+
+
+def test_onednn_products_fill_their_outputs_and_keep_the_tensors():
+    # oneDNN has no out=: a tensor of its own takes the product's memory (no
+    # copy), a view gets a copy; either way the same tensor object, holding
+    # the product (an optimizer kernel's lists keep reading it).
+    from sknets._engine.resources import SMALL_PRODUCT_FLOPS, linear, step_product
+
+    torch.manual_seed(0)
+    grad, X = torch.randn(100, 100), torch.rand(100, 784)
+    assert 2 * 100 * 100 * 784 >= SMALL_PRODUCT_FLOPS
+    expected = linear(grad.t(), X.t())
+    own = torch.empty(100, 784)
+    memory = own.data_ptr()
+    assert step_product(2, grad.t(), X.t(), out=own, onednn=True) is own
+    assert torch.equal(own, expected) and own.data_ptr() != memory  # not copied
+    wide = torch.zeros(200, 784)
+    view = wide[:100]
+    assert step_product(2, grad.t(), X.t(), out=view, onednn=True) is view
+    assert torch.equal(wide[:100], expected) and not wide[100:].any()
+    assert view.data_ptr() == wide.data_ptr()  # copied into the wide tensor
+    transposed = torch.empty(784, 100).t()  # other strides than the product's: a copy
+    assert step_product(2, grad.t(), X.t(), out=transposed, onednn=True) is transposed
+    assert torch.equal(transposed, expected) and transposed.stride() == (1, 100)
+
+
+def test_fused_steps_with_onednn_keep_the_gradient_tensors_and_match_mkl():
+    from sknets._engine import fused
+
+    torch.manual_seed(0)
+    module = MLP(784, (100,), 10)
+    X, target = torch.rand(100, 784), torch.randint(0, 10, (100,))
+    step = FusedStep.build(module, torch.nn.CrossEntropyLoss())
+    grads = {}
+    for onednn in (False, True):
+        with mock.patch.object(fused, "onednn_products", return_value=onednn):
+            step(X, target)
+            before = [p.grad for p in module.parameters()]
+            step(X, target)
+        assert all(map(operator.is_, (p.grad for p in module.parameters()), before))
+        grads[onednn] = [p.grad.clone() for p in module.parameters()]
+    for mkl, onednn in zip(grads[False], grads[True]):
+        torch.testing.assert_close(onednn, mkl, rtol=1e-5, atol=1e-6)

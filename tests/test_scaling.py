@@ -710,6 +710,26 @@ def test_busy_cores_subtracts_this_process_running_threads(monkeypatch):
     assert busy_cores(looks=1) == 0
 
 
+def test_busy_cores_takes_the_least_look_and_stops_at_none(monkeypatch):
+    # Three other threads running, then one, then none: the least of the
+    # looks; a look that finds none ends them (no later look can be less).
+    running = iter([4, 2, 1, 3])
+    reads = []
+
+    def read(path):
+        reads.append(path)
+        return f"1.0 1.0 1.0 {next(running)}/211 9876\n".encode()
+
+    monkeypatch.setattr(resources, "_read_proc", read)
+    monkeypatch.setattr(resources.os, "listdir", lambda path: ["100"])
+    monkeypatch.setattr(resources, "_task_running", lambda task: True)  # the looking thread
+    monkeypatch.setattr(resources.time, "sleep", lambda seconds: None)
+    assert busy_cores(looks=2) == 1  # 3 busy, then 1
+    reads.clear()
+    assert busy_cores(looks=3) == 0  # 0 at the first look: no second one
+    assert reads == ["/proc/loadavg"]
+
+
 def test_busy_cores_counts_other_programs_running():
     # The real count (the fixture of every test replaces it by 0).
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])

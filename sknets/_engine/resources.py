@@ -321,7 +321,15 @@ def step_product(threads, x, weight, bias=None, *, out=None, onednn=False):
     flops = 2 * x.shape[0] * x.shape[1] * weight.shape[0]
     if onednn and flops >= SMALL_PRODUCT_FLOPS:
         result = linear(x, weight, bias)
-        return result if out is None else out.copy_(result)
+        if out is None:
+            return result
+        if out._base is None and out.stride() == result.stride() and out.dtype == result.dtype:
+            # oneDNN has no ``out=``: ``out`` (a tensor of its own, not a
+            # view) takes the result's memory instead of a copy of it; the
+            # tensor stays the same object, so lists holding it (an
+            # optimizer kernel's) read the new values.
+            return out.set_(result)
+        return out.copy_(result)
     if bias is None:
         return small_product(threads, torch.mm, x, weight.t(), out=out, flops=flops)
     return small_product(threads, torch.addmm, bias, x, weight.t(), out=out, flops=flops)
@@ -629,7 +637,8 @@ def busy_cores(looks=3, pause=5e-4):
     The threads that are running or ready to run (``/proc/loadavg``), less
     those of this process (``/proc/self/task``): the least of ``looks``
     looks ``pause`` seconds apart, so that a program that only passes by
-    does not count. 0 where the system does not say (not Linux).
+    does not count (a look that finds none ends the count: 0 is the
+    least). 0 where the system does not say (not Linux).
 
     Examples
     --------
@@ -649,6 +658,8 @@ def busy_cores(looks=3, pause=5e-4):
         except (OSError, ValueError, IndexError):
             return 0
         counts.append(max(0, running - own))
+        if not counts[-1]:
+            return 0  # the least a later look could give
     return min(counts)
 
 
