@@ -1,13 +1,14 @@
 """A stacked grid search against scikit-learn's, on Fashion-MNIST.
 
-Times ``sknets.model_selection.GridSearchCV`` (the 16 candidates trained
-as one stacked network per split) and ``sklearn.model_selection.GridSearchCV``
-(16 x 3 separate fits) on the first 10,000 Fashion-MNIST training images
+Times ``sknets.model_selection.GridSearchCV`` (the grid's candidates
+trained as one stacked network per split) and ``sklearn.model_selection.GridSearchCV``
+(3 separate fits per candidate) on the first 10,000 Fashion-MNIST training images
 (scaled as the fetcher returns them): cv=3, ``MLPClassifier`` with Adam, 5
 epochs, batches of 100, random_state=0, n_jobs=1 (``--n-jobs``: both
 searches' ``n_jobs``), refit. ``--grid rates``:
 784-100-10, 4 ``lr`` x 2 ``l2`` x 2 ``dropout``; ``--grid widths``: 4 ``lr``
-x ``hidden_layers`` (32,), (64,), (128,), (256,). The two searches alternate
+x ``hidden_layers`` (32,), (64,), (128,), (256,); ``--grid depths``: 4 ``lr`` x
+``hidden_layers`` (128, 64), (256, 128). The two searches alternate
 ``--repeats`` times after one untimed warm-up each; medians are printed,
 and the time ratio both as a ratio of medians and paired (the median of each
 repeat's ratio),
@@ -147,6 +148,7 @@ GRIDS = {
     "rates": {"lr": [3e-4, 1e-3, 3e-3, 1e-2], "l2": [0.0, 1e-4], "dropout": [0.0, 0.2]},
     "widths": {"lr": [3e-4, 1e-3, 3e-3, 1e-2],
                "hidden_layers": [(32,), (64,), (128,), (256,)]},
+    "depths": {"lr": [3e-4, 1e-3, 3e-3, 1e-2], "hidden_layers": [(128, 64), (256, 128)]},
 }
 
 

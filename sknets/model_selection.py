@@ -463,10 +463,8 @@ _STACKING_DOC = """stacking : {"auto", "exact", "batched"}, default="auto"
         on another number of threads (on some CPUs, products of a few
         rows: a classifier of a few classes) train "exact" either way. On
         AMD CPUs, where fits compute their large products with oneDNN, a
-        batched group computes its members' first layers member by member
-        where some fit computes its first layer with oneDNN, each as its
-        fit does; networks whose deeper layers hold such products train
-        "exact"."""
+        batched group computes those products member by member, each as
+        its fit does, and the rest stacked."""
 
 
 class GridSearchCV(_StackedSearch, _sk.GridSearchCV):

@@ -35,8 +35,8 @@ def mkl_products(monkeypatch):
     """MKL's products in every fit, so that the wide products are tested on every CPU.
 
     Where fits compute their large products with oneDNN (AMD CPUs), batched
-    groups compute first layers member by member; the tests below that turn
-    oneDNN on cover that.
+    groups compute those products member by member; the tests below that
+    turn oneDNN on cover that.
     """
     from sknets._engine import fused, resources
 
@@ -252,9 +252,7 @@ def test_batched_groups_compute_first_layers_with_onednn_where_fits_do(digits, m
     # with oneDNN; a group computes it member by member, the same way. Of
     # 48 units (7.4e5), or without a hidden layer, it is MKL's in both.
     calls = _onednn_on(monkeypatch)
-    batched = []
-    monkeypatch.setattr(stacked, "_train_batched",
-                        lambda *args: batched.append(1) or _train_batched(*args))
+    batched = _batched_calls(monkeypatch)
     X, y = digits
     base = MLPClassifier(hidden_layers=hidden, batch_size=120, max_epochs=3, dropout=0.1,
                          random_state=0)
@@ -266,21 +264,53 @@ def test_batched_groups_compute_first_layers_with_onednn_where_fits_do(digits, m
     assert bool(calls) == (hidden[:1] == (256,))
 
 
-def test_batched_groups_train_the_exact_way_where_deeper_layers_use_onednn(digits, monkeypatch):
+def _batched_calls(monkeypatch):
+    batched = []
+    monkeypatch.setattr(stacked, "_train_batched",
+                        lambda *args: batched.append(1) or _train_batched(*args))
+    return batched
+
+
+@pytest.mark.parametrize("hidden, dropout", [
+    ((256, 128), 0.0),  # the second layer: 120 x 256 by 256 x 128, 7.9e6 operations
+    ((256, 128), 0.2),
+    ((48, 200), 0.1),  # a first layer of MKL's (7.4e5), a second of oneDNN's (2.3e6)
+    ((2048,), 0.0),  # the output layer's gradients (4.9e6) too, on its narrow layout
+])
+def test_batched_groups_compute_deeper_layers_with_onednn_where_fits_do(digits, monkeypatch,
+                                                                         hidden, dropout):
     calls = _onednn_on(monkeypatch)
-
-    def not_batched(*args, **kwargs):
-        raise AssertionError("batched although a deeper layer's products are oneDNN's")
-
-    monkeypatch.setattr(stacked, "_train_batched", not_batched)
+    batched = _batched_calls(monkeypatch)
     X, y = digits
-    # The second layer: 120 x 256 by 256 x 128, 7.9e6 operations.
-    base = MLPClassifier(hidden_layers=(256, 128), batch_size=120, max_epochs=2, random_state=0)
-    candidates = [{"lr": 1e-3}, {"lr": 3e-3}]
+    base = MLPClassifier(hidden_layers=hidden, batch_size=120, max_epochs=2, dropout=dropout,
+                         random_state=0)
+    candidates = [{"lr": 1e-3}, {"lr": 3e-3, "l2": 1e-3}, {"lr": 1e-2}]
     fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y, batched=True)
+    assert batched and calls
     for member, candidate in zip(fitted, candidates):
         _assert_same_fit(member, _separate(base, candidate, X, y), X)
-    assert calls
+
+
+@pytest.mark.parametrize("onednn", [False, True])
+@pytest.mark.parametrize("estimator, n_outputs", [(MLPClassifier, 10), (MLPClassifier, 20),
+                                                  (MLPRegressor, 20)])
+def test_batched_groups_without_hidden_layers_are_their_fits(monkeypatch, estimator, n_outputs,
+                                                             onednn):
+    # Outputs narrow (stored transposed) or not, each member's outputs and
+    # gradients laid out as its fit's; with oneDNN on, 2 x 200 x 600 x 10
+    # (or 20) operations make the only layer's weight gradient oneDNN's.
+    calls = _onednn_on(monkeypatch) if onednn else []
+    batched = _batched_calls(monkeypatch)
+    rng = np.random.RandomState(0)
+    X = rng.rand(400, 600)
+    y = (X[:, :n_outputs] @ rng.rand(n_outputs, n_outputs) if estimator is MLPRegressor
+         else np.arange(400) % n_outputs)
+    base = estimator(hidden_layers=(), batch_size=200, max_epochs=2, random_state=0)
+    candidates = [{"lr": 1e-3}, {"lr": 3e-3, "l2": 1e-3}]
+    fitted = _fit_stacked([clone(base).set_params(**c) for c in candidates], X, y, batched=True)
+    assert batched and bool(calls) == onednn
+    for member, candidate in zip(fitted, candidates):
+        _assert_same_fit(member, _separate(base, candidate, X, y), X)
 
 
 def test_wide_product_check_sees_a_kernel_that_rounds_otherwise(monkeypatch):

@@ -32,7 +32,10 @@ step lays out and reduces each member's numbers as the member's own fused
 step does (see :class:`_Stacked`), and computes the members' first layers
 apart where a wide product would round a member's columns otherwise
 (:func:`_wide_product_exact`: a BLAS kernel chosen by the number of
-columns). Elsewhere it agrees with separate fits
+columns). Products that the fits compute with oneDNN
+(:func:`~sknets._engine.resources.onednn_products`: large products on AMD
+CPUs) it computes member by member, on operands laid out as the fits lay
+them out. Elsewhere it agrees with separate fits
 to float32 rounding. The dropout masks are the separate fits' own.
 
 Everything but the steps is each member's own fit
@@ -159,11 +162,8 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
             # After the fits' schedulers, which wrap optimizer.step.
             update = _Updates(nets)
             # Members whose products round otherwise on another thread count
-            # train the exact way, each on its own fit's count; so do members
-            # whose fits compute products past the first layer with oneDNN,
-            # which the batched products (MKL's) would not reproduce.
-            if batched and thread_invariant(set().union(*products)) and (
-                    not onednn_products() or _onednn_in_first_layers(modules, size)):
+            # train the exact way, each on its own fit's count.
+            if batched and thread_invariant(set().union(*products)):
                 outcomes = _train_batched(steps, update, fits, train, size, epochs, n_threads,
                                           sum(work))
             else:
@@ -174,25 +174,6 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
             fit.close()
     return [None if outcome is None or not _all_finite(module.state_dict()) else outcome
             for outcome, module in zip(outcomes, modules)]
-
-
-def _onednn_in_first_layers(modules, size):
-    """Whether the products a fit computes with oneDNN are all in its first layer, a hidden one.
-
-    A batched group computes its members' first hidden layers member by
-    member with oneDNN where their fits do (:meth:`_Stacked._first_products`);
-    deeper layers of one width, and the only layer of a network without
-    hidden layers, it computes together with MKL, so none of their products
-    may be one that a fit computes with oneDNN: products of at least
-    ``SMALL_PRODUCT_FLOPS`` operations on ``size`` samples.
-    """
-    for module in modules:
-        linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
-        stacked = linears[1:] if len(linears) > 1 else linears
-        if any(2 * size * layer.in_features * layer.out_features >= SMALL_PRODUCT_FLOPS
-               for layer in stacked):
-            return False
-    return True
 
 
 def _train_lockstep(steps, update, fits, train, size, epochs, n_threads, work, products):
@@ -542,25 +523,38 @@ class _Stacked:
         batch = len(X)
         self._uniforms.clear()  # this step's shared dropout draws
         losses = torch.empty(len(self.steps))
+        # Products that the members' fits compute with oneDNN (its large
+        # ones, onednn_products) are computed member by member here, on the
+        # operands the fits pass it: oneDNN's bits depend on neither the
+        # thread count nor the batch, but the batched products are MKL's.
+        onednn = X.is_cpu and onednn_products()
         if not self.activations:  # no hidden layer: the first layer is the output
             # In the layout of each member's own output (output_layer).
             n_members = len(self.order)
-            if len(self.weight) // n_members <= NARROW_OUTPUT:
+            n_outputs = len(self.weight) // n_members
+            if n_outputs <= NARROW_OUTPUT:
                 out = _products(self.weight.view(n_members, -1, X.shape[1]), X.t(),
                                 self.bias.view(n_members, -1, 1)).transpose(1, 2)
-            else:
+            else:  # each member's block row-major, as its fit's outputs
                 out = self._first_products(X).view(batch, n_members, -1).transpose(0, 1)
+                out = out.contiguous()
             loss, grad = _member_losses(loss_fn, out, y)
             losses[self.order] = loss
-            grad = grad.transpose(1, 2)
-            _products(grad, X, out=self.weight_grad.view(n_members, -1, X.shape[1]))
-            torch.sum(grad.reshape(len(self.weight), batch), 1, out=self.bias_grad)
+            # Each member's column sums as its own step sums its block.
+            torch.sum(grad, 1, out=self.bias_grad.view(n_members, -1))
+            weight_grads = self.weight_grad.view(n_members, -1, X.shape[1])
+            if _onednn_layer(onednn, batch, X.shape[1], n_outputs):
+                for member, weight_grad in zip(grad, weight_grads):  # as each fit computes it
+                    member = _as_in_fit(member, n_outputs <= NARROW_OUTPUT)
+                    step_product(1, member.t(), X.t(), out=weight_grad, onednn=True)
+            else:
+                _products(grad.transpose(1, 2), X, out=weight_grads)
         else:
             # Where a member's fit computes its first layer with oneDNN, the
             # first layers member by member, as the fits do.
-            onednn = X.is_cpu and onednn_products() and any(
-                2 * X.numel() * width >= SMALL_PRODUCT_FLOPS for width in self.widths)
-            z = self._first_products(X, onednn)
+            first = onednn and any(_onednn_layer(True, batch, X.shape[1], width)
+                                   for width in self.widths)
+            z = self._first_products(X, first)
             activate, activation_grad = self.activations[0]
             if self.uniform[0]:
                 h = activate(z)
@@ -573,10 +567,10 @@ class _Stacked:
             dropped = h.clone() if any(runs) else h
             for bucket, bucket_runs in zip(self.buckets, runs):
                 self._drop(bucket.block(dropped), bucket_runs, members_axis=1)
-            wide = None if onednn else torch.empty(batch, self.total)
+            wide = None if first else torch.empty(batch, self.total)
             for bucket, bucket_runs in zip(self.buckets, runs):
                 loss, grad = self._bucket(bucket, bucket.block(dropped).transpose(0, 1), y,
-                                          loss_fn)
+                                          loss_fn, onednn)
                 losses[bucket.members] = loss
                 # The first layer's gradient in the members' own layout,
                 # (members, batch, width), each member's block contiguous.
@@ -587,13 +581,13 @@ class _Stacked:
                 # columns, and rounds another way where a member's width is
                 # not a multiple of the vector length.
                 torch.sum(grad, 1, out=self.bias_grad[bucket.columns].view(len(grad), -1))
-                if onednn:  # each member's own product, into its rows
+                if first:  # each member's own product, into its rows
                     for j, rows in enumerate(self._bucket_rows(bucket)):
                         step_product(1, grad[j].t(), X.t(), out=self.weight_grad[rows],
                                      onednn=True)
                 else:
                     bucket.block(wide).copy_(grad.transpose(0, 1))
-            if not onednn:
+            if not first:
                 torch.mm(wide.t(), X, out=self.weight_grad)
         for step in self.steps:
             if step.penalty is not None:  # its weights and gradients: views of the stacks
@@ -623,16 +617,28 @@ class _Stacked:
         return [slice(start + j * width, start + (j + 1) * width)
                 for j in range(len(bucket.members))]
 
-    def _bucket(self, bucket, h, y, loss_fn):
-        """A bucket's layers after the first: its losses, and the gradient of its first outputs."""
+    def _bucket(self, bucket, h, y, loss_fn, onednn=False):
+        """A bucket's layers after the first: its losses, and the gradient of its first outputs.
+
+        ``h``: the first layer's outputs, (members, batch, width). Layers
+        whose products the fits compute with oneDNN (``onednn``, where
+        large) are computed member by member on contiguous blocks, as the
+        fits' own tensors are laid out; the others as batched products.
+        """
         last = len(bucket.weights) - 1
-        inputs, outs, noises = [h], [], []
+        large = [_onednn_layer(onednn, h.shape[1], weight.shape[2], weight.shape[1])
+                 for weight in bucket.weights]
+        inputs, outs, noises = [h.contiguous() if large[0] else h], [], []
         for i, (weight, bias) in enumerate(zip(bucket.weights, bucket.biases)):
             if i == last and weight.shape[1] <= NARROW_OUTPUT:  # as output_layer computes it
                 z = _products(weight, inputs[-1].transpose(1, 2), bias.unsqueeze(2))
                 z = z.transpose(1, 2)
                 break
-            z = torch.baddbmm(bias.unsqueeze(1), inputs[-1], weight.transpose(1, 2))
+            if large[i] and i < last:  # (output_layer's forward product is MKL's)
+                z = torch.stack([step_product(1, member, weight[j], bias[j], onednn=True)
+                                 for j, member in enumerate(inputs[-1])])
+            else:
+                z = torch.baddbmm(bias.unsqueeze(1), inputs[-1], weight.transpose(1, 2))
             if i == last:
                 break
             activate = self.activations[i + 1][0]
@@ -645,10 +651,20 @@ class _Stacked:
             noises.append(runs)
             inputs.append(self._drop(out.clone(), runs) if runs else out)
         loss, grad = _member_losses(loss_fn, z, y)
+        narrow = bucket.weights[last].shape[1] <= NARROW_OUTPUT
         for i in range(last, -1, -1):
-            _products(grad.transpose(1, 2), inputs[i], out=bucket.weight_grads[i])
+            if large[i]:
+                members = [_as_in_fit(member, narrow and i == last) for member in grad]
+                for member, x, weight_grad in zip(members, inputs[i], bucket.weight_grads[i]):
+                    step_product(1, member.t(), x.t(), out=weight_grad, onednn=True)
+            else:
+                _products(grad.transpose(1, 2), inputs[i], out=bucket.weight_grads[i])
             torch.sum(grad, 1, out=bucket.bias_grads[i])
-            grad = torch.bmm(grad, bucket.weights[i])
+            if large[i]:
+                grad = torch.stack([step_product(1, member, weight.t(), onednn=True)
+                                    for member, weight in zip(members, bucket.weights[i])])
+            else:
+                grad = torch.bmm(grad, bucket.weights[i])
             if i == 0:
                 return loss, grad
             self._drop(grad, noises[i - 1])
@@ -819,6 +835,29 @@ def _products(a, b, bias=None, out=None):
         else:
             torch.addmm(bias[k], a[k], b_k, out=out[k])
     return out
+
+
+def _onednn_layer(onednn, batch, n_inputs, n_outputs):
+    """Whether fits compute a layer's products with oneDNN (``onednn``: where it is the library).
+
+    A training step computes all three of a layer's products (forward,
+    weight and input gradients; the output layer's forward product is
+    always MKL's) with oneDNN where ``onednn`` holds and they take at least
+    ``SMALL_PRODUCT_FLOPS`` operations (:func:`~sknets._engine.resources.step_product`).
+    """
+    return onednn and 2 * batch * n_inputs * n_outputs >= SMALL_PRODUCT_FLOPS
+
+
+def _as_in_fit(grad, narrow):
+    """A member's gradient of a layer's outputs ``(batch, outputs)``, laid out as in its fit.
+
+    A fit's tensors are row-major, except the output layer's outputs and
+    their gradient where the outputs are narrow (``narrow``: stored
+    transposed, :func:`~sknets._engine.fused.output_layer`). oneDNN's
+    products may round otherwise on another layout; a copy only where the
+    member's block is laid out otherwise.
+    """
+    return grad.t().contiguous().t() if narrow else grad.contiguous()
 
 
 def _member_losses(loss, out, target):
