@@ -310,6 +310,10 @@ def step_product(threads, x, weight, bias=None, *, out=None, onednn=False):
     for CPU tensors) and the product takes at least ``SMALL_PRODUCT_FLOPS``
     operations; elsewhere with torch's ``addmm`` or ``mm`` (MKL), on one
     thread if it is small (:func:`small_product`, whose ``threads`` this is).
+    ``out`` is returned, holding the product; oneDNN's product, which has
+    no ``out=``, is copied into it where it is a view, and otherwise
+    becomes its memory (``Tensor.set_``): views taken of ``out`` before
+    the call then no longer share its memory.
 
     Examples
     --------
