@@ -30,6 +30,7 @@ from sklearn.utils.validation import (_assert_all_finite, check_array, check_is_
 
 from . import _archive, _params
 from ._engine.build import OPTIMIZERS, build_net
+from ._engine.fused import onednn_step
 from ._engine.modules import ACTIVATIONS, TabularNetwork
 from ._engine.net import TensorData, TensorNet, to_tensor
 from ._engine.resources import (
@@ -284,7 +285,8 @@ class BaseNetwork(BaseEstimator):
                                      eval_rows=None if valid is None else len(valid),
                                      eval_limit=getattr(valid, "eval_batch_size", None))
             with ThreadLimit(self.n_threads, work=training_flops(module, batch), batch_size=batch,
-                             products=products):
+                             products=products,
+                             onednn=onednn_step(module, self._criterion(), device)):
                 train = self._dataset(X, encoded, weights, device)
                 net = build_net(params, module, self._criterion(), device=device, seed=seed,
                                 has_valid=valid is not None,

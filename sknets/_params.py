@@ -273,7 +273,9 @@ NETWORK_TRAINING_DOC = """l1 : float, default=0.0
         cores, and ``threadpoolctl.threadpool_limits`` sets) and by the CPUs
         available; 1 in a worker thread of joblib's "threading" backend. A fit
         whose training step needs under 4·10^7 floating-point operations, or
-        takes fewer than 32 samples, runs on 1 thread. Where the thread count
+        takes fewer than 32 samples, runs on 1 thread (where oneDNN computes
+        the step's large products, on AMD CPUs, under 2·10^7, and up to
+        4·10^7 on at most 2 threads). Where the thread count
         cannot change the results (MKL's strict reproducibility mode, which
         ``import sknets`` sets, and every product and batch normalisation of the
         step checked on one and two threads), a larger one leaves out the cores

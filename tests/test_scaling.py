@@ -250,8 +250,8 @@ def test_grid_search_on_a_dask_cluster_matches_n_jobs_1(mnist_small, dask_client
 def test_small_training_steps_run_on_one_thread_and_large_ones_on_the_budget():
     rng = np.random.RandomState(0)
     X, y = rng.normal(size=(200, 784)), np.arange(200) % 10
-    # 784-100-10 at batch 50: 2.4e7 operations a step; 784-512-256-10 at batch 100: 3.3e8.
-    small = ThreadRecorder((100,), batch_size=50, max_epochs=1, random_state=0).fit(X, y)
+    # 784-100-10 at batch 20: 9.5e6 operations a step; 784-512-256-10 at batch 100: 3.3e8.
+    small = ThreadRecorder((100,), batch_size=20, max_epochs=1, random_state=0).fit(X, y)
     large = ThreadRecorder((512, 256), batch_size=100, max_epochs=1, random_state=0).fit(X, y)
     assert small.fit_threads_[0] == 1
     assert large.fit_threads_[0] == thread_budget()
@@ -263,6 +263,33 @@ def test_small_training_steps_run_on_one_thread_and_large_ones_on_the_budget():
     assert thin.fit_threads_[0] == 1
     assert thread_budget(None, work=1e9, batch_size=resources.SMALL_BATCH - 1) == 1
     assert thread_budget(None, work=1e9, batch_size=resources.SMALL_BATCH) == thread_budget()
+
+
+@pytest.mark.parametrize("onednn", [False, True])
+def test_short_steps_take_two_threads_where_onednn_computes_their_products(monkeypatch, onednn):
+    from sknets._engine import fused
+
+    if thread_budget() < 2:
+        pytest.skip("one thread at most here: nothing to choose")
+    monkeypatch.setattr(fused, "onednn_products", lambda: onednn)
+    # Where the count could change the results, such steps run on one thread.
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): True)
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(200, 784)), np.arange(200) % 10
+    # 784-100-10 at batch 50: 2.4e7 operations a step, between the two thresholds.
+    fit = ThreadRecorder((100,), batch_size=50, max_epochs=1, random_state=0).fit(X, y)
+    assert fit.fit_threads_[0] == (min(2, thread_budget()) if onednn else 1)
+    # Batch normalisation trains through autograd (MKL's products): one thread.
+    normalised = ThreadRecorder((100,), batch_size=50, batch_norm=True, max_epochs=1,
+                                random_state=0).fit(X, y)
+    assert normalised.fit_threads_[0] == 1
+    work = (resources.ONEDNN_SMALL_STEP_FLOPS + resources.SMALL_STEP_FLOPS) / 2
+    assert thread_budget(None, work=work, onednn=True) == min(2, thread_budget())
+    assert thread_budget(None, work=work) == 1
+    assert thread_budget(None, work=resources.ONEDNN_SMALL_STEP_FLOPS / 2, onednn=True) == 1
+    assert thread_budget(None, work=resources.SMALL_STEP_FLOPS, onednn=True) == thread_budget()
+    monkeypatch.setattr(resources, "thread_invariant", lambda products=(): False)
+    assert thread_budget(None, work=work, onednn=True) == 1
 
 
 def test_small_predictions_run_on_one_thread_where_that_changes_no_result(digits784,

@@ -193,6 +193,27 @@ class FusedStep:
         return (per_sample * weight).sum() / total, grad.mul_(scale.unsqueeze(1))
 
 
+def onednn_step(module, criterion, device):
+    """Whether training ``module`` on ``device`` computes its large products with oneDNN.
+
+    Where the fused step trains it (:meth:`FusedStep.build`) on a CPU whose
+    products it computes with oneDNN (:func:`~sknets._engine.resources.onednn_products`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._engine.fused import onednn_step
+    >>> from sknets._engine.resources import onednn_products
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> onednn_step(net, torch.nn.CrossEntropyLoss(), "cpu") == onednn_products()
+    True
+    >>> onednn_step(net, torch.nn.CrossEntropyLoss(weight=torch.ones(2)), "cpu")
+    False
+    """
+    return (torch.device(device).type == "cpu" and onednn_products()
+            and FusedStep.build(module, criterion) is not None)
+
+
 # Outputs this narrow are computed column by column (see output_layer).
 NARROW_OUTPUT = 16
 

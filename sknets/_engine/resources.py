@@ -150,6 +150,18 @@ def _in_joblib_worker_thread():
 # (3.1e7 operations a step) took 1.08 of its one-thread time on two threads.
 SMALL_STEP_FLOPS = 4e7
 
+# Where the fused step computes its large products with oneDNN
+# (onednn_products: twice MKL's speed there), steps from this much to
+# SMALL_STEP_FLOPS run on two threads (at most). On 2 AMD cores with
+# AVX-512, fits of such steps forced onto two threads took 0.83-0.96 of
+# their one-thread time (784-64-10 at batch 100, 784-32-10 at 256,
+# 784-200-10 at 32, 784-100-10 at 48 and 64, 784-40-10 at 128; paired
+# medians of 8-10 alternated fits), and of steps below it 0.88-1.06; default
+# fits of 784-100-10 at batch 64 took 0.86 of their time under the rule
+# before (8 pairs), of 784-64-10 at batch 100 1.00 (the fit's own timing
+# of its steps found one and two threads even there).
+ONEDNN_SMALL_STEP_FLOPS = 2e7
+
 # Below this many samples a step, its operations are too thin to share,
 # however wide the network: on 2 cores, two threads took 1.09-1.23 of the
 # one-thread time for 784-512-256-10 at batch 16 (5e7 operations a step)
@@ -363,7 +375,7 @@ def prediction_threads(n_threads, module, n_samples):
     return 1
 
 
-def thread_budget(n_threads=None, work=None, batch_size=None, products=()):
+def thread_budget(n_threads=None, work=None, batch_size=None, products=(), onednn=False):
     """Number of CPU threads a fit or a prediction in the calling thread may use.
 
     Parameters
@@ -380,7 +392,9 @@ def thread_budget(n_threads=None, work=None, batch_size=None, products=()):
     work : float, default=None
         Floating-point operations of one training step (see
         :func:`training_flops`). With ``n_threads=None``, a step of less
-        than ``SMALL_STEP_FLOPS`` runs on one thread. A larger one takes
+        than ``SMALL_STEP_FLOPS`` runs on one thread (with ``onednn``, of
+        less than ``ONEDNN_SMALL_STEP_FLOPS``, and up to
+        ``SMALL_STEP_FLOPS`` on at most two). A larger one takes
         the budget above, or the CPUs that other programs leave free at
         that moment if fewer (:func:`free_cores`), but only where the thread count
         cannot change the results (:func:`thread_invariant` of
@@ -397,6 +411,10 @@ def thread_budget(n_threads=None, work=None, batch_size=None, products=()):
         The ``(m, k, n)`` shapes of the step's matrix products
         (:func:`step_products`), each of which must give the same bits on
         one thread and on two before the load may choose the threads.
+    onednn : bool, default=False
+        Whether the step computes its large products with oneDNN
+        (:func:`onednn_products`; the fused step of a plain MLP on a CPU:
+        ``sknets._engine.fused.onednn_step``).
 
     Returns
     -------
@@ -412,23 +430,27 @@ def thread_budget(n_threads=None, work=None, batch_size=None, products=()):
     >>> thread_budget(3)
     3
     """
-    return _budgets(n_threads, work, batch_size, products=products)[0]
+    return _budgets(n_threads, work, batch_size, products=products, onednn=onednn)[0]
 
 
-def _budgets(n_threads, work, batch_size=None, look=False, products=()):
+def _budgets(n_threads, work, batch_size=None, look=False, products=(), onednn=False):
     """``(threads now, threads on an idle machine or None)``: the second where the load is followed.
 
     ``look``: without ``work``, count the busy cores too (a :class:`ThreadLimit`).
-    ``products``: the step's matrix products (:func:`step_products`).
+    ``products``: the step's matrix products (:func:`step_products`);
+    ``onednn``: whether the step computes its large ones with oneDNN.
     """
     if n_threads is not None:
         return int(n_threads), None  # a NumPy int trips threadpoolctl
-    if (_in_joblib_worker_thread() or (work is not None and work < SMALL_STEP_FLOPS)
+    small = ONEDNN_SMALL_STEP_FLOPS if onednn else SMALL_STEP_FLOPS
+    if (_in_joblib_worker_thread() or (work is not None and work < small)
             or (batch_size is not None and batch_size < SMALL_BATCH)):
         return 1, None
     openmp = [pool["num_threads"] for pool in _thread_pools().info()
               if pool["user_api"] == "openmp"]
     budget = max(1, min([torch.get_num_threads(), cpu_count(), *openmp]))
+    if work is not None and work < SMALL_STEP_FLOPS:
+        budget = min(budget, 2)  # measured on two cores: no step this short gains from more
     if budget == 1:
         return 1, None
     if work is None:
@@ -846,6 +868,10 @@ class ThreadLimit:
         As in :func:`thread_budget`.
     batch_size : int, default=None
         As in :func:`thread_budget`.
+    products : sequence of tuple, default=()
+        As in :func:`thread_budget`.
+    onednn : bool, default=False
+        As in :func:`thread_budget`.
 
     Attributes
     ----------
@@ -863,13 +889,13 @@ class ThreadLimit:
     1
     """
 
-    def __init__(self, n_threads, work=None, batch_size=None, products=()):
+    def __init__(self, n_threads, work=None, batch_size=None, products=(), onednn=False):
         self.n_threads, self.work, self.batch_size = n_threads, work, batch_size
-        self.products = products
+        self.products, self.onednn = products, onednn
 
     def __enter__(self):
         self.n_threads_, quiet = _budgets(self.n_threads, self.work, self.batch_size, look=True,
-                                          products=self.products)
+                                          products=self.products, onednn=self.onednn)
         # Read before limiting the pools: torch's threads are OpenMP's.
         self._torch_threads = torch.get_num_threads()
         self._pools = None
