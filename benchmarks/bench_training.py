@@ -17,6 +17,9 @@ host, a container that cannot see its host's load); the tool "sknets, no
 step timing" is sknets without the timing of its steps that notices such
 load.
 
+sknets runs in this process and, as "sknets, own process", in a fresh
+process of its own (``sknets_process.py``), as a user's script runs it.
+
 The hand-written loop runs in this process (after ``import sknets``, under
 the settings it makes before torch loads: OpenMP's waiting threads spin
 for sknets' 100,000 rounds, then sleep; MKL's strict mode) and, as "own
@@ -79,6 +82,7 @@ from sknets.datasets import fetch_fashion_mnist  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from handwritten import fit_handwritten, torch_module
+from sknets_process import fit_sknets
 from machine import steal_seconds
 from threadpoolctl import threadpool_info  # noqa: E402
 
@@ -87,14 +91,6 @@ SCENARIOS = {
     "784-100-10, batch 1000": dict(hidden=(100,), batch=1000, dropout=0.0),
     "784-512-256-10 + dropout 0.2, batch 100": dict(hidden=(512, 256), batch=100, dropout=0.2),
 }
-
-
-def fit_sknets(X, y, hidden, batch, dropout, epochs, seed, n_threads=None):
-    clf = MLPClassifier(hidden_layers=hidden, dropout=dropout, batch_size=batch,
-                        max_epochs=epochs, patience=None, random_state=seed,
-                        n_threads=n_threads)
-    clf.fit(X, y)
-    return clf.predict
 
 
 def fit_sknets_untimed(*args, **kwargs):
@@ -233,13 +229,15 @@ def one_thread(fit):
     return run
 
 
-def own_process(threads=0):
-    """The hand-written loop in a fresh process with the user's environment.
+def own_process(threads=0, script="handwritten.py"):
+    """The hand-written loop (or ``script``'s fit) in a fresh process with the user's environment.
 
     In this process torch runs under the settings ``import sknets`` made
     before it loaded (sknets' OpenMP spin count, MKL's strict mode), which a
     plain torch script does not have. The child process times its own fit
     (not its start); the tool returns ``(predict, seconds, cpu_seconds)``.
+    ``sknets_process.py`` fits sknets there, as a user's script would: a
+    fresh process, whose memory has not held the fits before.
     """
     def run(X, y, hidden, batch, dropout, epochs, seed):
         folder = DATA_FOLDER.get("path")
@@ -247,8 +245,8 @@ def own_process(threads=0):
             folder = DATA_FOLDER["path"] = tempfile.mkdtemp(prefix="sknets-bench-")
             for name, array in (("X", X), ("y", y), ("X_test", DATA_FOLDER["X_test"])):
                 np.save(os.path.join(folder, f"{name}.npy"), array)
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "handwritten.py")
-        subprocess.run([sys.executable, script, folder, ",".join(map(str, hidden)), str(batch),
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), script)
+        subprocess.run([sys.executable, path, folder, ",".join(map(str, hidden)), str(batch),
                         str(dropout), str(epochs), str(seed), str(threads)],
                        check=True, env=USER_ENV)
         with open(os.path.join(folder, "result.json")) as file:
@@ -267,6 +265,7 @@ TOOLS = {
     "hand-written torch, own process": own_process(),
     "hand-written torch, own process, 1 thread": own_process(threads=1),
     "sknets": fit_sknets,
+    "sknets, own process": own_process(script="sknets_process.py"),
     "sknets, 1 thread": lambda *args, **kwargs: fit_sknets(*args, n_threads=1, **kwargs),
     "sknets, no step timing": fit_sknets_untimed,
     "scikit-learn": fit_sklearn,

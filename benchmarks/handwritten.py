@@ -61,16 +61,18 @@ def fit_handwritten(X, y, hidden, batch, dropout, epochs, seed):
     return lambda Xq: model(torch.from_numpy(Xq)).argmax(1).numpy()
 
 
-def main(folder, hidden, batch, dropout, epochs, seed, threads):
+def main(folder, hidden, batch, dropout, epochs, seed, threads, fit=None):
+    """Time one fit of ``fit`` (default: :func:`fit_handwritten`) and write ``result.json``."""
+    fit = fit or fit_handwritten
     if int(threads):
         torch.set_num_threads(int(threads))
     X, y = np.load(os.path.join(folder, "X.npy")), np.load(os.path.join(folder, "y.npy"))
     X_test = np.load(os.path.join(folder, "X_test.npy"))
     hidden = tuple(int(h) for h in hidden.split(",") if h)
     args = (hidden, int(batch), float(dropout))
-    fit_handwritten(X[:1000], y[:1000], *args, 1, seed=0)
+    fit(X[:1000], y[:1000], *args, 1, seed=0)
     start, cpu_start = time.perf_counter(), time.process_time()
-    predict = fit_handwritten(X, y, *args, int(epochs), seed=int(seed))
+    predict = fit(X, y, *args, int(epochs), seed=int(seed))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     with torch.no_grad():
         predicted = predict(X_test)
