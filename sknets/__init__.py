@@ -34,17 +34,23 @@ from typing import TYPE_CHECKING
 #
 # Where torch is loaded already (``import torch`` first, as many scripts
 # begin), MKL may not have computed anything yet: then its C interface still
-# accepts the mode (``_strict_mkl``), and fits keep both properties.
+# accepts the mode (``_process``), and fits keep both properties.
 if "torch" not in sys.modules:
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         os.environ["GOMP_SPINCOUNT"] = "100000"
     os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 elif "MKL_CBWR" not in os.environ:
-    from ._strict_mkl import set_strict_mode
+    from ._process import set_strict_mode
 
     if set_strict_mode(sys.modules["torch"]):
         os.environ["MKL_CBWR"] = "AUTO,STRICT"  # as MKL now runs; worker processes inherit it
+
+# glibc's allocator: large temporary tensors reuse freed memory instead of
+# fresh mappings (see _process), unless the user tunes the allocator.
+from ._process import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()
 
 from ._version import __version__  # noqa: E402
 
