@@ -48,7 +48,7 @@ elif "MKL_CBWR" not in os.environ:
 
 # glibc's allocator: large temporary tensors reuse freed memory instead of
 # fresh mappings (see _process), unless the user tunes the allocator.
-from ._process import keep_freed_memory  # noqa: E402
+from ._process import keep_freed_memory
 
 keep_freed_memory()
 
