@@ -46,12 +46,6 @@ elif "MKL_CBWR" not in os.environ:
     if set_strict_mode(sys.modules["torch"]):
         os.environ["MKL_CBWR"] = "AUTO,STRICT"  # as MKL now runs; worker processes inherit it
 
-# glibc's allocator: large temporary tensors reuse freed memory instead of
-# fresh mappings (see _process), unless the user tunes the allocator.
-from ._process import keep_freed_memory
-
-keep_freed_memory()
-
 from ._version import __version__  # noqa: E402
 
 # Where each public name is defined.

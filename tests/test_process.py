@@ -5,7 +5,9 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+import torch
 
 from sknets import _process as _malloc
 
@@ -67,7 +69,7 @@ def _glibc():
 @pytest.mark.skipif(not _glibc(), reason="the thresholds are glibc's; this C library is another")
 def test_fits_at_large_batches_stop_faulting_in_fresh_memory():
     # A fresh process, as a user's script: a fit at batch 1,000 allocates a
-    # 3 MB batch at every step. With the thresholds the second fit reuses
+    # 3 MB batch at every step, and sets the thresholds. The second fit reuses
     # freed memory; glibc alone went on mapping fresh pages (7,000-62,000
     # page faults for 120 steps of 784-100-10 on Fashion-MNIST).
     script = textwrap.dedent("""
@@ -95,3 +97,33 @@ def test_fits_at_large_batches_stop_faulting_in_fresh_memory():
     # alone faulted in 4,700-4,900 pages during that fit; with the
     # thresholds 2-770.
     assert faults < 2000
+
+
+def test_only_trainings_on_large_batches_set_the_thresholds(monkeypatch):
+    from sknets._engine import resources
+    from sknets._engine.net import TensorData
+
+    calls = []
+    monkeypatch.setattr(resources, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(resources, "_memory_kept", False)
+    images = TensorData(torch.zeros(2000, 784))
+    assert not resources.keep_memory_for(images, batch_size=100)  # 0.3 MB batches
+    assert not resources.keep_memory_for(TensorData(torch.zeros(300, 784)), batch_size=1000)
+    assert calls == []
+    assert resources.keep_memory_for(images, batch_size=1000)  # 3.1 MB
+    assert resources.keep_memory_for(images, batch_size=100)  # set for the process, once
+    assert calls == [1]
+
+
+def test_a_fit_on_large_batches_sets_them(monkeypatch):
+    from sknets import MLPClassifier
+    from sknets._engine import resources
+
+    calls = []
+    monkeypatch.setattr(resources, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(resources, "_memory_kept", False)
+    X, y = np.zeros((400, 784), dtype=np.float32), np.arange(400) % 2
+    MLPClassifier((8,), batch_size=100, max_epochs=1, random_state=0).fit(X, y)
+    assert calls == []
+    MLPClassifier((8,), batch_size=400, max_epochs=1, random_state=0).fit(X, y)
+    assert calls == [1]

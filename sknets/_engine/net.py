@@ -36,7 +36,13 @@ from ..exceptions import DivergenceError
 from .callbacks import BestWeights, StopWhenStalled
 from .fused import FusedStep
 from .graphs import CapturedStep
-from .resources import EVAL_CHUNK, even_chunk, flush_denormals, follow_load
+from .resources import (
+    EVAL_CHUNK,
+    even_chunk,
+    flush_denormals,
+    follow_load,
+    keep_memory_for,
+)
 
 EVAL_BATCH_SIZE = EVAL_CHUNK
 _TINY = torch.finfo(torch.float32).tiny
@@ -462,6 +468,7 @@ class TensorNet(NeuralNet):
         then ``divergence_`` keeps the error, training ends, and that
         callback's ``on_train_end`` restores those weights.
         """
+        keep_memory_for(X, self.batch_size)
         self._start_loop()
         self._fused_step = FusedStep.build(self.module_, self.criterion_, self.penalty)
         self._update = AdamKernel.build(self.optimizer_)

@@ -21,6 +21,8 @@ import torch
 from joblib.parallel import get_active_backend
 from threadpoolctl import ThreadpoolController
 
+from .._process import LARGE_BATCH_BYTES, keep_freed_memory
+
 
 def resolve_device(device):
     """The torch device a network runs on for the ``device`` parameter.
@@ -349,6 +351,34 @@ def step_product(threads, x, weight, bias=None, *, out=None, onednn=False):
     if bias is None:
         return small_product(threads, torch.mm, x, weight.t(), out=out, flops=flops)
     return small_product(threads, torch.addmm, bias, x, weight.t(), out=out, flops=flops)
+
+
+def keep_memory_for(data, batch_size):
+    """Let glibc reuse freed memory where ``data``'s batches are large; whether it does now.
+
+    Training batches of at least ``LARGE_BATCH_BYTES`` of inputs (a
+    ``TensorData`` on the CPU) set glibc's allocator thresholds for the
+    process (:func:`sknets._process.keep_freed_memory`), once; smaller
+    ones leave glibc as it is.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._engine.net import TensorData
+    >>> from sknets._engine.resources import keep_memory_for
+    >>> keep_memory_for(TensorData(torch.zeros(100, 784)), batch_size=100)
+    False
+    """
+    global _memory_kept
+    X = getattr(data, "X", None)
+    if _memory_kept or not isinstance(X, torch.Tensor) or X.device.type != "cpu":
+        return _memory_kept
+    if min(batch_size, len(X)) * X[:1].numel() * X.element_size() >= LARGE_BATCH_BYTES:
+        _memory_kept = keep_freed_memory()
+    return _memory_kept
+
+
+_memory_kept = False
 
 
 def prediction_threads(n_threads, module, n_samples):

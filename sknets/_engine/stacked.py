@@ -66,6 +66,7 @@ from .resources import (
     ThreadLimit,
     flush_denormals,
     follow_load,
+    keep_memory_for,
     onednn_products,
     step_product,
     step_products,
@@ -152,6 +153,7 @@ def train_stacked(nets, train, valid=None, metrics=None, *, epochs, n_threads=No
             step.generator = torch.Generator()
             step.generator.set_state(state)
     size = min(nets[0].batch_size, len(train))
+    keep_memory_for(train, size)
     work = [training_flops(module, size) for module in modules]
     products = [step_products(module, size, len(train)) for module in modules]
     fits = []
