@@ -105,7 +105,7 @@ def test_only_trainings_on_large_batches_set_the_thresholds(monkeypatch):
 
     calls = []
     monkeypatch.setattr(resources, "keep_freed_memory", lambda: calls.append(1) or True)
-    monkeypatch.setattr(resources, "_memory_kept", False)
+    monkeypatch.setattr(resources, "_memory_kept", None)
     images = TensorData(torch.zeros(2000, 784))
     assert not resources.keep_memory_for(images, batch_size=100)  # 0.3 MB batches
     assert not resources.keep_memory_for(TensorData(torch.zeros(300, 784)), batch_size=1000)
@@ -113,6 +113,12 @@ def test_only_trainings_on_large_batches_set_the_thresholds(monkeypatch):
     assert resources.keep_memory_for(images, batch_size=1000)  # 3.1 MB
     assert resources.keep_memory_for(images, batch_size=100)  # set for the process, once
     assert calls == [1]
+    # Declined (another C library, the user's tuning): tried once all the same.
+    monkeypatch.setattr(resources, "keep_freed_memory", lambda: calls.append(2) or False)
+    monkeypatch.setattr(resources, "_memory_kept", None)
+    assert not resources.keep_memory_for(images, batch_size=1000)
+    assert not resources.keep_memory_for(images, batch_size=1000)
+    assert calls == [1, 2]
 
 
 def test_a_fit_on_large_batches_sets_them(monkeypatch):
@@ -121,7 +127,7 @@ def test_a_fit_on_large_batches_sets_them(monkeypatch):
 
     calls = []
     monkeypatch.setattr(resources, "keep_freed_memory", lambda: calls.append(1) or True)
-    monkeypatch.setattr(resources, "_memory_kept", False)
+    monkeypatch.setattr(resources, "_memory_kept", None)
     X, y = np.zeros((400, 784), dtype=np.float32), np.arange(400) % 2
     MLPClassifier((8,), batch_size=100, max_epochs=1, random_state=0).fit(X, y)
     assert calls == []

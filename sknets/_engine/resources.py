@@ -356,10 +356,11 @@ def step_product(threads, x, weight, bias=None, *, out=None, onednn=False):
 def keep_memory_for(data, batch_size):
     """Let glibc reuse freed memory where ``data``'s batches are large; whether it does now.
 
-    Training batches of at least ``LARGE_BATCH_BYTES`` of inputs (a
-    ``TensorData`` on the CPU) set glibc's allocator thresholds for the
-    process (:func:`sknets._process.keep_freed_memory`), once; smaller
-    ones leave glibc as it is.
+    The first training on batches of at least ``LARGE_BATCH_BYTES`` of
+    inputs (a ``TensorData`` on the CPU) sets glibc's allocator thresholds
+    for the process (:func:`sknets._process.keep_freed_memory`, which may
+    decline: another C library, the user's own tuning); later calls do
+    nothing. Smaller batches leave glibc as it is.
 
     Examples
     --------
@@ -371,14 +372,14 @@ def keep_memory_for(data, batch_size):
     """
     global _memory_kept
     X = getattr(data, "X", None)
-    if _memory_kept or not isinstance(X, torch.Tensor) or X.device.type != "cpu":
-        return _memory_kept
+    if _memory_kept is not None or not isinstance(X, torch.Tensor) or X.device.type != "cpu":
+        return bool(_memory_kept)
     if min(batch_size, len(X)) * X[:1].numel() * X.element_size() >= LARGE_BATCH_BYTES:
         _memory_kept = keep_freed_memory()
-    return _memory_kept
+    return bool(_memory_kept)
 
 
-_memory_kept = False
+_memory_kept = None  # not tried yet; then whether glibc took the thresholds
 
 
 def prediction_threads(n_threads, module, n_samples):

@@ -525,10 +525,10 @@ class _Stacked:
         batch = len(X)
         self._uniforms.clear()  # this step's shared dropout draws
         losses = torch.empty(len(self.steps))
-        # Products that the members' fits compute with oneDNN (its large
-        # ones, onednn_products) are computed member by member here, on the
-        # operands the fits pass it: oneDNN's bits depend on neither the
-        # thread count nor the batch, but the batched products are MKL's.
+        # Products that the members' fits compute with oneDNN (their large
+        # ones, onednn_products) are computed member by member here, on
+        # operands laid out as the fits' own: the batched products are
+        # MKL's, which round otherwise.
         onednn = X.is_cpu and onednn_products()
         if not self.activations:  # no hidden layer: the first layer is the output
             # In the layout of each member's own output (output_layer).
