@@ -1,4 +1,4 @@
-"""Process-wide settings ``import sknets`` makes through C interfaces.
+"""Process-wide settings sknets makes through C interfaces.
 
 Only :mod:`ctypes` is imported here (``import sknets`` stays light).
 

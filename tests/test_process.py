@@ -1,4 +1,4 @@
-"""The process-wide settings of import sknets: glibc's allocator thresholds, unless the user tuned them."""
+"""Process-wide settings: glibc's allocator thresholds, set by the first fit on large batches."""
 
 import os
 import subprocess

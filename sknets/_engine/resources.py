@@ -317,6 +317,22 @@ def linear(x, weight, bias=None):
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
+def onednn_computes(onednn, flops):
+    """Whether a training step computes a product of ``flops`` operations with oneDNN.
+
+    Where ``onednn`` (:func:`onednn_products`, for CPU tensors) and the
+    product takes at least ``SMALL_PRODUCT_FLOPS`` operations: the rule of
+    :func:`step_product`, which batched stacked groups follow too.
+
+    Examples
+    --------
+    >>> from sknets._engine.resources import onednn_computes
+    >>> onednn_computes(True, 2 * 100 * 784 * 100), onednn_computes(True, 2 * 100 * 100 * 10)
+    (True, False)
+    """
+    return onednn and flops >= SMALL_PRODUCT_FLOPS
+
+
 def step_product(threads, x, weight, bias=None, *, out=None, onednn=False):
     """``x @ weight.T (+ bias)`` as a training step computes it; into ``out`` if given.
 
@@ -337,7 +353,7 @@ def step_product(threads, x, weight, bias=None, *, out=None, onednn=False):
     tensor(3.)
     """
     flops = 2 * x.shape[0] * x.shape[1] * weight.shape[0]
-    if onednn and flops >= SMALL_PRODUCT_FLOPS:
+    if onednn_computes(onednn, flops):
         result = linear(x, weight, bias)
         if out is None:
             return result

@@ -62,11 +62,11 @@ from .fused import NARROW_OUTPUT, FusedStep
 from .modules import dropout_mask
 from .net import AdamKernel, BatchIterator, KernelCalls, SteppedElsewhere, _all_finite
 from .resources import (
-    SMALL_PRODUCT_FLOPS,
     ThreadLimit,
     flush_denormals,
     follow_load,
     keep_memory_for,
+    onednn_computes,
     onednn_products,
     step_product,
     step_products,
@@ -842,12 +842,12 @@ def _products(a, b, bias=None, out=None):
 def _onednn_layer(onednn, batch, n_inputs, n_outputs):
     """Whether fits compute a layer's products with oneDNN (``onednn``: where it is the library).
 
-    A training step computes all three of a layer's products (forward,
-    weight and input gradients; the output layer's forward product is
-    always MKL's) with oneDNN where ``onednn`` holds and they take at least
-    ``SMALL_PRODUCT_FLOPS`` operations (:func:`~sknets._engine.resources.step_product`).
+    A training step's three products of a layer (forward, weight and input
+    gradients; the output layer's forward product is always MKL's) take
+    the same operations: :func:`~sknets._engine.resources.onednn_computes`
+    of them.
     """
-    return onednn and 2 * batch * n_inputs * n_outputs >= SMALL_PRODUCT_FLOPS
+    return onednn_computes(onednn, 2 * batch * n_inputs * n_outputs)
 
 
 def _as_in_fit(grad, narrow):
