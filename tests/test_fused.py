@@ -456,7 +456,7 @@ def test_a_fused_step_on_two_threads_computes_its_small_products_on_one():
     step = FusedStep.build(module, torch.nn.CrossEntropyLoss())
     with ThreadLimit(2), \
             mock.patch.object(fused, "output_layer", recording("output", fused.output_layer)), \
-            mock.patch.object(resources, "linear", recording("onednn", resources.linear)), \
+            mock.patch.object(fused, "linear", recording("onednn", fused.linear)), \
             mock.patch.object(torch, "mm", recording("mm", torch.mm)), \
             mock.patch.object(torch, "addmm", recording("addmm", torch.addmm)):
         step(X, target)
@@ -503,13 +503,48 @@ def test_fused_steps_with_onednn_keep_the_gradient_tensors_and_match_mkl():
     module = MLP(784, (100,), 10)
     X, target = torch.rand(100, 784), torch.randint(0, 10, (100,))
     step = FusedStep.build(module, torch.nn.CrossEntropyLoss())
-    grads = {}
+    grads, calls, onednn_linear = {}, [], fused.linear
+
+    def linear(*args):
+        calls.append(args)
+        return onednn_linear(*args)
+
     for onednn in (False, True):
-        with mock.patch.object(fused, "onednn_products", return_value=onednn):
+        with mock.patch.object(fused, "onednn_products", return_value=onednn), \
+                mock.patch.object(fused, "linear", linear):
             step(X, target)
             before = [p.grad for p in module.parameters()]
             step(X, target)
         assert all(map(operator.is_, (p.grad for p in module.parameters()), before))
         grads[onednn] = [p.grad.clone() for p in module.parameters()]
+        # The first layer's forward product and weight gradient, in each step.
+        assert len(calls) == 4 * onednn
     for mkl, onednn in zip(grads[False], grads[True]):
         torch.testing.assert_close(onednn, mkl, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 7, 100, 1000])
+@pytest.mark.parametrize("criterion", [torch.nn.CrossEntropyLoss(), ClassificationLoss()])
+def test_the_softmax_loss_on_the_outputs_layout_is_the_generic_loss_bit_for_bit(n, criterion):
+    # The softmax cross-entropy of class indices is computed on the narrow
+    # outputs' transposed layout; the loss and every gradient are those of
+    # the loss computed as the other losses are, bit for bit.
+    torch.manual_seed(0)
+    module = MLP(20, (16,), 10)
+    X, target = torch.randn(n, 20), torch.randint(0, 10, (n,))
+    results = []
+    for softmax in (False, True):
+        step = FusedStep.build(module, criterion)
+        assert step.softmax
+        step.softmax = softmax
+        loss = step(X, target)
+        results.append([loss, *(p.grad.clone() for p in module.parameters())])
+    for generic, on_layout in zip(*results):
+        assert torch.equal(on_layout, generic)
+
+
+def test_only_the_plain_softmax_loss_takes_the_outputs_layout():
+    module = MLP(20, (16,), 10)
+    assert not FusedStep.build(module, torch.nn.CrossEntropyLoss(label_smoothing=0.1)).softmax
+    assert not FusedStep.build(module, ClassificationLoss(label_smoothing=0.1)).softmax
+    assert not FusedStep.build(module, torch.nn.BCEWithLogitsLoss()).softmax

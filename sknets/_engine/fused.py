@@ -20,12 +20,14 @@ norm, other activations, class-weighted or other losses — returns ``None``
 from :meth:`FusedStep.build` and trains through autograd.
 """
 
+import operator
+
 import torch
 from torch import nn
 
 from .losses import ClassificationLoss, smooth_labels
 from .modules import Dropout, Penalty, dropout_mask
-from .resources import onednn_products, small_product, step_product
+from .resources import SMALL_PRODUCT_FLOPS, linear, onednn_computes, onednn_products
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -94,8 +96,15 @@ class FusedStep:
         self.layers, self.output, self.loss = layers, output, loss
         self.generator = None
         self.penalty = None
-        self.params = [p for layer in [*layers, _Layer(output)]
-                       for p in (layer.linear.weight, layer.linear.bias)]
+        # (weight, bias) of each linear layer, the output layer last.
+        self._linears = [(layer.linear.weight, layer.linear.bias)
+                         for layer in [*layers, _Layer(output)]]
+        self.params = [p for pair in self._linears for p in pair]
+        self._grad_list = []  # the gradient tensors the last step wrote
+        self._modes = {}  # (batch size, threads, oneDNN's) -> each linear layer's products
+        # The loss is the softmax cross-entropy without label smoothing (for
+        # class-index targets): computed on the narrow outputs' own layout.
+        self.softmax = False
 
     @classmethod
     def build(cls, module, criterion, penalty=None):
@@ -129,28 +138,36 @@ class FusedStep:
             return None  # the last layer must be a bare linear output
         step = cls(layers, pending.linear, loss)
         step.penalty = penalty
+        step.softmax = (type(criterion) in (nn.CrossEntropyLoss, ClassificationLoss)
+                        and not criterion.label_smoothing)
         return step
 
     def _grads(self):
+        grads = self._grad_list
+        if len(grads) == len(self.params) and all(
+                map(operator.is_, (p.grad for p in self.params), grads)):
+            return grads  # the tensors of the last step, still in place
         for p in self.params:
             if p.grad is None or p.grad.shape != p.shape:
                 p.grad = torch.empty_like(p)
-        return [p.grad for p in self.params]
+        self._grad_list = [p.grad for p in self.params]
+        return self._grad_list
 
-    @torch.no_grad()
     def __call__(self, X, target, weight=None):
+        with torch.no_grad():
+            return self._step(X, target, weight)
+
+    def _step(self, X, target, weight):
         grads = self._grads()
         cpu = X.device.type == "cpu"
-        # Small products on one thread (the output layer's, usually); large
-        # ones with oneDNN where it is the faster library (onednn_products).
         threads = torch.get_num_threads() if cpu else 1
         onednn = cpu and onednn_products()
+        modes = self._modes.get((X.shape[0], threads, onednn)) or self._plan(X, threads, onednn)
         inputs, outs, noises = [], [], []
         h = X
-        for layer in self.layers:
+        for layer, (matrix, bias), mode in zip(self.layers, self._linears, modes):
             inputs.append(h)
-            h = layer.activate(step_product(threads, h, layer.linear.weight, layer.linear.bias,
-                                            onednn=onednn))
+            h = layer.activate(_forward(mode, threads, h, matrix, bias))
             outs.append(h)
             noise = None
             if layer.dropout and layer.linear.training:
@@ -160,18 +177,29 @@ class FusedStep:
                 h = h * noise
             noises.append(noise)
         inputs.append(h)
-        out = small_product(threads, output_layer, h, self.output.weight, self.output.bias,
-                            flops=2 * h.numel() * len(self.output.bias))
-        loss, grad = self._loss_and_grad(out, target, weight)
+        (matrix, bias), mode = self._linears[-1], modes[-1]
+        # The output layer's forward product is MKL's (output_layer), on one
+        # thread if it is small.
+        if mode == _MKL_ONE_THREAD:
+            torch.set_num_threads(1)
+            try:
+                out = output_layer(h, matrix, bias)
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            out = output_layer(h, matrix, bias)
+        if self.softmax and weight is None and target.dim() == 1 and out.stride(0) == 1:
+            loss, grad = _softmax_cross_entropy_t(out.t(), target)
+        else:
+            loss, grad = self._loss_and_grad(out, target, weight)
 
         # Backward, output layer first. grads: W0, b0, W1, b1, ..., W_out, b_out.
         for i in range(len(self.layers), -1, -1):
-            matrix = (self.output if i == len(self.layers) else self.layers[i].linear).weight
-            step_product(threads, grad.t(), inputs[i].t(), out=grads[2 * i], onednn=onednn)
+            _weight_grad(modes[i], threads, grad, inputs[i], grads[2 * i])
             torch.sum(grad, 0, out=grads[2 * i + 1])
             if i == 0:
                 break
-            grad = step_product(threads, grad, matrix.t(), onednn=onednn)
+            grad = _input_grad(modes[i], threads, grad, self._linears[i][0])
             layer = self.layers[i - 1]
             if noises[i - 1] is not None:
                 grad.mul_(noises[i - 1])
@@ -181,16 +209,126 @@ class FusedStep:
                 self.penalty.grad_(matrix, matrix_grad)
         return loss
 
+    def _plan(self, X, threads, onednn):
+        """How each linear layer's products are computed at ``X``'s batch size (cached).
+
+        :func:`~sknets._engine.resources.step_product`'s rule, decided once
+        per batch size, thread count and library (``onednn``: where
+        :func:`~sknets._engine.resources.onednn_products` holds, on a CPU):
+        with oneDNN, with MKL, or with MKL on one thread (a small product on
+        a step of several threads).
+        """
+        modes = []
+        for linear in [layer.linear for layer in self.layers] + [self.output]:
+            flops = 2 * X.shape[0] * linear.in_features * linear.out_features
+            modes.append(_ONEDNN if onednn_computes(onednn, flops)
+                         else _MKL if threads == 1 or flops >= SMALL_PRODUCT_FLOPS
+                         else _MKL_ONE_THREAD)
+        if len(self._modes) > 16:  # batch sizes of past fits
+            self._modes.clear()
+        self._modes[X.shape[0], threads, onednn] = modes
+        return modes
+
     def _loss_and_grad(self, out, target, weight):
         values, grad = self.loss(out, target)
         if weight is None:
-            return values.mean(), grad.div_(values.numel())
+            # The mean as torch computes it (the sum, then divided by the
+            # count), the count a tensor: a Python number costs a conversion.
+            count = _count(values.numel(), values.device)
+            return values.sum().div_(count), grad.div_(count)
         # As the engine's weighted path: the mean over a sample's elements,
         # then the weighted mean over samples.
         per_sample = values.reshape(len(out), -1).mean(1)
         total = weight.sum().clamp_min(_TINY)  # an all-zero batch contributes 0
         scale = weight / (total * (values.numel() // len(out)))
         return (per_sample * weight).sum() / total, grad.mul_(scale.unsqueeze(1))
+
+
+# How a layer's three products (forward, weight and input gradients) are
+# computed at a batch size: FusedStep._plan.
+_ONEDNN, _MKL, _MKL_ONE_THREAD = range(3)
+
+
+def _forward(mode, threads, x, weight, bias):
+    """``x @ weight.T + bias`` computed as ``mode`` says (``threads``: the step's count)."""
+    if mode == _ONEDNN:
+        return linear(x, weight, bias)
+    if mode == _MKL:
+        return torch.addmm(bias, x, weight.t())
+    torch.set_num_threads(1)
+    try:
+        return torch.addmm(bias, x, weight.t())
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _weight_grad(mode, threads, grad, inputs, out):
+    """``grad.T @ inputs`` into ``out`` (the weights' gradient), computed as ``mode`` says.
+
+    oneDNN's product has no ``out=``: ``out`` (a tensor of its own, not a
+    view) takes the result's memory instead of a copy of it, as in
+    :func:`~sknets._engine.resources.step_product`.
+    """
+    if mode == _ONEDNN:
+        result = linear(grad.t(), inputs.t())
+        if out._base is None and out.stride() == result.stride() and out.dtype == result.dtype:
+            out.set_(result)
+        else:
+            out.copy_(result)
+    elif mode == _MKL:
+        torch.mm(grad.t(), inputs, out=out)
+    else:
+        torch.set_num_threads(1)
+        try:
+            torch.mm(grad.t(), inputs, out=out)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _input_grad(mode, threads, grad, weight):
+    """``grad @ weight`` (the gradient of the layer's inputs), computed as ``mode`` says."""
+    if mode == _ONEDNN:
+        return linear(grad, weight.t())
+    if mode == _MKL:
+        return torch.mm(grad, weight)
+    torch.set_num_threads(1)
+    try:
+        return torch.mm(grad, weight)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _softmax_cross_entropy_t(out_t, target):
+    """Mean softmax cross-entropy of the transposed outputs ``out_t`` and its gradient.
+
+    ``out_t``: ``(n_classes, n)``, contiguous (:func:`output_layer`'s narrow
+    outputs); ``target``: ``(n,)`` class indices. The loss and gradient of
+    :func:`_cross_entropy` (no label smoothing) and
+    :meth:`FusedStep._loss_and_grad`, bit for bit, computed along the
+    contiguous layout: the gradient is returned as an ``(n, n_classes)``
+    view, like the outputs.
+    """
+    log_proba = torch.log_softmax(out_t, 0)
+    index = target.unsqueeze(0)
+    n = target.shape[0]
+    # -(sum of the log-probabilities) / n is the mean of the negated ones, exactly.
+    loss = log_proba.gather(0, index).sum().div_(_count(-n, out_t.device))
+    grad = log_proba.exp_().scatter_add_(0, index, _minus_ones(index))
+    return loss, grad.div_(_count(n, out_t.device)).t()
+
+
+def _count(n, device):
+    """``n`` as a 0-d float32 tensor on ``device`` (cached per value)."""
+    key = (n, device)
+    count = _COUNTS.get(key)
+    if count is None:
+        if len(_COUNTS) > 16:  # batch sizes of past fits
+            _COUNTS.clear()
+        count = _COUNTS[key] = torch.tensor(float(n), device=device)
+    return count
+
+
+_COUNTS = {}
 
 
 def onednn_step(module, criterion, device):

@@ -853,7 +853,7 @@ class AdamKernel:
         ``counters``: the :attr:`counter` of every kernel whose calls these are.
         """
         if len(counters) == 1:
-            counters[0].add_(1)
+            counters[0].add_(_ones_like(counters[0]))  # a tensor: a number costs a conversion
         elif counters:  # many kernels' counts (a stacked group's) in one call
             torch._foreach_add_(counters, 1)
         threads = torch.get_num_threads()
@@ -896,6 +896,20 @@ class AdamKernel:
             kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr,
                    beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps,
                    maximize=False, grad_scale=None, found_inf=None)
+
+
+def _ones_like(tensor):
+    """A tensor of ones shaped, typed and placed as ``tensor`` (cached; do not modify it)."""
+    key = (tensor.shape, tensor.dtype, tensor.device)
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) > 16:
+            _ONES.clear()
+        ones = _ONES[key] = torch.ones_like(tensor)
+    return ones
+
+
+_ONES = {}
 
 
 def _all_finite(state_dict):

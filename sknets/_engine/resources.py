@@ -314,7 +314,12 @@ def linear(x, weight, bias=None):
     >>> linear(torch.ones(2, 3), torch.ones(4, 3), torch.zeros(4)).shape
     torch.Size([2, 4])
     """
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return _LINEAR_POINTWISE(x, weight, bias, "none", [], "")
+
+
+# oneDNN's linear operator, resolved once (None in a build without it).
+_LINEAR_POINTWISE = getattr(getattr(torch.ops.mkldnn, "_linear_pointwise", None), "default",
+                            None)
 
 
 def onednn_computes(onednn, flops):
