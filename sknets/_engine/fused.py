@@ -219,8 +219,8 @@ class FusedStep:
         a step of several threads).
         """
         modes = []
-        for linear in [layer.linear for layer in self.layers] + [self.output]:
-            flops = 2 * X.shape[0] * linear.in_features * linear.out_features
+        for layer in [layer.linear for layer in self.layers] + [self.output]:
+            flops = 2 * X.shape[0] * layer.in_features * layer.out_features
             modes.append(_ONEDNN if onednn_computes(onednn, flops)
                          else _MKL if threads == 1 or flops >= SMALL_PRODUCT_FLOPS
                          else _MKL_ONE_THREAD)

@@ -77,11 +77,14 @@ class TensorData(torch.utils.data.Dataset):
         batch's inputs, taken once.
         """
         if isinstance(index, slice):
-            take = lambda t: None if t is None else t[index]  # noqa: E731
-        else:
-            take = lambda t: None if t is None else t.index_select(0, index)  # noqa: E731
-        X = take(self.X)
-        return X, (X if self.y is self.X else take(self.y), take(self.sample_weight))
+            return self._take(lambda t: t[index])
+        return self._take(lambda t: t.index_select(0, index))
+
+    def _take(self, take):
+        X, y, weight = self.X, self.y, self.sample_weight
+        rows = take(X)
+        return rows, (rows if y is X else None if y is None else take(y),
+                      None if weight is None else take(weight))
 
 
 class BatchIterator:
@@ -122,8 +125,9 @@ class BatchIterator:
             return
         order = torch.randperm(len(self.data), generator=self.generator)
         order = order.to(self.data.device)
-        for start, stop in bounds:
-            yield self.data.batch(order[start:stop])
+        # The batches' indices as views of the order, made in one call.
+        for index in order.split([stop - start for start, stop in bounds]):
+            yield self.data.batch(index)
 
 
 class FixedValidation:
@@ -390,7 +394,7 @@ class TensorNet(NeuralNet):
             step = step_fn(batch, **fit_params)
             # Keep the loss on the device: reading it here would sync per batch.
             losses.append(step["loss"].detach())
-            sizes.append(len(batch[0]))
+            sizes.append(batch[0].shape[0])
             weight = batch[1][1]
             if weight is not None:
                 masses.append(weight.sum())
