@@ -179,31 +179,29 @@ class FusedStep:
         inputs.append(h)
         (matrix, bias), mode = self._linears[-1], modes[-1]
         # The output layer's forward product is MKL's (output_layer), on one
-        # thread if it is small.
-        if mode == _MKL_ONE_THREAD:
-            torch.set_num_threads(1)
-            try:
-                out = output_layer(h, matrix, bias)
-            finally:
-                torch.set_num_threads(threads)
+        # thread if it is small; the backward pass takes the transposed
+        # gradient of the outputs, ``grad_t`` (n_outputs, n).
+        if (self.softmax and weight is None and target.dim() == 1
+                and len(bias) <= NARROW_OUTPUT):
+            # Narrow outputs are computed transposed: the loss on that layout.
+            out_t = _on_threads(mode, threads, narrow_output_t, h, matrix, bias)
+            loss, grad_t = _softmax_cross_entropy_t(out_t, target)
         else:
-            out = output_layer(h, matrix, bias)
-        if self.softmax and weight is None and target.dim() == 1 and out.stride(0) == 1:
-            loss, grad = _softmax_cross_entropy_t(out.t(), target)
-        else:
+            out = _on_threads(mode, threads, output_layer, h, matrix, bias)
             loss, grad = self._loss_and_grad(out, target, weight)
+            grad_t = grad.t()
 
         # Backward, output layer first. grads: W0, b0, W1, b1, ..., W_out, b_out.
         for i in range(len(self.layers), -1, -1):
-            _weight_grad(modes[i], threads, grad, inputs[i], grads[2 * i])
-            torch.sum(grad, 0, out=grads[2 * i + 1])
+            _weight_grad(modes[i], threads, grad_t, inputs[i], grads[2 * i])
+            torch.sum(grad_t, 1, out=grads[2 * i + 1])
             if i == 0:
                 break
-            grad = _input_grad(modes[i], threads, grad, self._linears[i][0])
+            grad = _input_grad(modes[i], threads, grad_t.t(), self._linears[i][0])
             layer = self.layers[i - 1]
             if noises[i - 1] is not None:
                 grad.mul_(noises[i - 1])
-            grad = layer.activation_grad(grad, outs[i - 1])
+            grad_t = layer.activation_grad(grad, outs[i - 1]).t()
         if self.penalty is not None:
             for matrix, matrix_grad in zip(self.params[0::2], grads[0::2]):
                 self.penalty.grad_(matrix, matrix_grad)
@@ -249,53 +247,50 @@ class FusedStep:
 _ONEDNN, _MKL, _MKL_ONE_THREAD = range(3)
 
 
-def _forward(mode, threads, x, weight, bias):
-    """``x @ weight.T + bias`` computed as ``mode`` says (``threads``: the step's count)."""
-    if mode == _ONEDNN:
-        return linear(x, weight, bias)
-    if mode == _MKL:
-        return torch.addmm(bias, x, weight.t())
+def _on_threads(mode, threads, product, *args, **kwargs):
+    """``product(*args, **kwargs)``, on one thread where ``mode`` is ``_MKL_ONE_THREAD``.
+
+    ``threads``: the step's thread count, restored after the product.
+    """
+    if mode != _MKL_ONE_THREAD:
+        return product(*args, **kwargs)
     torch.set_num_threads(1)
     try:
-        return torch.addmm(bias, x, weight.t())
+        return product(*args, **kwargs)
     finally:
         torch.set_num_threads(threads)
 
 
-def _weight_grad(mode, threads, grad, inputs, out):
-    """``grad.T @ inputs`` into ``out`` (the weights' gradient), computed as ``mode`` says.
+def _forward(mode, threads, x, weight, bias):
+    """``x @ weight.T + bias`` computed as ``mode`` says (``threads``: the step's count)."""
+    if mode == _ONEDNN:
+        return linear(x, weight, bias)
+    return _on_threads(mode, threads, torch.addmm, bias, x, weight.t())
 
-    oneDNN's product has no ``out=``: ``out`` (a tensor of its own, not a
-    view) takes the result's memory instead of a copy of it, as in
+
+def _weight_grad(mode, threads, grad_t, inputs, out):
+    """``grad_t @ inputs`` into ``out`` (the weights' gradient), computed as ``mode`` says.
+
+    ``grad_t``: the transposed gradient of the layer's outputs. oneDNN's
+    product has no ``out=``: ``out`` (a tensor of its own, not a view)
+    takes the result's memory instead of a copy of it, as in
     :func:`~sknets._engine.resources.step_product`.
     """
-    if mode == _ONEDNN:
-        result = linear(grad.t(), inputs.t())
-        if out._base is None and out.stride() == result.stride() and out.dtype == result.dtype:
-            out.set_(result)
-        else:
-            out.copy_(result)
-    elif mode == _MKL:
-        torch.mm(grad.t(), inputs, out=out)
+    if mode != _ONEDNN:
+        _on_threads(mode, threads, torch.mm, grad_t, inputs, out=out)
+        return
+    result = linear(grad_t, inputs.t())
+    if out._base is None and out.stride() == result.stride() and out.dtype == result.dtype:
+        out.set_(result)
     else:
-        torch.set_num_threads(1)
-        try:
-            torch.mm(grad.t(), inputs, out=out)
-        finally:
-            torch.set_num_threads(threads)
+        out.copy_(result)
 
 
 def _input_grad(mode, threads, grad, weight):
     """``grad @ weight`` (the gradient of the layer's inputs), computed as ``mode`` says."""
     if mode == _ONEDNN:
         return linear(grad, weight.t())
-    if mode == _MKL:
-        return torch.mm(grad, weight)
-    torch.set_num_threads(1)
-    try:
-        return torch.mm(grad, weight)
-    finally:
-        torch.set_num_threads(threads)
+    return _on_threads(mode, threads, torch.mm, grad, weight)
 
 
 def _softmax_cross_entropy_t(out_t, target):
@@ -305,8 +300,7 @@ def _softmax_cross_entropy_t(out_t, target):
     outputs); ``target``: ``(n,)`` class indices. The loss and gradient of
     :func:`_cross_entropy` (no label smoothing) and
     :meth:`FusedStep._loss_and_grad`, bit for bit, computed along the
-    contiguous layout: the gradient is returned as an ``(n, n_classes)``
-    view, like the outputs.
+    contiguous layout, which the gradient has too: ``(n_classes, n)``.
     """
     log_proba = torch.log_softmax(out_t, 0)
     index = target.unsqueeze(0)
@@ -314,7 +308,7 @@ def _softmax_cross_entropy_t(out_t, target):
     # -(sum of the log-probabilities) / n is the mean of the negated ones, exactly.
     loss = log_proba.gather(0, index).sum().div_(_count(-n, out_t.device))
     grad = log_proba.exp_().scatter_add_(0, index, _minus_ones(index))
-    return loss, grad.div_(_count(n, out_t.device)).t()
+    return loss, grad.div_(_count(n, out_t.device))
 
 
 def _count(n, device):
@@ -366,8 +360,13 @@ def output_layer(h, weight, bias):
     and 300 µs for 1,600, against 2 and 19 µs on the transposed layout.
     """
     if weight.shape[0] <= NARROW_OUTPUT:
-        return torch.addmm(bias.unsqueeze(1), weight, h.t()).t()
+        return narrow_output_t(h, weight, bias).t()
     return torch.addmm(bias, h, weight.t())
+
+
+def narrow_output_t(h, weight, bias):
+    """``(h @ weight.T + bias).T``, contiguous: :func:`output_layer`'s narrow outputs."""
+    return torch.addmm(bias.unsqueeze(1), weight, h.t())
 
 
 def log_softmax_rows(out):
