@@ -440,7 +440,7 @@ def _raise():
 def test_a_fused_step_on_two_threads_computes_its_small_products_on_one():
     # 784-100-10 at batch 100: the output layer's products (2e5 operations
     # each) on one thread, the first layer's (1.6e7) on the step's two.
-    from sknets._engine import fused, resources
+    from sknets._engine import fused
 
     seen = {}  # name -> the thread counts its calls ran on
 

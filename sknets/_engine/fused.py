@@ -102,6 +102,7 @@ class FusedStep:
         self.params = [p for pair in self._linears for p in pair]
         self._grad_list = []  # the gradient tensors the last step wrote
         self._modes = {}  # (batch size, threads, oneDNN's) -> each linear layer's products
+        self._constants = _Constants()
         # The loss is the softmax cross-entropy without label smoothing (for
         # class-index targets): computed on the narrow outputs' own layout.
         self.softmax = False
@@ -185,7 +186,7 @@ class FusedStep:
                 and len(bias) <= NARROW_OUTPUT):
             # Narrow outputs are computed transposed: the loss on that layout.
             out_t = _on_threads(mode, threads, narrow_output_t, h, matrix, bias)
-            loss, grad_t = _softmax_cross_entropy_t(out_t, target)
+            loss, grad_t = _softmax_cross_entropy_t(out_t, target, self._constants)
         else:
             out = _on_threads(mode, threads, output_layer, h, matrix, bias)
             loss, grad = self._loss_and_grad(out, target, weight)
@@ -232,7 +233,7 @@ class FusedStep:
         if weight is None:
             # The mean as torch computes it (the sum, then divided by the
             # count), the count a tensor: a Python number costs a conversion.
-            count = _count(values.numel(), values.device)
+            count = self._constants.count(values.numel(), values.device)
             return values.sum().div_(count), grad.div_(count)
         # As the engine's weighted path: the mean over a sample's elements,
         # then the weighted mean over samples.
@@ -293,7 +294,7 @@ def _input_grad(mode, threads, grad, weight):
     return _on_threads(mode, threads, torch.mm, grad, weight)
 
 
-def _softmax_cross_entropy_t(out_t, target):
+def _softmax_cross_entropy_t(out_t, target, constants):
     """Mean softmax cross-entropy of the transposed outputs ``out_t`` and its gradient.
 
     ``out_t``: ``(n_classes, n)``, contiguous (:func:`output_layer`'s narrow
@@ -301,28 +302,40 @@ def _softmax_cross_entropy_t(out_t, target):
     :func:`_cross_entropy` (no label smoothing) and
     :meth:`FusedStep._loss_and_grad`, bit for bit, computed along the
     contiguous layout, which the gradient has too: ``(n_classes, n)``.
+    ``constants``: the step's :class:`_Constants`.
     """
     log_proba = torch.log_softmax(out_t, 0)
     index = target.unsqueeze(0)
     n = target.shape[0]
     # -(sum of the log-probabilities) / n is the mean of the negated ones, exactly.
-    loss = log_proba.gather(0, index).sum().div_(_count(-n, out_t.device))
-    grad = log_proba.exp_().scatter_add_(0, index, _minus_ones(index))
-    return loss, grad.div_(_count(n, out_t.device))
+    loss = log_proba.gather(0, index).sum().div_(constants.count(-n, out_t.device))
+    grad = log_proba.exp_().scatter_add_(0, index, constants.minus_ones(index))
+    return loss, grad.div_(constants.count(n, out_t.device))
 
 
-def _count(n, device):
-    """``n`` as a 0-d float32 tensor on ``device`` (cached per value)."""
-    key = (n, device)
-    count = _COUNTS.get(key)
-    if count is None:
-        if len(_COUNTS) > 16:  # batch sizes of past fits
-            _COUNTS.clear()
-        count = _COUNTS[key] = torch.tensor(float(n), device=device)
-    return count
+class _Constants(dict):
+    """Small constant tensors of a training step (counts, -1s), made once per value and device.
 
+    Held by the step or loss that uses them, not in a module-wide cache: a
+    step replayed from a CUDA graph (:mod:`~sknets._engine.graphs`) reads
+    them by address, and they must live as long as it does.
+    """
 
-_COUNTS = {}
+    def count(self, n, device):
+        """``n`` as a 0-d float32 tensor: an operation with a Python number converts it."""
+        key = ("count", n, device)
+        count = self.get(key)
+        if count is None:
+            count = self[key] = torch.tensor(float(n), device=device)
+        return count
+
+    def minus_ones(self, index):
+        """A tensor of -1 shaped and typed for ``scatter_add_`` at ``index``."""
+        key = ("-1", index.shape, index.device)
+        ones = self.get(key)
+        if ones is None:
+            ones = self[key] = torch.full(index.shape, -1.0, device=index.device)
+        return ones
 
 
 def onednn_step(module, criterion, device):
@@ -390,34 +403,23 @@ def log_softmax_rows(out):
 
 
 def _cross_entropy(label_smoothing):
+    constants = _Constants()
+
     def loss(out, target):
         log_proba = log_softmax_rows(out)
         index = target.unsqueeze(-1)
         values = log_proba.gather(-1, index).squeeze(-1).neg_()
         if not label_smoothing:
             # softmax - one_hot(target), the one-hot part as one scatter.
-            return values, log_proba.exp_().scatter_add_(-1, index, _minus_ones(index))
+            return values, log_proba.exp_().scatter_add_(-1, index, constants.minus_ones(index))
         # torch's rule: (1 - s) * nll + s * (mean over the classes of -log p),
         # the cross-entropy against the target (1 - s) * one_hot + s / n_classes.
         n_classes = out.shape[-1]
         values = (1 - label_smoothing) * values - label_smoothing / n_classes * log_proba.sum(-1)
         grad = log_proba.exp_().sub_(label_smoothing / n_classes)
-        return values, grad.scatter_add_(-1, index, _minus_ones(index).mul(1 - label_smoothing))
+        return values, grad.scatter_add_(-1, index,
+                                         constants.minus_ones(index).mul(1 - label_smoothing))
     return loss
-
-
-def _minus_ones(index):
-    """A tensor of -1 shaped and typed for ``scatter_add_`` at ``index`` (cached per shape)."""
-    key = (index.shape, index.device)
-    ones = _MINUS_ONES.get(key)
-    if ones is None:
-        if len(_MINUS_ONES) > 16:  # batch sizes of past fits
-            _MINUS_ONES.clear()
-        ones = _MINUS_ONES[key] = torch.full(index.shape, -1.0, device=index.device)
-    return ones
-
-
-_MINUS_ONES = {}
 
 
 def _binary_cross_entropy(label_smoothing):

@@ -733,7 +733,7 @@ class AdamKernel:
         self.optimizer = optimizer
         self.kernel = (torch._fused_adamw_ if optimizer.param_groups[0]["decoupled_weight_decay"]
                        else torch._fused_adam_)
-        self.counter, self._views = None, ()
+        self.counter, self._one, self._views = None, None, ()
         self._calls, self._keys, self._seen = {}, None, None
 
     @classmethod
@@ -760,7 +760,8 @@ class AdamKernel:
     def __call__(self):
         calls = self.pending()
         if calls:
-            self.launch(calls, [self.counter])
+            self.counter.add_(self._one)  # a tensor: adding a Python number converts it
+            self.launch(calls, [])
 
     def pending(self):
         """The kernel calls of this step, as ``{key: lists}`` for :meth:`launch`.
@@ -846,6 +847,7 @@ class AdamKernel:
         if len(steps) == len(self._views) and all(map(operator.is_, steps, self._views)):
             return
         self.counter = torch.stack([step.detach() for step in steps])
+        self._one = torch.ones_like(self.counter)
         self._views = self.counter.unbind()
         for s, view in zip(states, self._views):
             s["step"] = view
@@ -857,7 +859,7 @@ class AdamKernel:
         ``counters``: the :attr:`counter` of every kernel whose calls these are.
         """
         if len(counters) == 1:
-            counters[0].add_(_ones_like(counters[0]))  # a tensor: a number costs a conversion
+            counters[0].add_(1)
         elif counters:  # many kernels' counts (a stacked group's) in one call
             torch._foreach_add_(counters, 1)
         threads = torch.get_num_threads()
@@ -900,20 +902,6 @@ class AdamKernel:
             kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr,
                    beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps,
                    maximize=False, grad_scale=None, found_inf=None)
-
-
-def _ones_like(tensor):
-    """A tensor of ones shaped, typed and placed as ``tensor`` (cached; do not modify it)."""
-    key = (tensor.shape, tensor.dtype, tensor.device)
-    ones = _ONES.get(key)
-    if ones is None:
-        if len(_ONES) > 16:
-            _ONES.clear()
-        ones = _ONES[key] = torch.ones_like(tensor)
-    return ones
-
-
-_ONES = {}
 
 
 def _all_finite(state_dict):
