@@ -90,6 +90,11 @@ class FusedStep:
     generator : torch.Generator or None
         Where the dropout masks are drawn from; None (the default) is torch's
         global generator, which the modules' ``Dropout`` draws from too.
+    softmax : bool
+        Whether the loss is the softmax cross-entropy without label
+        smoothing: for class-index targets without sample weights and at
+        most ``NARROW_OUTPUT`` classes, the step computes it on the outputs'
+        transposed layout (the same loss and gradient, bit for bit).
     """
 
     def __init__(self, layers, output, loss):
@@ -103,8 +108,6 @@ class FusedStep:
         self._grad_list = []  # the gradient tensors the last step wrote
         self._modes = {}  # (batch size, threads, oneDNN's) -> each linear layer's products
         self._constants = _Constants()
-        # The loss is the softmax cross-entropy without label smoothing (for
-        # class-index targets): computed on the narrow outputs' own layout.
         self.softmax = False
 
     @classmethod
