@@ -550,3 +550,17 @@ def test_only_the_plain_softmax_loss_takes_the_outputs_layout():
     assert not FusedStep.build(module, torch.nn.CrossEntropyLoss(label_smoothing=0.1)).softmax
     assert not FusedStep.build(module, ClassificationLoss(label_smoothing=0.1)).softmax
     assert not FusedStep.build(module, torch.nn.BCEWithLogitsLoss()).softmax
+
+
+def test_a_steps_constant_tensors_live_as_long_as_the_step():
+    # A step replayed from a CUDA graph reads its small constant tensors by
+    # address: the step holds them for its whole life, however many batch
+    # sizes it meets (a cache that dropped them could free one in use).
+    module = MLP(4, (8,), 3)
+    step = FusedStep.build(module, torch.nn.CrossEntropyLoss())
+    step(torch.rand(5, 4), torch.randint(0, 3, (5,)))
+    count = step._constants.count(5, torch.device("cpu"))
+    for n in range(1, 40):
+        step(torch.rand(n, 4), torch.randint(0, 3, (n,)))
+    assert step._constants.count(5, torch.device("cpu")) is count
+    assert count.item() == 5.0

@@ -27,7 +27,13 @@ from torch import nn
 
 from .losses import ClassificationLoss, smooth_labels
 from .modules import Dropout, Penalty, dropout_mask
-from .resources import SMALL_PRODUCT_FLOPS, linear, onednn_computes, onednn_products
+from .resources import (
+    SMALL_PRODUCT_FLOPS,
+    holding,
+    linear,
+    onednn_computes,
+    onednn_products,
+)
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -276,18 +282,13 @@ def _weight_grad(mode, threads, grad_t, inputs, out):
     """``grad_t @ inputs`` into ``out`` (the weights' gradient), computed as ``mode`` says.
 
     ``grad_t``: the transposed gradient of the layer's outputs. oneDNN's
-    product has no ``out=``: ``out`` (a tensor of its own, not a view)
-    takes the result's memory instead of a copy of it, as in
-    :func:`~sknets._engine.resources.step_product`.
+    product, which has no ``out=``, is put in ``out`` by
+    :func:`~sknets._engine.resources.holding`.
     """
-    if mode != _ONEDNN:
-        _on_threads(mode, threads, torch.mm, grad_t, inputs, out=out)
-        return
-    result = linear(grad_t, inputs.t())
-    if out._base is None and out.stride() == result.stride() and out.dtype == result.dtype:
-        out.set_(result)
+    if mode == _ONEDNN:
+        holding(out, linear(grad_t, inputs.t()))
     else:
-        out.copy_(result)
+        _on_threads(mode, threads, torch.mm, grad_t, inputs, out=out)
 
 
 def _input_grad(mode, threads, grad, weight):

@@ -346,9 +346,7 @@ def step_product(threads, x, weight, bias=None, *, out=None, onednn=False):
     operations; elsewhere with torch's ``addmm`` or ``mm`` (MKL), on one
     thread if it is small (:func:`small_product`, whose ``threads`` this is).
     ``out`` is returned, holding the product; oneDNN's product, which has
-    no ``out=``, is copied into it where it is a view, and otherwise
-    becomes its memory (``Tensor.set_``): views taken of ``out`` before
-    the call then no longer share its memory.
+    no ``out=``, is put in it by :func:`holding`.
 
     Examples
     --------
@@ -360,18 +358,33 @@ def step_product(threads, x, weight, bias=None, *, out=None, onednn=False):
     flops = 2 * x.shape[0] * x.shape[1] * weight.shape[0]
     if onednn_computes(onednn, flops):
         result = linear(x, weight, bias)
-        if out is None:
-            return result
-        if out._base is None and out.stride() == result.stride() and out.dtype == result.dtype:
-            # oneDNN has no ``out=``: ``out`` (a tensor of its own, not a
-            # view) takes the result's memory instead of a copy of it; the
-            # tensor stays the same object, so lists holding it (an
-            # optimizer kernel's) read the new values.
-            return out.set_(result)
-        return out.copy_(result)
+        return result if out is None else holding(out, result)
     if bias is None:
         return small_product(threads, torch.mm, x, weight.t(), out=out, flops=flops)
     return small_product(threads, torch.addmm, bias, x, weight.t(), out=out, flops=flops)
+
+
+def holding(out, result):
+    """``out``, holding ``result`` (of its shape): a product computed without ``out=``.
+
+    oneDNN's products have no ``out=``: ``out``, where it is a tensor of
+    its own (not a view) with the result's strides and dtype, takes the
+    result's memory instead of a copy of it (``Tensor.set_``); otherwise
+    the result is copied into it. Either way ``out`` stays the same tensor
+    object, so lists holding it (an optimizer kernel's) read the new
+    values; views taken of it before no longer share its memory.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._engine.resources import holding
+    >>> out = torch.empty(2, 3)
+    >>> holding(out, torch.ones(2, 3)) is out, out.sum().item()
+    (True, 6.0)
+    """
+    if out._base is None and out.stride() == result.stride() and out.dtype == result.dtype:
+        return out.set_(result)
+    return out.copy_(result)
 
 
 def keep_memory_for(data, batch_size):
