@@ -28,11 +28,12 @@ from torch import nn
 from .losses import ClassificationLoss, smooth_labels
 from .modules import Dropout, Penalty, dropout_mask
 from .resources import (
-    SMALL_PRODUCT_FLOPS,
     holding,
     linear,
+    on_one_thread,
     onednn_computes,
     onednn_products,
+    small_on_one_thread,
 )
 
 _TINY = torch.finfo(torch.float32).tiny
@@ -230,8 +231,8 @@ class FusedStep:
         for layer in [layer.linear for layer in self.layers] + [self.output]:
             flops = 2 * X.shape[0] * layer.in_features * layer.out_features
             modes.append(_ONEDNN if onednn_computes(onednn, flops)
-                         else _MKL if threads == 1 or flops >= SMALL_PRODUCT_FLOPS
-                         else _MKL_ONE_THREAD)
+                         else _MKL_ONE_THREAD if small_on_one_thread(threads, flops)
+                         else _MKL)
         if len(self._modes) > 16:  # batch sizes of past fits
             self._modes.clear()
         self._modes[X.shape[0], threads, onednn] = modes
@@ -264,11 +265,7 @@ def _on_threads(mode, threads, product, *args, **kwargs):
     """
     if mode != _MKL_ONE_THREAD:
         return product(*args, **kwargs)
-    torch.set_num_threads(1)
-    try:
-        return product(*args, **kwargs)
-    finally:
-        torch.set_num_threads(threads)
+    return on_one_thread(threads, product, *args, **kwargs)
 
 
 def _forward(mode, threads, x, weight, bias):

@@ -42,6 +42,7 @@ from .resources import (
     flush_denormals,
     follow_load,
     keep_memory_for,
+    on_one_thread,
 )
 
 EVAL_BATCH_SIZE = EVAL_CHUNK
@@ -878,11 +879,7 @@ class AdamKernel:
         large, small = split
         AdamKernel._run(large)
         if small:
-            torch.set_num_threads(1)
-            try:
-                AdamKernel._run(small)
-            finally:
-                torch.set_num_threads(threads)
+            on_one_thread(threads, AdamKernel._run, small)
 
     @staticmethod
     def _by_size(calls):

@@ -255,11 +255,42 @@ def small_product(threads, product, *args, flops, **kwargs):
     >>> small_product(torch.get_num_threads(), torch.mm, a, b, flops=2 * 10 * 100 * 100)[0, 0]
     tensor(100.)
     """
-    if threads == 1 or flops >= SMALL_PRODUCT_FLOPS:
+    if not small_on_one_thread(threads, flops):
         return product(*args, **kwargs)
+    return on_one_thread(threads, product, *args, **kwargs)
+
+
+def small_on_one_thread(threads, flops):
+    """Whether a step on ``threads`` threads computes a product of ``flops`` operations on one.
+
+    The products of fewer than ``SMALL_PRODUCT_FLOPS`` operations, where
+    the step runs on several threads: the rule of :func:`small_product`.
+
+    Examples
+    --------
+    >>> from sknets._engine.resources import small_on_one_thread
+    >>> small_on_one_thread(2, 2 * 100 * 100 * 10), small_on_one_thread(2, 2 * 100 * 784 * 100)
+    (True, False)
+    """
+    return threads > 1 and flops < SMALL_PRODUCT_FLOPS
+
+
+def on_one_thread(threads, function, *args, **kwargs):
+    """``function(*args, **kwargs)`` on one torch thread, then ``threads`` threads again.
+
+    ``threads``: the calling thread's torch thread count, read by the
+    caller (once per step, in a training step).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknets._engine.resources import on_one_thread
+    >>> on_one_thread(torch.get_num_threads(), torch.get_num_threads)
+    1
+    """
     torch.set_num_threads(1)
     try:
-        return product(*args, **kwargs)
+        return function(*args, **kwargs)
     finally:
         torch.set_num_threads(threads)
 
@@ -283,7 +314,8 @@ def onednn_products():
     >>> onednn_products() in (True, False)
     True
     """
-    if not torch.backends.mkldnn.is_available() or _cpu_vendor() != "AuthenticAMD":
+    if (_LINEAR_POINTWISE is None or not torch.backends.mkldnn.is_available()
+            or _cpu_vendor() != "AuthenticAMD"):
         return False
     generator = torch.Generator().manual_seed(0)
     x, weight = torch.rand(8, 16, generator=generator), torch.rand(4, 16, generator=generator)
